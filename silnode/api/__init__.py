@@ -1,0 +1,137 @@
+"""The daemon's HTTP surface: one aiohttp app, one error envelope, one OpenAPI document."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from silnode import __version__
+from silnode.api.routes import NODE, ROUTES, ok, route
+from silnode.api.security import Guard, ensure_token, guard_middleware
+from silnode.errors import SilnodeError
+from silnode.node import Node
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    400: "bad_request",
+}
+
+
+def envelope(message: str, code: str, status: int) -> web.Response:
+    return web.json_response({"ok": False, "error": message, "code": code, "status": status}, status=status)
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every failure leaves as the one JSON envelope; a bug is a logged 500 without internals."""
+    try:
+        return await handler(request)
+    except SilnodeError as exc:
+        if exc.status >= 500:
+            log.error("%s %s: %s", request.method, request.path, exc)
+        return web.json_response(exc.to_json(), status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        return envelope(exc.reason or code, code, exc.status)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return envelope("internal error (see the daemon log)", "internal", 500)
+
+
+def openapi_document() -> dict[str, Any]:
+    error_schema = {
+        "type": "object",
+        "required": ["ok", "error", "code", "status"],
+        "properties": {
+            "ok": {"type": "boolean", "enum": [False]},
+            "error": {"type": "string"},
+            "code": {"type": "string"},
+            "status": {"type": "integer"},
+            "hint": {"type": "string"},
+        },
+    }
+    paths: dict[str, Any] = {}
+    for r in ROUTES:
+        op: dict[str, Any] = {
+            "summary": r.summary,
+            "operationId": r.handler.__name__,
+            "responses": {
+                str(code): {
+                    "description": text,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+                    if code >= 400 else {"application/json": {"schema": {"type": "object"}}},
+                }
+                for code, text in r.responses.items()
+            },
+        }
+        op["responses"].setdefault("400", {"description": "bad input", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+        params = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in _path_params(r.path)
+        ]
+        if params:
+            op["parameters"] = params
+        if r.body is not None:
+            props = {}
+            for k, f in r.body.items():
+                schema: dict[str, Any] = {"type": f.type, "description": f.description}
+                if f.enum:
+                    schema["enum"] = list(f.enum)
+                props[k] = schema
+            op["requestBody"] = {
+                "required": False,
+                "content": {"application/json": {"schema": {
+                    "type": "object", "properties": props, "additionalProperties": False,
+                    "required": [k for k, f in r.body.items() if f.required],
+                }}},
+            }
+        if r.method in {"POST", "DELETE", "PUT", "PATCH"}:
+            op["security"] = [{"bearer": []}]
+            op["responses"].setdefault("401", {"description": "token missing or wrong", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+        paths.setdefault(r.path, {})[r.method.lower()] = op
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "silnode node API", "version": __version__},
+        "servers": [{"url": "http://127.0.0.1:8737"}],
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": error_schema},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _path_params(path: str) -> list[str]:
+    import re
+
+    return re.findall(r"{(\w+)}", path)
+
+
+@route("GET", "/api/v1/openapi.json", "This OpenAPI document")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+def make_app(node: Node) -> web.Application:
+    token = ensure_token(node.config.token_file)
+    guard = Guard(node.config, token)
+    app = web.Application(middlewares=[error_middleware, guard_middleware(guard)], client_max_size=1 << 20)
+    app[NODE] = node
+    for r in ROUTES:
+        app.router.add_route(r.method, r.path, r.handler)
+    return app
+
+
+__all__ = ["make_app", "openapi_document", "ok", "NODE"]

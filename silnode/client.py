@@ -1,0 +1,147 @@
+"""Typed REST client for the daemon, used by the CLI (and usable from scripts).
+
+It finds the daemon through ``SILNODE_HOME/daemon.json`` (or ``--api-url`` / ``SILNODE_API_URL``), sends the
+token from ``api.token``, and turns every error envelope back into the same :mod:`silnode.errors` class the
+daemon raised. Standard library only, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import time
+from typing import Any, Callable, Iterator
+from urllib.parse import quote, urlencode, urlsplit
+
+from silnode.config import Config
+from silnode.errors import DaemonError, DaemonNotRunning, SilnodeError
+
+
+class Client:
+    def __init__(self, base_url: str, token: str | None = None, *, timeout: float = 60.0) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "") or not parts.hostname:
+            raise SilnodeError(f"unsupported API URL {base_url!r}: expected http://host:port")
+        self.base_url = base_url.rstrip("/")
+        self.host = parts.hostname
+        self.port = parts.port or 80
+        self.token = token
+        self.timeout = timeout
+
+    @classmethod
+    def from_config(cls, config: Config, api_url: str | None = None, **kw: Any) -> "Client":
+        from silnode.daemon import read_daemon_file
+
+        token = None
+        try:
+            token = config.token_file.read_text().strip() or None
+        except OSError:
+            pass
+        url = api_url or os.environ.get("SILNODE_API_URL")
+        if not url:
+            info = read_daemon_file(config)
+            if info is None:
+                raise DaemonNotRunning(f"daemon not running (no {config.daemon_file})")
+            url = info.url
+        return cls(url, token, **kw)
+
+    # ------------------------------------------------------------------ transport
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None,
+                query: dict[str, Any] | None = None) -> dict[str, Any]:
+        if query:
+            path = f"{path}?{urlencode({k: v for k, v in query.items() if v is not None})}"
+        headers = {"Accept": "application/json", "Host": f"{self.host}:{self.port}" if ":" not in self.host else f"[{self.host}]:{self.port}"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        except (ConnectionRefusedError, ConnectionResetError, OSError) as exc:
+            raise DaemonNotRunning(f"daemon not running at {self.base_url} ({exc.__class__.__name__})") from exc
+        finally:
+            conn.close()
+        try:
+            payload = json.loads(raw) if raw else {}
+        except ValueError:
+            raise DaemonError(f"{method} {path}: HTTP {resp.status}, not a JSON reply") from None
+        if resp.status >= 400 or (isinstance(payload, dict) and payload.get("ok") is False):
+            if isinstance(payload, dict) and "code" in payload:
+                raise SilnodeError.from_json(payload, resp.status)
+            raise DaemonError(f"{method} {path}: HTTP {resp.status}")
+        if not isinstance(payload, dict):
+            raise DaemonError(f"{method} {path}: expected a JSON object")
+        return payload
+
+    # ------------------------------------------------------------------ node
+    def health(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/health")
+
+    def status(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/status")
+
+    def shutdown(self) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/admin/shutdown")
+
+    def openapi(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/openapi.json")
+
+    # ------------------------------------------------------------------ models
+    def models(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/api/v1/models")["models"]
+
+    def model(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/models/{_name_path(name)}")["model"]
+
+    def remove(self, name: str) -> dict[str, Any]:
+        return self.request("DELETE", f"/api/v1/models/{_name_path(name)}")
+
+    def import_path(self, path: str, name: str, *, license: str | None = None, link: bool = True,
+                    file_name: str | None = None) -> dict[str, Any]:
+        body = {"path": path, "name": name, "license": license, "link": link, "file_name": file_name}
+        return self.request("POST", "/api/v1/models/import", body)["task"]
+
+    def import_from(self, source: str, pattern: str | None = None) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/models/import", {"from": source, "pattern": pattern})["task"]
+
+    def verify(self, name: str | None = None) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/verify", {"name": name})["task"]
+
+    def gc(self) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/gc", {})
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/tasks/{quote(task_id, safe='')}")["task"]
+
+    def follow(self, task: dict[str, Any], interval: float = 0.2) -> Iterator[dict[str, Any]]:
+        """Yield the task's state until it ends."""
+        while True:
+            yield task
+            if task["state"] != "running":
+                return
+            time.sleep(interval)
+            task = self.task(task["id"])
+
+    def wait(self, task: dict[str, Any], on_progress: Callable[[dict[str, Any]], None] | None = None) -> Any:
+        """Poll until the task ends; return its result or raise its error."""
+        for task in self.follow(task):
+            if on_progress:
+                on_progress(task)
+        if task["state"] == "failed":
+            raise SilnodeError.from_json(task["error"] or {"error": "task failed"})
+        return task["result"]
+
+
+def _name_path(name: str) -> str:
+    org, sep, model = name.partition("/")
+    if not sep:
+        from silnode.names import validate_name
+
+        validate_name(name)  # raises InvalidName with the usual message
+    return f"{quote(org, safe='')}/{quote(model, safe='')}"

@@ -1,0 +1,267 @@
+"""The Node: owns the services, starts them in dependency order and stops them in reverse.
+
+The API layer calls the node; the node never imports the API or the CLI. Blocking work (hashing, copying)
+runs on worker threads so the event loop keeps answering health checks while a 20 GB import hashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from silnode import __version__
+from silnode.config import Config
+from silnode.errors import NotFound, SilnodeError
+from silnode.store import ImportSource, Store, summary
+
+log = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class Task:
+    """A long operation (import, verify) the CLI can follow with a progress bar."""
+
+    id: str
+    kind: str
+    description: str
+    state: str = "running"  # running | done | failed
+    done_bytes: int = 0
+    total_bytes: int = 0
+    result: Any = None
+    error: dict[str, Any] | None = None
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "description": self.description,
+            "state": self.state,
+            "done_bytes": self.done_bytes,
+            "total_bytes": self.total_bytes,
+            "result": self.result,
+            "error": self.error,
+            "started": self.started,
+            "finished": self.finished,
+        }
+
+
+class Tasks:
+    """Runs blocking jobs on threads and keeps their progress; finished tasks are kept for an hour."""
+
+    name = "tasks"
+    KEEP_S = 3600
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+        self._futures: set[asyncio.Future[Any]] = set()
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        # threads cannot be interrupted; wait for running jobs so no partial file is left by a live thread
+        if self._futures:
+            await asyncio.gather(*self._futures, return_exceptions=True)
+
+    def get(self, task_id: str) -> Task:
+        try:
+            return self._tasks[task_id]
+        except KeyError:
+            raise NotFound(f"no task {task_id}") from None
+
+    def submit(self, kind: str, description: str, fn: Callable[[Callable[[int, int], None]], Any]) -> Task:
+        self._expire()
+        task = Task(id=f"{kind}-{secrets.token_hex(4)}", kind=kind, description=description)
+        self._tasks[task.id] = task
+
+        def progress(done: int, total: int) -> None:  # called from the worker thread; plain int writes
+            task.done_bytes, task.total_bytes = done, total
+
+        async def run() -> None:
+            try:
+                task.result = await asyncio.to_thread(fn, progress)
+                task.state = "done"
+            except SilnodeError as exc:
+                task.state, task.error = "failed", exc.to_json()
+            except Exception as exc:  # a bug: keep the node up, report it
+                log.exception("task %s failed", task.id)
+                task.state = "failed"
+                task.error = {"ok": False, "error": f"internal error: {exc}", "code": "internal", "status": 500}
+            finally:
+                task.finished = time.time()
+
+        fut = asyncio.ensure_future(run())
+        self._futures.add(fut)
+        fut.add_done_callback(self._futures.discard)
+        return task
+
+    async def wait(self, task: Task) -> Task:
+        while task.state == "running":
+            await asyncio.sleep(0.02)
+        return task
+
+    def _expire(self) -> None:
+        cutoff = time.time() - self.KEEP_S
+        for tid in [t.id for t in self._tasks.values() if t.finished and t.finished < cutoff]:
+            del self._tasks[tid]
+
+
+class StoreService:
+    name = "store"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.store.ensure_dirs)
+
+    async def stop(self) -> None:
+        pass
+
+
+class Node:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started_at = time.time()
+        self.store = Store(config.base_dir, min_free_bytes=config.storage.min_free_bytes)
+        self.tasks = Tasks()
+        # dependency order: the store first, then what uses it (torrents, serving, ... join here)
+        self.services: list[Service] = [StoreService(self.store), self.tasks]
+        self._started: list[Service] = []
+        self.shutdown_requested = asyncio.Event()
+
+    async def start(self) -> None:
+        for svc in self.services:
+            log.info("starting %s", svc.name)
+            await svc.start()
+            self._started.append(svc)
+
+    async def stop(self) -> None:
+        while self._started:
+            svc = self._started.pop()
+            log.info("stopping %s", svc.name)
+            try:
+                await svc.stop()
+            except Exception:  # keep stopping the rest
+                log.exception("error while stopping %s", svc.name)
+
+    def request_shutdown(self) -> None:
+        self.shutdown_requested.set()
+
+    # ------------------------------------------------------------------ queries
+    def health(self) -> dict[str, Any]:
+        return {"ok": True, "version": __version__, "pid": os.getpid()}
+
+    async def status(self) -> dict[str, Any]:
+        names = await asyncio.to_thread(self.store.names)
+        size = await asyncio.to_thread(self.store.total_size)
+        free = await asyncio.to_thread(self.store.free_bytes)
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "home": str(self.config.home),
+            "bind": self.config.daemon.bind_address,
+            "services": [s.name for s in self._started],
+            "store": {"path": str(self.store.base_dir), "models": len(names), "bytes": size, "free_bytes": free},
+            "tasks": {"running": sum(1 for t in self.tasks._tasks.values() if t.state == "running")},
+        }
+
+    async def models(self) -> list[dict[str, Any]]:
+        return [summary(m) for m in await asyncio.to_thread(self.store.list)]
+
+    async def model(self, name: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.store.read_manifest, name)
+
+    async def remove(self, name: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.store.remove, name)
+
+    async def gc(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.store.gc)
+
+    # ------------------------------------------------------------------ long operations
+    def import_path(
+        self,
+        path: str,
+        name: str,
+        *,
+        license: str | None = None,
+        link: bool = True,
+        file_name: str | None = None,
+    ) -> Task:
+        from silnode.names import validate_name
+
+        validate_name(name)
+        sources = self.store.resolve_sources(Path(path), file_name=file_name)
+        return self.tasks.submit(
+            "import",
+            f"import {path} as {name}",
+            lambda progress: self.store.import_files(
+                sources, name, license=license, source={"type": "local", "path": str(sources[0].path)},
+                link=link, progress=progress,
+            ),
+        )
+
+    def import_found(self, source: str, pattern: str | None) -> Task:
+        """Import models already on disk from the HF cache or Ollama's store."""
+        from silnode import sources as found_sources
+
+        found = found_sources.find(source, pattern)
+        if not found:
+            raise NotFound(
+                f"no GGUF models found in the {source} store" + (f" matching {pattern!r}" if pattern else ""),
+                hint="check the pattern; `silnode import --from hf` lists everything when no pattern is given",
+            )
+
+        def run(progress: Callable[[int, int], None]) -> dict[str, Any]:
+            imported, skipped = [], []
+            for item in found:
+                if self.store.exists(item.suggested_name):
+                    skipped.append({"name": item.suggested_name, "reason": "already in the store"})
+                    continue
+                srcs = [ImportSource(p, n) for p, n in zip(item.files, item.display_names)]
+                expected = [item.origin.get("expected_sha256")] * len(srcs) if len(srcs) == 1 else None
+                try:
+                    m = self.store.import_files(
+                        srcs, item.suggested_name, license=item.license, source=item.origin,
+                        expected_sha256=expected, progress=progress,
+                    )
+                    imported.append(summary(m))
+                except SilnodeError as exc:
+                    skipped.append({"name": item.suggested_name, "reason": str(exc)})
+            return {"imported": imported, "skipped": skipped}
+
+        return self.tasks.submit("import", f"import from {source}", run)
+
+    def verify(self, name: str | None) -> Task:
+        names = [name] if name else self.store.names()
+        if name:
+            self.store.read_manifest(name)  # 404 now rather than inside the task
+
+        def run(progress: Callable[[int, int], None]) -> dict[str, Any]:
+            reports = []
+            for n in names:
+                try:
+                    reports.append(self.store.verify(n, progress))
+                except SilnodeError as exc:
+                    reports.append({"name": n, "ok": False, "files": [], "error": str(exc)})
+            return {"ok": all(r["ok"] for r in reports), "models": reports}
+
+        return self.tasks.submit("verify", f"verify {name or 'all models'}", run)
+

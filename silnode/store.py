@@ -1,0 +1,457 @@
+"""The model store: GGUF files under ``<base_dir>/models/<org>/<model>/`` with a ``.silnode.json`` manifest.
+
+Layout::
+
+    <base_dir>/models/<org>/<model>/<file>.gguf     complete, verified models
+    <base_dir>/models/<org>/<model>/.silnode.json   the manifest (files with size + sha256, GGUF facts, ...)
+    <base_dir>/partial/<id>/                        imports/downloads in progress (same filesystem)
+    <base_dir>/quarantine/<stamp>-<org>--<model>/    files that failed `verify`
+
+A model is assembled in ``partial/`` and appears in ``models/`` with one atomic directory rename, so a crash
+or a full disk never leaves a half model at its final path. Blocking work (hashing, copying) happens in the
+caller's thread: the daemon runs it off the event loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from silnode.errors import (
+    BadRequest,
+    InsufficientStorage,
+    InvalidGGUF,
+    ModelExists,
+    ModelNotFound,
+    NotFound,
+    SilnodeError,
+    UnsafePath,
+)
+from silnode.fit.gguf import SPLIT_RE, merge_split_facts, read_facts
+from silnode.fsutil import atomic_write_json, dir_size, fsync_dir
+from silnode.names import split_name, validate_file_name, validate_name
+
+log = logging.getLogger(__name__)
+
+MANIFEST = ".silnode.json"
+SCHEMA = 1
+CHUNK = 8 * 1024 * 1024
+Progress = Callable[[int, int], None]
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def sha256_file(path: Path, progress: Progress | None = None, done: int = 0, total: int = 0) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ImportSource:
+    """One file to import and the name it gets inside the store."""
+
+    path: Path
+    name: str
+
+
+class Store:
+    def __init__(self, base_dir: Path, *, min_free_bytes: int = 0) -> None:
+        self.base_dir = Path(base_dir).absolute()
+        self.models_dir = self.base_dir / "models"
+        self.partial_dir = self.base_dir / "partial"
+        self.quarantine_dir = self.base_dir / "quarantine"
+        self.min_free_bytes = min_free_bytes
+        self._lock = threading.RLock()
+        self._busy: set[str] = set()  # model names with an operation in flight
+        self._active_partials: set[str] = set()  # partial/<id> dirs gc must leave alone
+
+    # ------------------------------------------------------------------ paths
+    def ensure_dirs(self) -> None:
+        for d in (self.models_dir, self.partial_dir, self.quarantine_dir):
+            self._check_no_symlinks(d)
+            d.mkdir(parents=True, exist_ok=True)
+
+    def _check_no_symlinks(self, path: Path) -> None:
+        """Refuse a path inside the store whose components (below base_dir) are symlinks."""
+        try:
+            rel = path.relative_to(self.base_dir)
+        except ValueError as exc:
+            raise UnsafePath(f"{path} is outside the store {self.base_dir}") from exc
+        cur = self.base_dir
+        for part in rel.parts:
+            if part in ("..", ".", "") or "\x00" in part:
+                raise UnsafePath(f"refusing path component {part!r} in {path}")
+            cur = cur / part
+            if cur.is_symlink():
+                raise UnsafePath(f"refusing to use {cur}: it is a symlink (the store never follows links it did not make)")
+
+    def model_dir(self, name: str) -> Path:
+        org, model = split_name(name)
+        path = self.models_dir / org / model
+        self._check_no_symlinks(path)
+        return path
+
+    # ------------------------------------------------------------------ read
+    def read_manifest(self, name: str) -> dict[str, Any]:
+        path = self.model_dir(name) / MANIFEST
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ModelNotFound(f"model {name} is not in the store") from None
+        except (OSError, ValueError) as exc:
+            raise SilnodeError(f"manifest {path} is unreadable: {exc}", hint="run `silnode verify`") from exc
+        if not isinstance(data, dict):
+            raise SilnodeError(f"manifest {path} is not a JSON object", hint="run `silnode verify`")
+        return data
+
+    def exists(self, name: str) -> bool:
+        return (self.model_dir(name) / MANIFEST).is_file()
+
+    def names(self) -> list[str]:
+        out = []
+        if not self.models_dir.is_dir():
+            return out
+        for org in sorted(self.models_dir.iterdir()):
+            if not org.is_dir() or org.is_symlink():
+                continue
+            for model in sorted(org.iterdir()):
+                if model.is_dir() and not model.is_symlink() and (model / MANIFEST).is_file():
+                    out.append(f"{org.name}/{model.name}")
+        return out
+
+    def list(self) -> list[dict[str, Any]]:
+        out = []
+        for name in self.names():
+            try:
+                out.append(self.read_manifest(name))
+            except SilnodeError as exc:
+                out.append({"name": name, "state": "invalid_manifest", "problems": [str(exc)], "files": []})
+        return out
+
+    def total_size(self) -> int:
+        return dir_size(self.models_dir) if self.models_dir.is_dir() else 0
+
+    def free_bytes(self) -> int:
+        target = self.base_dir if self.base_dir.exists() else self.base_dir.parent
+        return shutil.disk_usage(target).free
+
+    # ------------------------------------------------------------------ import
+    def resolve_sources(self, path: Path, *, file_name: str | None = None) -> list[ImportSource]:
+        """Expand ``path`` to the files of one model: a split GGUF's part 1 brings its siblings."""
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise NotFound(f"{path}: no such file")
+        if not path.is_file():
+            raise BadRequest(f"{path}: not a regular file")
+        real = path.resolve()
+        m = SPLIT_RE.match(path.name)
+        if not m:
+            return [ImportSource(real, validate_file_name(file_name or path.name))]
+        stem, count = m.group("stem"), int(m.group("count"))
+        width = len(m.group("count"))
+        sources = []
+        for i in range(1, count + 1):
+            part_name = f"{stem}-{i:0{width}d}-of-{m.group('count')}.gguf"
+            part = path.with_name(part_name)
+            if not part.is_file():
+                raise BadRequest(f"split GGUF {path.name} is incomplete: {part_name} is missing")
+            sources.append(ImportSource(part.resolve(), validate_file_name(part_name)))
+        return sources
+
+    def import_files(
+        self,
+        sources: list[ImportSource],
+        name: str,
+        *,
+        license: str | None = None,
+        source: dict[str, Any] | None = None,
+        expected_sha256: Iterable[str | None] | None = None,
+        link: bool = True,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Import ``sources`` as model ``name``: validate, hardlink (or copy), hash, place atomically.
+
+        Raises:
+            InvalidGGUF: a file is not a GGUF the reader accepts.
+            ModelExists: ``name`` is taken.
+            InsufficientStorage: not enough space, checked first and on ENOSPC while copying.
+        """
+        validate_name(name)
+        if not sources:
+            raise BadRequest("nothing to import")
+        if len({s.name for s in sources}) != len(sources):
+            raise BadRequest("two files would get the same name inside the model")
+        expected = list(expected_sha256) if expected_sha256 is not None else [None] * len(sources)
+        if len(expected) != len(sources):
+            raise BadRequest("expected_sha256 must list one value per file")
+        facts = []
+        for src in sources:
+            validate_file_name(src.name)
+            try:
+                facts.append(read_facts(src.path))
+            except InvalidGGUF as exc:
+                raise InvalidGGUF(f"{src.path}: {exc}") from exc
+            except OSError as exc:
+                raise BadRequest(f"cannot read {src.path}: {exc.strerror or exc}") from exc
+        merged = facts[0] if len(facts) == 1 else merge_split_facts(facts)
+        if len(facts) > 1 and (facts[0].split_count or 0) != len(facts):
+            raise InvalidGGUF(f"split GGUF says {facts[0].split_count} parts, found {len(facts)}")
+
+        self.ensure_dirs()
+        with self._lock:
+            if name in self._busy:
+                raise ModelExists(f"model {name} is being written right now")
+            if self.exists(name):
+                raise ModelExists(f"model {name} is already in the store")
+            self._busy.add(name)
+            work_id = f"import-{secrets.token_hex(6)}"
+            self._active_partials.add(work_id)
+        work = self.partial_dir / work_id
+        try:
+            total = sum(s.path.stat().st_size for s in sources)
+            work.mkdir()
+            records = self._fill(work, sources, expected, total, link=link, progress=progress)
+            manifest = {
+                "schema": SCHEMA,
+                "name": name,
+                "files": records,
+                "total_size": total,
+                "gguf": merged.to_dict(),
+                "license": license,
+                "source": source or {"type": "local"},
+                "imported_at": _now(),
+                "verified_at": _now(),
+                "state": "ok",
+                "problems": [],
+                "infohash": None,
+                "magnet": None,
+                "publisher": None,
+                "signature": None,
+            }
+            atomic_write_json(work / MANIFEST, manifest)
+            self._place(work, name)
+            log.info("imported %s (%d file(s), %d bytes)", name, len(records), total)
+            return manifest
+        finally:
+            if work.exists():
+                shutil.rmtree(work, ignore_errors=True)
+            with self._lock:
+                self._busy.discard(name)
+                self._active_partials.discard(work_id)
+
+    def _fill(
+        self,
+        work: Path,
+        sources: list[ImportSource],
+        expected: list[str | None],
+        total: int,
+        *,
+        link: bool,
+        progress: Progress | None,
+    ) -> list[dict[str, Any]]:
+        same_fs = all(os.stat(s.path).st_dev == os.stat(work).st_dev for s in sources)
+        if not (link and same_fs):
+            free = shutil.disk_usage(work).free
+            if free < total + self.min_free_bytes:
+                raise InsufficientStorage(
+                    f"import needs {_gib(total)} plus {_gib(self.min_free_bytes)} headroom; "
+                    f"{_gib(free)} free in {self.base_dir}"
+                )
+        records = []
+        done = 0
+        for src, want in zip(sources, expected):
+            dst = work / src.name
+            size = src.path.stat().st_size
+            linked = False
+            if link and same_fs:
+                try:
+                    os.link(src.path, dst)
+                    linked = True
+                except OSError as exc:  # EPERM (protected_hardlinks), EMLINK, ...: fall back to copying
+                    log.debug("hardlink of %s failed (%s); copying", src.path, exc)
+            if linked:
+                digest = sha256_file(dst, progress, done, total)
+            else:
+                digest = self._copy_hashing(src.path, dst, progress, done, total)
+            done += size
+            if want and digest != want.lower():
+                raise BadRequest(f"{src.path}: sha256 {digest} does not match the expected {want}")
+            records.append({"path": src.name, "size": size, "sha256": digest, "linked": linked})
+        return records
+
+    @staticmethod
+    def _copy_hashing(src: Path, dst: Path, progress: Progress | None, done: int, total: int) -> str:
+        h = hashlib.sha256()
+        try:
+            with open(src, "rb") as fin, open(dst, "xb") as fout:
+                while chunk := fin.read(CHUNK):
+                    h.update(chunk)
+                    fout.write(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+                fout.flush()
+                os.fsync(fout.fileno())
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(f"disk full while copying {src.name} into the store") from exc
+            raise
+        return h.hexdigest()
+
+    def _place(self, work: Path, name: str) -> None:
+        target = self.model_dir(name)
+        with self._lock:
+            if target.exists():
+                raise ModelExists(f"model {name} is already in the store")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._check_no_symlinks(target.parent)
+            os.rename(work, target)
+            fsync_dir(target.parent)
+
+    # ------------------------------------------------------------------ remove / verify / gc
+    def remove(self, name: str) -> dict[str, Any]:
+        target = self.model_dir(name)
+        with self._lock:
+            if name in self._busy:
+                raise ModelExists(f"model {name} is busy (import or verify in progress)")
+            if not (target / MANIFEST).is_file():
+                raise ModelNotFound(f"model {name} is not in the store")
+            size = dir_size(target)
+            trash = self.partial_dir / f"trash-{secrets.token_hex(6)}"
+            self.partial_dir.mkdir(parents=True, exist_ok=True)
+            os.rename(target, trash)  # atomic: the model is gone from models/ at once
+            fsync_dir(target.parent)
+            try:
+                target.parent.rmdir()  # drop the org dir when it is empty
+            except OSError:
+                pass
+        shutil.rmtree(trash, ignore_errors=True)
+        log.info("removed %s (%d bytes)", name, size)
+        return {"name": name, "freed": size}
+
+    def verify(self, name: str, progress: Progress | None = None) -> dict[str, Any]:
+        """Re-hash a model's files against its manifest; move damaged files to quarantine."""
+        manifest = self.read_manifest(name)
+        mdir = self.model_dir(name)
+        with self._lock:
+            if name in self._busy:
+                raise ModelExists(f"model {name} is busy")
+            self._busy.add(name)
+        try:
+            files = manifest.get("files") or []
+            total = sum(int(f.get("size", 0)) for f in files)
+            done = 0
+            results = []
+            problems = []
+            for rec in files:
+                fname = validate_file_name(rec.get("path"))
+                path = mdir / fname
+                result = {"path": fname, "ok": True, "reason": None}
+                if path.is_symlink() or not path.is_file():
+                    result.update(ok=False, reason="missing")
+                elif path.stat().st_size != rec.get("size"):
+                    result.update(ok=False, reason=f"size {path.stat().st_size} != {rec.get('size')}")
+                elif rec.get("sha256") and sha256_file(path, progress, done, total) != rec["sha256"]:
+                    result.update(ok=False, reason="sha256 mismatch")
+                done += int(rec.get("size", 0))
+                if not result["ok"]:
+                    problems.append(f"{fname}: {result['reason']}")
+                    if path.is_file() and not path.is_symlink():
+                        result["quarantined"] = str(self._quarantine(name, path))
+                results.append(result)
+            manifest["state"] = "damaged" if problems else "ok"
+            manifest["problems"] = problems
+            manifest["verified_at"] = _now()
+            atomic_write_json(mdir / MANIFEST, manifest)
+            return {"name": name, "ok": not problems, "files": results}
+        finally:
+            with self._lock:
+                self._busy.discard(name)
+
+    def _quarantine(self, name: str, path: Path) -> Path:
+        org, model = split_name(name)
+        qdir = self.quarantine_dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{org}--{model}"
+        qdir.mkdir(parents=True, exist_ok=True)
+        dest = qdir / path.name
+        os.rename(path, dest)
+        log.warning("quarantined damaged file %s -> %s", path, dest)
+        return dest
+
+    def gc(self) -> dict[str, Any]:
+        """Remove orphaned partials (not owned by a running operation) and quarantined files."""
+        removed = []
+        freed = 0
+        with self._lock:
+            active = set(self._active_partials)
+        for area, keep in ((self.partial_dir, active), (self.quarantine_dir, set())):
+            if not area.is_dir():
+                continue
+            for entry in sorted(area.iterdir()):
+                if entry.name in keep:
+                    continue
+                size = dir_size(entry) if entry.is_dir() and not entry.is_symlink() else entry.lstat().st_size
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed.append({"path": str(entry), "bytes": size})
+                freed += size
+        # stray temp files of interrupted manifest writes
+        if self.models_dir.is_dir():
+            for tmp in self.models_dir.glob("*/*/.*.tmp"):
+                freed += tmp.lstat().st_size
+                removed.append({"path": str(tmp), "bytes": tmp.lstat().st_size})
+                tmp.unlink(missing_ok=True)
+        return {"freed": freed, "removed": removed}
+
+    def register_partial(self, work_id: str) -> Path:
+        """Reserve ``partial/<work_id>`` for a long operation (downloads); gc leaves it alone."""
+        with self._lock:
+            self._active_partials.add(work_id)
+        path = self.partial_dir / work_id
+        self._check_no_symlinks(path)
+        return path
+
+    def release_partial(self, work_id: str) -> None:
+        with self._lock:
+            self._active_partials.discard(work_id)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"
+
+
+def summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The short form `list` shows."""
+    g = manifest.get("gguf") or {}
+    return {
+        "name": manifest.get("name"),
+        "size": manifest.get("total_size"),
+        "files": len(manifest.get("files") or []),
+        "arch": g.get("arch"),
+        "params": g.get("params"),
+        "quant": g.get("quant"),
+        "context_length": g.get("context_length"),
+        "license": manifest.get("license"),
+        "state": manifest.get("state"),
+        "sha256": "verified" if manifest.get("state") == "ok" else manifest.get("state"),
+        "verified_at": manifest.get("verified_at"),
+    }
