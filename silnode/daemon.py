@@ -108,11 +108,19 @@ def setup_logging(config: Config, *, to_stderr: bool = True) -> None:
     fh = logging.handlers.RotatingFileHandler(config.log_file, maxBytes=10 * 2**20, backupCount=3)
     fh.setFormatter(fmt)
     root.addHandler(fh)
-    if to_stderr:
+    if to_stderr and not _stderr_is(config.log_file):  # a background daemon's stderr IS the log file
         sh = logging.StreamHandler()
         sh.setFormatter(fmt)
         root.addHandler(sh)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _stderr_is(path: Path) -> bool:
+    try:
+        a, b = os.fstat(2), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 class DaemonLock:

@@ -21,7 +21,7 @@ def validate_name(name: object) -> str:
     if not isinstance(name, str):
         raise InvalidName(f"model name must be a string, got {type(name).__name__}")
     shown = name if len(name) <= 80 and name.isprintable() else repr(name[:80])
-    m = NAME_RE.match(name)
+    m = NAME_RE.fullmatch(name)
     if not m:
         if "/" not in name:
             raise InvalidName(f"invalid model name {shown!s}: expected org/model")
@@ -37,10 +37,26 @@ def validate_name(name: object) -> str:
 
 def validate_file_name(name: object) -> str:
     """A file inside a model directory: one path component ending in .gguf."""
-    if not isinstance(name, str) or not FILE_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not FILE_RE.fullmatch(name) or ".." in name:
         shown = repr(name)[:80]
-        raise InvalidName(f"invalid model file name {shown}: expected a plain name like model-q4_k_m.gguf")
+        raise InvalidName(
+            f"invalid model file name {shown}: expected a plain name like model-q4_k_m.gguf",
+            hint="file names inside a model: letters, digits, '.', '_', '-', ending in .gguf",
+        )
     return name
+
+
+def safe_file_name(name: str) -> str:
+    """Turn a source file name into a valid store file name: odd characters become '-', '.gguf' is added."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "model"
+    base = re.sub(r"\.{2,}", ".", base)
+    if not base.lower().endswith(".gguf"):
+        base += ".gguf"
+    elif not base.endswith(".gguf"):
+        base = base[:-5] + ".gguf"
+    if not base[0].isalnum():
+        base = "m" + base
+    return validate_file_name(base[-200:] if len(base) > 200 else base)
 
 
 def split_name(name: str) -> tuple[str, str]:

@@ -33,6 +33,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import quote
 
 from silnode.errors import BadRequest
 
@@ -126,7 +127,7 @@ def ollama_models_dir() -> Path:
 def _sanitize(text: str, fallback: str = "model") -> str:
     """Lowercase, ``[a-z0-9._-]`` only, starting and ending with a letter or digit, <= 96 chars."""
     s = _NAME_BAD.sub("-", text.lower())
-    s = re.sub(r"-{2,}", "-", s).strip("._-")
+    s = re.sub(r"\.{2,}", ".", re.sub(r"-{2,}", "-", s)).strip("._-")
     if not s:
         s = fallback
     return _clip(s)
@@ -457,7 +458,7 @@ def find_hf(pattern: str | None = None, cache_dir: Path | None = None) -> list[F
                 "repo_id": repo.repo_id,
                 "revision": commit,
                 "filename": first,
-                "url": f"https://huggingface.co/{repo.repo_id}/resolve/{commit}/{first}",
+                "url": f"https://huggingface.co/{repo.repo_id}/resolve/{quote(commit, safe='')}/{quote(first)}",
                 "filenames": list(cand.rel_paths),
             }
             if all(_SHA256_RE.match(b) for b in cand.blob_names):  # LFS etag == sha256 of the content

@@ -39,7 +39,7 @@ from silnode.errors import (
 )
 from silnode.fit.gguf import SPLIT_RE, merge_split_facts, read_facts
 from silnode.fsutil import atomic_write_json, dir_size, fsync_dir
-from silnode.names import split_name, validate_file_name, validate_name
+from silnode.names import safe_file_name, split_name, validate_file_name, validate_name
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class Store:
         real = path.resolve()
         m = SPLIT_RE.match(path.name)
         if not m:
-            return [ImportSource(real, validate_file_name(file_name or path.name))]
+            return [ImportSource(real, validate_file_name(file_name) if file_name else safe_file_name(path.name))]
         stem, count = m.group("stem"), int(m.group("count"))
         width = len(m.group("count"))
         sources = []

@@ -322,7 +322,7 @@ def test_hostile_symlinks_are_skipped(hub, cache, tmp_path, caplog):
     fake_blob = repo_dir(cache, repo) / "blobs" / ("f" * 64)
     os.symlink(outside, fake_blob)
     os.symlink(os.path.join("..", "..", "blobs", "f" * 64), snap / "chained-IQ4_XS.gguf")
-    # a plain copy in snapshots that is a hard-to-see link: a file symlink named like a blob
+    # a link one folder down in the snapshot
     (snap / "sub").mkdir()
     os.symlink("/etc/hostname" if os.path.exists("/etc/hostname") else "/etc/passwd", snap / "sub" / "x-Q3_K_S.gguf")
 
@@ -352,6 +352,28 @@ def test_plain_files_in_a_snapshot_are_accepted(hub, cache):
     [m] = find_hf(cache_dir=cache)
     assert m.files == (snap.resolve(),)
     assert m.files[0].read_bytes() == data
+
+
+def test_shared_xet_store_blobs_are_followed(hub, cache, tmp_path):
+    """huggingface_hub's shared store: <repo>/blobs/<etag> -> <cache>/blobs/<xx>/<xet hash> (a marked store)."""
+    repo = "org/Shared-GGUF"
+    data = gguf("shared")
+    hub.publish(repo, C1, {"shared-Q4_K_M.gguf": data})
+    download(hub, cache, repo, "shared-Q4_K_M.gguf")
+    repo_blob = repo_dir(cache, repo) / "blobs" / sha256(data)
+    xet_hash = "ab" + "0" * 62
+    store = cache / "blobs"
+    (store / "ab").mkdir(parents=True)
+    os.replace(repo_blob, store / "ab" / xet_hash)
+    os.symlink(os.path.join("..", "..", "blobs", "ab", xet_hash), repo_blob)
+
+    # without the store's marker it is just a link out of the repo: refused
+    assert find_hf(cache_dir=cache) == []
+    (store / ".huggingface-shared-blobs").write_text("1\n")
+    [m] = find_hf(cache_dir=cache)
+    assert m.files == ((store / "ab" / xet_hash).resolve(),)
+    assert m.files[0].read_bytes() == data
+    assert m.origin["expected_sha256"] == sha256(data)  # from the repo blob's name (the LFS etag)
 
 
 def test_empty_and_missing_cache(tmp_path, cache, hub):
@@ -502,10 +524,11 @@ def test_ollama_bad_entries_are_skipped(ollama, tmp_path, caplog):
 def test_ollama_names_are_sanitised(ollama):
     write_ollama(ollama, "My_Model+Fancy", "Q4_K_M")
     write_ollama(ollama, "x" * 150, "latest")
-    write_ollama(ollama, "..", "..hidden", manifest=None)
+    write_ollama(ollama, "--Weird..Name__", "_Tag_")
     found = find_ollama(models_dir=ollama)
     names = [m.suggested_name for m in found]
     assert "ollama/my_model-fancy-q4_k_m" in names
+    assert "ollama/weird.name__-_tag" in names
     for m in found:
         org, model = m.suggested_name.split("/")
         assert org == "ollama"
@@ -530,7 +553,10 @@ def test_ollama_pattern_filter(ollama):
     assert names("LLAMA") == ["ollama/llama3.2-1b", "ollama/llama3.2-3b"]
     assert names("*qwen*") == ["ollama/qwen2.5-0.5b"]
     assert names("llama3.2:?b") == ["ollama/llama3.2-1b", "ollama/llama3.2-3b"]
-    assert names("ollama/llama3.2-3b") == ["ollama/llama3.2-3b"]
+    assert names("ollama/llama3.2-3b") == ["ollama/llama3.2-3b"]  # the store name, whole
+    assert names("library/llama3.2:1b") == ["ollama/llama3.2-1b"]
+    assert names("registry.ollama.ai/library/qwen2.5:0.5b") == ["ollama/qwen2.5-0.5b"]
+    assert names("ollama") == []  # not a substring of every registry.ollama.ai / ollama/ name
     assert names("gemma") == []
 
 

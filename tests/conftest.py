@@ -1,0 +1,142 @@
+"""Shared fixtures: an isolated SILNODE_HOME per test, generated GGUFs, an in-process API and live daemons."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/ggufgen.py
+
+from ggufgen import make_gguf, make_split_gguf  # noqa: E402
+
+from silnode.config import load_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Keep the developer's environment out: every test gets its own home, HF cache and Ollama dir."""
+    for key in list(os.environ):
+        if key.startswith(("SILNODE_", "HF_", "HUGGINGFACE_")) or key in ("OLLAMA_MODELS",):
+            monkeypatch.delenv(key, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("SILNODE_HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "ollama"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def gguf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(gguf_dir: Path) -> Path:
+    return make_gguf(gguf_dir / "tiny.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_q8(gguf_dir: Path) -> Path:
+    return make_gguf(gguf_dir / "tiny-q8_0.gguf", dtype="q8_0", seed=1)
+
+
+@pytest.fixture(scope="session")
+def split_parts(gguf_dir: Path) -> list[Path]:
+    d = gguf_dir / "split"
+    d.mkdir()
+    return make_split_gguf(d, "tiny-split", 3)
+
+
+@pytest.fixture
+def config(clean_env: Path):
+    return load_config(clean_env, overrides={"daemon.port": 0})
+
+
+@pytest.fixture
+async def node(config):
+    from silnode.node import Node
+
+    n = Node(config)
+    await n.start()
+    yield n
+    await n.stop()
+
+
+@pytest.fixture
+async def api(node, aiohttp_client):
+    """An aiohttp test client on the real app; ``api.auth`` holds the bearer header."""
+    from silnode.api import make_app
+
+    client = await aiohttp_client(make_app(node))
+    client.auth = {"Authorization": f"Bearer {node.config.token_file.read_text().strip()}"}
+    return client
+
+
+@dataclass
+class LiveDaemon:
+    home: Path
+    proc: subprocess.Popen
+    pid: int
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        return (self.home / "api.token").read_text().strip()
+
+
+def start_daemon(home: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 30) -> LiveDaemon:
+    """Start `silnode daemon start --foreground --port 0` as a subprocess and wait until it answers."""
+    from silnode.daemon import probe_health
+
+    home.mkdir(parents=True, exist_ok=True)
+    full_env = dict(os.environ, SILNODE_HOME=str(home), **(env or {}))
+    log = open(home / "test-daemon.out", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "silnode", "daemon", "start", "--foreground", "--port", "0", *extra],
+        env=full_env, stdout=log, stderr=log, cwd=ROOT,
+    )
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daemon exited: {(home / 'test-daemon.out').read_text()[-2000:]}")
+        try:
+            info = json.loads((home / "daemon.json").read_text())
+        except (OSError, ValueError):
+            info = None
+        if info and info["pid"] == proc.pid and probe_health(f"http://127.0.0.1:{info['port']}"):
+            return LiveDaemon(home, proc, proc.pid, info["port"])
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("daemon did not start")
+
+
+def stop_daemon(d: LiveDaemon) -> None:
+    if d.proc.poll() is None:
+        d.proc.terminate()
+        try:
+            d.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            d.proc.kill()
+            d.proc.wait()
+
+
+@pytest.fixture
+def live_daemon(clean_env: Path):
+    d = start_daemon(clean_env)
+    yield d
+    stop_daemon(d)
