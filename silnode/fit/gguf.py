@@ -371,7 +371,7 @@ def read_header(path: str | os.PathLike) -> GGUFHeader:
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except IsADirectoryError:
         raise InvalidGGUF(f"{shown}: is a directory, not a GGUF file") from None
-    with open(fd, "rb") as f:
+    try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
             raise InvalidGGUF(f"{shown}: is a directory, not a GGUF file")
@@ -379,6 +379,11 @@ def read_header(path: str | os.PathLike) -> GGUFHeader:
             raise InvalidGGUF(f"{shown}: not a regular file")
         if st.st_size == 0:
             raise InvalidGGUF(f"{shown}: empty file, not a GGUF file")
+        f = open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
         return _Parser(shown, f, st.st_size).parse()
 
 
