@@ -1,0 +1,120 @@
+"""CLI through click's CliRunner against a live daemon subprocess in a temp SILNODE_HOME."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from silnode.cli import cli
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0, input: str | None = None):
+        result = runner.invoke(cli, list(args), input=input, catch_exceptions=False)
+        assert result.exit_code == code, (args, result.exit_code, result.output)
+        return result
+
+    return invoke
+
+
+def test_version(run):
+    assert "silnode, version" in run("--version").stdout
+
+
+def test_init_creates_home(run, clean_env):
+    r = run("init", "--json")
+    data = json.loads(r.stdout)
+    assert data["home"] == str(clean_env)
+    assert (clean_env / "config.yaml").is_file()
+    assert (clean_env / "api.token").stat().st_mode & 0o777 == 0o600
+    assert clean_env.stat().st_mode & 0o777 == 0o700
+    assert (clean_env / "models").is_dir()
+    again = json.loads(run("init", "--json").stdout)
+    assert again["created"] == []  # idempotent, keeps the token
+    assert "next:" in run("init").stderr
+
+
+def test_no_daemon_is_one_line_with_hint(run):
+    r = run("list", code=1)
+    assert r.stdout == ""
+    assert "daemon not running" in r.stderr and "silnode daemon start" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run("--json", "list", code=1)
+    env = json.loads(r.stderr)
+    assert env["code"] == "daemon_not_running"
+
+
+def test_debug_shows_traceback(run, monkeypatch):
+    monkeypatch.setenv("SILNODE_DEBUG", "1")
+    assert "Traceback" in run("list", code=1).stderr
+
+
+def test_bad_config_is_reported(run, clean_env):
+    clean_env.mkdir(parents=True)
+    (clean_env / "config.yaml").write_text("daemon:\n  colour: blue\n")
+    r = run("list", code=1)
+    assert "daemon.colour" in r.stderr
+
+
+def test_store_commands_against_live_daemon(run, live_daemon, tiny_gguf, tiny_q8):
+    r = run("import", str(tiny_gguf), "--name", "org/tiny", "--license", "apache-2.0")
+    assert "imported org/tiny" in r.stdout and "hardlinked" in r.stdout
+    data = json.loads(run("import", str(tiny_q8), "--name", "org/q8", "--copy", "--json").stdout)
+    assert data["name"] == "org/q8" and data["files"][0]["linked"] is False
+
+    listing = run("list").stdout
+    assert "org/tiny" in listing and "org/q8" in listing and "Q8_0" in listing and "llama" in listing
+    models = json.loads(run("list", "--json").stdout)["models"]
+    assert {m["name"] for m in models} == {"org/tiny", "org/q8"}
+
+    shown = json.loads(run("show", "org/tiny", "--json").stdout)
+    assert shown["license"] == "apache-2.0" and len(shown["files"][0]["sha256"]) == 64
+    assert "sha256" in run("show", "org/tiny").stdout
+
+    r = run("import", str(tiny_gguf), "--name", "org/tiny", code=1)
+    assert "already in the store" in r.stderr and "hint:" in r.stderr
+
+    assert "ok" in run("verify").stdout
+    stored = live_daemon.home / "models" / "org" / "q8" / tiny_q8.name
+    raw = bytearray(stored.read_bytes())
+    raw[len(raw) // 2] ^= 0x55
+    stored.write_bytes(bytes(raw))
+    r = run("verify", "org/q8", code=1)
+    assert "DAMAGED" in r.stdout and "sha256 mismatch" in r.stdout
+    assert json.loads(run("list", "--json").stdout)["models"][0]["state"] in ("damaged", "ok")
+    gc = json.loads(run("gc", "--json").stdout)
+    assert gc["freed"] == len(raw)
+
+    removed = json.loads(run("rm", "org/q8", "--json").stdout)
+    assert removed["name"] == "org/q8"
+    run("show", "org/q8", code=1)
+    st = json.loads(run("daemon", "status", "--json").stdout)
+    assert st["state"] == "running" and st["store"]["models"] == 1 and st["pid"] == live_daemon.pid
+
+
+def test_import_usage_errors(run, live_daemon, tmp_path):
+    assert "--name" in run("import", "x.gguf", code=1).stderr
+    r = run("import", str(tmp_path / "missing.gguf"), "--name", "a/b", code=1)
+    assert "no such file" in r.stderr
+    r = run("show", "not-a-name", code=1)
+    assert "org/model" in r.stderr
+
+
+def test_doctor(run, live_daemon):
+    r = run("doctor", "--json")
+    checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
+    assert checks["daemon"]["status"] == "ok" and checks["token"]["status"] == "ok"
+    assert checks["disk"]["status"] == "ok"
+    assert "daemon" in run("doctor").stdout
+
+
+def test_doctor_flags_bad_token_mode(run, clean_env):
+    run("init")
+    (clean_env / "api.token").chmod(0o644)
+    r = run("doctor", code=1)
+    assert "chmod 600" in r.stdout
