@@ -16,6 +16,7 @@ import platform
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,18 +61,17 @@ def main() -> int:
             ggufgen.make_big_vocab_gguf(path, n_vocab=n_vocab)
             h = read_header(path)  # warm the page cache, and check the result
             assert h.metadata["tokenizer.ggml.tokens"].length == n_vocab
-            ours = best_of(3, lambda: read_header(path))
+            ours = best_of(3, lambda p=path: read_header(p))
             row = {"vocab": n_vocab, "label": label, "file_bytes": path.stat().st_size,
                    "header_bytes": h.data_offset, "silnode_s": round(ours, 4)}
             if not a.skip_reader:
-                theirs = best_of(2, lambda: gguf.GGUFReader(path))
+                theirs = best_of(2, lambda p=path: gguf.GGUFReader(p))
                 row["gguf_reader_s"] = round(theirs, 3)
                 row["speedup"] = round(theirs / ours, 1)
             results.append(row)
 
-    out = {"benchmark": "gguf_header", "python": platform.python_version(), "gguf": gguf.__version__
-           if hasattr(gguf, "__version__") else _dist_version("gguf"), "machine": platform.machine(),
-           "results": results}
+    out = {"benchmark": "gguf_header", "python": platform.python_version(), "gguf": version("gguf"),
+           "machine": platform.machine(), "results": results}
     if a.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -86,14 +86,6 @@ def main() -> int:
         else:
             print(f"{r['label']} vocab: silnode {r['silnode_s']:.3f} s")
     return 0
-
-
-def _dist_version(name: str) -> str | None:
-    try:
-        from importlib.metadata import version
-        return version(name)
-    except Exception:
-        return None
 
 
 if __name__ == "__main__":

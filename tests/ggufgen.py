@@ -16,14 +16,16 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import gguf
 import numpy as np
 
 PRESETS = {  # n_vocab is a *minimum*: real words + byte tokens come first, then padding
-    "tiny": dict(n_vocab=512, n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=192, n_ctx=2048),
-    "large": dict(n_vocab=32000, n_embd=1024, n_layer=12, n_head=16, n_head_kv=4, n_ff=2816, n_ctx=4096),
+    "tiny": {"n_vocab": 512, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_head_kv": 2, "n_ff": 192, "n_ctx": 2048},
+    "large": {"n_vocab": 32000, "n_embd": 1024, "n_layer": 12, "n_head": 16, "n_head_kv": 4, "n_ff": 2816,
+              "n_ctx": 4096},
 }
 WORDS = ("the a an and of to in is it you that he was for on are with as I his they be at one have "
          "this from or had by hot word but what some we can out other were all there when up use your "
@@ -303,7 +305,7 @@ def raw_gguf(kvs: Iterable[tuple[str | bytes, int, Any]], tensors: Iterable[tupl
     offset, end = 0, 0
     for t in tensors:
         name, dims, ggml_type = t[0], t[1], int(t[2])
-        nbytes = tensor_nbytes(dims, ggml_type) if ggml_type in gguf.GGML_QUANT_SIZES.keys() else 0
+        nbytes = tensor_nbytes(dims, ggml_type) if ggml_type in gguf.GGML_QUANT_SIZES else 0
         off = t[3] if len(t) > 3 else offset
         out += pack_string(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
         out += struct.pack("<IQ", ggml_type, off)

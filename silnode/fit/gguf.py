@@ -25,8 +25,8 @@ from typing import Any
 from silnode.errors import InvalidGGUF
 
 __all__ = [
-    "ArrayInfo", "GGUFFacts", "GGUFHeader", "TensorInfo", "SPLIT_RE", "GGML_TYPES", "FILE_TYPE_NAMES",
-    "VALUE_TYPE_NAMES", "facts_from_header", "merge_split_facts", "read_facts", "read_header",
+    "FILE_TYPE_NAMES", "GGML_TYPES", "SPLIT_RE", "VALUE_TYPE_NAMES", "ArrayInfo", "GGUFFacts", "GGUFHeader",
+    "TensorInfo", "facts_from_header", "merge_split_facts", "read_facts", "read_header",
 ]
 
 GGUF_MAGIC = b"GGUF"
@@ -36,6 +36,8 @@ MAX_DIMS = 8
 MATERIALISE_MAX = 64  # arrays longer than this are stored as ArrayInfo, not as a list
 LAYER_ARRAY_MAX = 4096  # ... except per-layer hyperparameter arrays (head_count & co.) up to this many items
 MAX_HEADER_BYTES = 256 << 20  # metadata + tensor infos; real headers are at most a few tens of MB
+MAX_KV = 1 << 16  # real files have tens to hundreds of keys
+MAX_TENSORS = 1 << 18  # real files have up to a few thousand tensors
 _FIRST_READ = 1 << 20
 _MIN_KV_BYTES = 8 + 4 + 1  # key length, value type, smallest value
 _MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
@@ -148,6 +150,10 @@ class GGUFFacts:
 # ---- reading ----------------------------------------------------------------------------------------------
 
 
+def _in_header(size: int) -> str:
+    return f" in the {MAX_HEADER_BYTES >> 20} MiB header limit" if size > MAX_HEADER_BYTES else ""
+
+
 class _Parser:
     def __init__(self, path: str, f: Any, size: int) -> None:
         self.path = path
@@ -205,14 +211,15 @@ class _Parser:
         """Walk over n strings starting at `off` without decoding them; return the offset after them."""
         unpack = _U64.unpack_from
         buf = self.buf
-        i = 0
+        first = i = 0
         while True:
             try:
-                for i in range(i, n):  # noqa: B007 - i is read back after an exception
+                for i in range(first, n):
                     off += 8 + unpack(buf, off)[0]
                 break
             except (struct.error, OverflowError):
                 # item i's length field is not in the buffer: read more, or it is past the end of the file
+                first = i
                 if off + 8 > self.size:
                     raise self.err(f"{what}: string {i - 1} has a length that runs past the end of the file "
                                    f"(truncated or corrupt)") from None
@@ -239,11 +246,11 @@ class _Parser:
             self.ensure(off + 12, f"array header of key {key!r}", off)
         item_type, n = _U32U64.unpack_from(self.buf, off)
         start = off + 12
-        left = self.size - start
+        left = min(self.size, MAX_HEADER_BYTES) - start  # what the array can take up
         if item_type == T_STRING:
             if n * 8 > left:
                 raise self.err(f"array {key!r}: length {n} at offset {off + 4} is more strings than the "
-                               f"{left} bytes left could hold (truncated or corrupt)")
+                               f"{left} bytes left{_in_header(self.size)} could hold (truncated or corrupt)")
             if n <= MATERIALISE_MAX:
                 items = []
                 for i in range(n):
@@ -258,7 +265,7 @@ class _Parser:
         nbytes = n * s.size
         if nbytes > left:
             raise self.err(f"array {key!r}: length {n} at offset {off + 4} needs {nbytes} bytes but only "
-                           f"{left} are left in the file (truncated or corrupt)")
+                           f"{left} are left{_in_header(self.size)} (truncated or corrupt)")
         end = start + nbytes
         if end > len(self.buf):
             self.ensure(end, f"array {key!r}", off)
@@ -289,6 +296,10 @@ class _Parser:
         if n_kv * _MIN_KV_BYTES + n_tensors * _MIN_TENSOR_INFO_BYTES > left:
             raise self.err(f"n_kv {n_kv} and n_tensors {n_tensors} need more than the {left} bytes left "
                            f"(truncated or corrupt)")
+        if n_kv > MAX_KV:
+            raise self.err(f"n_kv {n_kv} is over the limit of {MAX_KV} keys")
+        if n_tensors > MAX_TENSORS:
+            raise self.err(f"n_tensors {n_tensors} is over the limit of {MAX_TENSORS} tensors")
 
         metadata: dict[str, object] = {}
         alignment_type = T_UINT32
@@ -379,11 +390,10 @@ def read_header(path: str | os.PathLike) -> GGUFHeader:
             raise InvalidGGUF(f"{shown}: not a regular file")
         if st.st_size == 0:
             raise InvalidGGUF(f"{shown}: empty file, not a GGUF file")
-        f = open(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
-    with f:
+    with open(fd, "rb") as f:
         return _Parser(shown, f, st.st_size).parse()
 
 

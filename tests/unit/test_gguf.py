@@ -19,8 +19,17 @@ from ggufgen import pack_string, raw_gguf  # noqa: E402
 
 from silnode.errors import InvalidGGUF  # noqa: E402
 from silnode.fit.gguf import (  # noqa: E402
-    FILE_TYPE_NAMES, GGML_TYPES, SPLIT_RE, ArrayInfo, GGUFFacts, GGUFHeader, TensorInfo, facts_from_header,
-    merge_split_facts, read_facts, read_header,
+    FILE_TYPE_NAMES,
+    GGML_TYPES,
+    SPLIT_RE,
+    ArrayInfo,
+    GGUFFacts,
+    GGUFHeader,
+    TensorInfo,
+    facts_from_header,
+    merge_split_facts,
+    read_facts,
+    read_header,
 )
 
 VT = gguf.GGUFValueType
@@ -119,7 +128,7 @@ def test_facts(models: dict[str, Path], dtype: str, quant: str, file_type: int) 
     assert f.params == sum(int(t.n_elements) for t in r.tensors) == 177216
     assert f.tensor_bytes == sum(int(t.n_bytes) for t in r.tensors)
     assert sum(f.tensor_types.values()) == f.tensor_bytes
-    assert list(f.tensor_types)[0] == quant  # the dominant type
+    assert next(iter(f.tensor_types)) == quant  # the dominant type
     assert (f.quant, f.file_type) == (quant, file_type)
     assert f.vocab_size == len(r.fields["tokenizer.ggml.tokens"].data) == 614
     p = ggufgen.PRESETS["tiny"]
@@ -444,12 +453,20 @@ def test_lying_length_in_huge_sparse_file(tmp_path: Path) -> None:
     assert peak < 10 << 20
 
 
+def test_count_limits(tmp_path: Path) -> None:
+    head = raw_gguf(base_kvs(), [], data=False)
+    padding = bytes(13 * 100_000)  # room for 100k tiny key/values, but that many is not a real header
+    expect_invalid(write(tmp_path, patch(head, 16, "<Q", 100_000) + padding), "n_kv 100000", "limit")
+    padding = bytes(24 * 300_000)
+    expect_invalid(write(tmp_path, patch(head, 8, "<Q", 300_000) + padding), "n_tensors 300000", "limit")
+
+
 def test_truncated_everywhere(tmp_path: Path, models: dict[str, Path]) -> None:
     src = models["small"]
     data = src.read_bytes()
     h = read_header(src)
     data_end = h.data_offset + max(t.offset + t.n_bytes for t in h.tensors)
-    cuts = set(range(0, 400)) | set(range(0, h.data_offset, 37)) | set(range(h.data_offset - 300, h.data_offset + 8))
+    cuts = set(range(400)) | set(range(0, h.data_offset, 37)) | set(range(h.data_offset - 300, h.data_offset + 8))
     cuts |= set(range(h.data_offset, data_end, 997)) | {data_end - 1}
     tensor_infos = h.data_offset - 21 * 60
     cuts |= set(range(tensor_infos, h.data_offset))
