@@ -8,20 +8,17 @@ Hostile entries are then planted on top of that real layout by hand.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import logging
 import os
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("aiohttp")
-from aiohttp import web  # noqa: E402
-from huggingface_hub import hf_hub_download  # noqa: E402
+
+from fakehub import FakeHub, download, fake_gguf, git_sha1, serve_hub, sha256  # noqa: E402,F401
 
 from silnode import sources  # noqa: E402
 from silnode.errors import BadRequest  # noqa: E402
@@ -32,89 +29,13 @@ C2 = "2" * 40
 C3 = "3" * 40
 
 
-def gguf(tag: str, size: int = 64) -> bytes:
-    body = f"{tag}:".encode()
-    return b"GGUF" + body + b"\0" * max(0, size - len(body))
-
-
-def git_sha1(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-# ---------------------------------------------------------------------------------------------------
-# a tiny fake Hub
-
-
-class FakeHub:
-    """Repos -> commits -> files, and branch names -> commits, served like huggingface.co/resolve."""
-
-    def __init__(self) -> None:
-        self.commits: dict[tuple[str, str], dict[str, bytes]] = {}  # (repo key, commit) -> files
-        self.branches: dict[tuple[str, str], str] = {}  # (repo key, branch) -> commit
-        self.url = ""
-        self.requests: list[tuple[str, str]] = []
-
-    def publish(self, repo_id: str, commit: str, files: dict[str, bytes], *, branch: str = "main",
-                repo_type: str = "model") -> None:
-        key = f"{repo_type}:{repo_id}"
-        self.commits[(key, commit)] = dict(files)
-        if branch:
-            self.branches[(key, branch)] = commit
-
-    async def _resolve(self, request: web.Request) -> web.Response:
-        repo_type = "dataset" if request.path.startswith("/datasets/") else "model"
-        repo_id = f"{request.match_info['org']}/{request.match_info['name']}"
-        rev = request.match_info["rev"]
-        filename = request.match_info["path"]
-        self.requests.append((request.method, request.path))
-        key = f"{repo_type}:{repo_id}"
-        commit = self.branches.get((key, rev), rev)
-        files = self.commits.get((key, commit))
-        if files is None:
-            return web.Response(status=404, headers={"X-Error-Code": "RevisionNotFound"})
-        if filename not in files:
-            return web.Response(status=404, headers={"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit})
-        data = files[filename]
-        lfs = filename.endswith(".gguf")
-        etag = sha256(data) if lfs else git_sha1(data)  # the Hub's etag: LFS oid (sha256) or git blob sha1
-        headers = {"X-Repo-Commit": commit, "ETag": f'"{etag}"', "Content-Length": str(len(data))}
-        if lfs:
-            headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(data))})
-        if request.method == "HEAD":
-            return web.Response(status=200, headers=headers)
-        headers.pop("Content-Length")
-        return web.Response(status=200, body=data, headers=headers)
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_route("*", "/datasets/{org}/{name}/resolve/{rev}/{path:.+}", self._resolve)
-        app.router.add_route("*", "/{org}/{name}/resolve/{rev}/{path:.+}", self._resolve)
-        return app
+gguf = fake_gguf
 
 
 @pytest.fixture(scope="module")
 def hub():
-    hub = FakeHub()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(hub.app())
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    hub.url = f"http://127.0.0.1:{port}"
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield hub
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+    with serve_hub() as h:
+        yield h
 
 
 @pytest.fixture
@@ -125,11 +46,6 @@ def cache(tmp_path, monkeypatch):
     d = tmp_path / "hf-cache"
     d.mkdir()
     return d
-
-
-def download(hub: FakeHub, cache: Path, repo_id: str, filename: str, revision: str = "main", **kw) -> Path:
-    """Let huggingface_hub itself fetch a file into the cache; returns the snapshot path."""
-    return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache, endpoint=hub.url, **kw))
 
 
 def repo_dir(cache: Path, repo_id: str) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from ggufgen import make_gguf
 
 from silnode.errors import BadRequest, InsufficientStorage, InvalidGGUF, ModelExists, ModelNotFound, UnsafePath
-from silnode.store import MANIFEST, ImportSource, Store, sha256_file
+from silnode.store import MANIFEST, Store, sha256_file
 
 
 @pytest.fixture
