@@ -232,23 +232,7 @@ class Store:
             total = sum(s.path.stat().st_size for s in sources)
             work.mkdir()
             records = self._fill(work, sources, expected, total, link=link, progress=progress)
-            manifest = {
-                "schema": SCHEMA,
-                "name": name,
-                "files": records,
-                "total_size": total,
-                "gguf": merged.to_dict(),
-                "license": license,
-                "source": source or {"type": "local"},
-                "imported_at": _now(),
-                "verified_at": _now(),
-                "state": "ok",
-                "problems": [],
-                "infohash": None,
-                "magnet": None,
-                "publisher": None,
-                "signature": None,
-            }
+            manifest = new_manifest(name, records, merged.to_dict(), license=license, source=source)
             atomic_write_json(work / MANIFEST, manifest)
             self._place(work, name)
             log.info("imported %s (%d file(s), %d bytes)", name, len(records), total)
@@ -333,6 +317,76 @@ class Store:
             self._check_no_symlinks(target.parent)
             os.rename(work, target)
             fsync_dir(target.parent)
+
+    def adopt(
+        self,
+        work_id: str,
+        name: str,
+        files: list[dict[str, Any]],
+        *,
+        license: str | None = None,
+        source: dict[str, Any] | None = None,
+        progress: Progress | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Move a finished download from ``partial/<work_id>/`` into the store after checking it.
+
+        ``files`` are the expected ``{path, size, sha256}`` (from the torrent's info dict). Every file is
+        re-hashed here: libtorrent's piece hashes prove the pieces, this proves the file is the one named.
+        A ``sha256`` of None (a foreign torrent) is recorded from the bytes.
+        """
+        validate_name(name)
+        work = self.partial_dir / work_id
+        self._check_no_symlinks(work)
+        with self._lock:
+            if self.exists(name) or name in self._busy:
+                raise ModelExists(f"model {name} is already in the store")
+            self._busy.add(name)
+        try:
+            total = sum(int(f["size"]) for f in files)
+            done = 0
+            records, facts = [], []
+            for f in files:
+                fname = validate_file_name(f["path"])
+                path = work / fname
+                if path.is_symlink() or not path.is_file() or path.stat().st_size != int(f["size"]):
+                    raise BadRequest(f"downloaded file {fname} is missing or has the wrong size")
+                digest = sha256_file(path, progress, done, total)
+                done += int(f["size"])
+                if f.get("sha256") and digest != f["sha256"]:
+                    raise BadRequest(f"downloaded file {fname}: sha256 {digest} does not match {f['sha256']}")
+                facts.append(read_facts(path))
+                records.append({"path": fname, "size": int(f["size"]), "sha256": digest, "linked": False})
+            merged = facts[0] if len(facts) == 1 else merge_split_facts(facts)
+            # only the model files move: libtorrent may have left other entries (e.g. padding files)
+            final = self.partial_dir / f"{work_id}.adopt"
+            final.mkdir()
+            for r in records:
+                os.rename(work / r["path"], final / r["path"])
+            manifest = new_manifest(name, records, merged.to_dict(), license=license, source=source, **extra)
+            atomic_write_json(final / MANIFEST, manifest)
+            try:
+                self._place(final, name)
+            finally:
+                if final.exists():  # put the files back so the transfer can be retried
+                    for r in records:
+                        if (final / r["path"]).exists():
+                            os.rename(final / r["path"], work / r["path"])
+                    shutil.rmtree(final, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
+            log.info("added %s from download (%d file(s), %d bytes)", name, len(records), total)
+            return manifest
+        finally:
+            with self._lock:
+                self._busy.discard(name)
+
+    def update_manifest(self, name: str, **fields: Any) -> dict[str, Any]:
+        """Set top-level manifest fields (infohash, magnet, seeding, ...) atomically."""
+        with self._lock:
+            manifest = self.read_manifest(name)
+            manifest.update(fields)
+            atomic_write_json(self.model_dir(name) / MANIFEST, manifest)
+            return manifest
 
     # ------------------------------------------------------------------ remove / verify / gc
     def remove(self, name: str) -> dict[str, Any]:
@@ -441,6 +495,29 @@ class Store:
     def release_partial(self, work_id: str) -> None:
         with self._lock:
             self._active_partials.discard(work_id)
+
+
+def new_manifest(name: str, records: list[dict[str, Any]], gguf: dict[str, Any], *, license: str | None,
+                 source: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
+    manifest = {
+        "schema": SCHEMA,
+        "name": name,
+        "files": records,
+        "total_size": sum(int(r["size"]) for r in records),
+        "gguf": gguf,
+        "license": license,
+        "source": source or {"type": "local"},
+        "imported_at": _now(),
+        "verified_at": _now(),
+        "state": "ok",
+        "problems": [],
+        "infohash": None,
+        "magnet": None,
+        "publisher": None,
+        "signature": None,
+    }
+    manifest.update(extra)
+    return manifest
 
 
 def _gib(n: int) -> str:
