@@ -31,6 +31,11 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
+class TaskCancelled(SilnodeError):
+    status = 503
+    code = "cancelled"
+
+
 @dataclass
 class Task:
     """A long operation (import, verify) the CLI can follow with a progress bar."""
@@ -70,12 +75,15 @@ class Tasks:
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
         self._futures: set[asyncio.Future[Any]] = set()
+        self._stopping = False
 
     async def start(self) -> None:
-        pass
+        self._stopping = False
 
     async def stop(self) -> None:
-        # threads cannot be interrupted; wait for running jobs so no partial file is left by a live thread
+        # Threads cannot be killed: the next progress callback of each job raises TaskCancelled, the job's
+        # own cleanup (e.g. the store deleting its partial dir) runs, and we wait for that.
+        self._stopping = True
         if self._futures:
             await asyncio.gather(*self._futures, return_exceptions=True)
 
@@ -91,6 +99,8 @@ class Tasks:
         self._tasks[task.id] = task
 
         def progress(done: int, total: int) -> None:  # called from the worker thread; plain int writes
+            if self._stopping:
+                raise TaskCancelled(f"{task.description}: cancelled, the daemon is stopping")
             task.done_bytes, task.total_bytes = done, total
 
         async def run() -> None:
