@@ -116,6 +116,32 @@ class Client:
     def gc(self) -> dict[str, Any]:
         return self.request("POST", "/api/v1/gc", {})
 
+    # ------------------------------------------------------------------ BitTorrent
+    def share(self, name: str, *, path: str | None = None, license: str | None = None,
+              web_seeds: list[str] | None = None) -> dict[str, Any]:
+        body = {"name": name, "path": path, "license": license, "web_seeds": web_seeds, "wait": False}
+        return self.request("POST", "/api/v1/models/share", body)["task"]
+
+    def download(self, target: str, *, peers: list[str] | None = None, name: str | None = None,
+                 license: str | None = None, web_seeds: list[str] | None = None) -> dict[str, Any]:
+        body = {"target": target, "peers": peers, "name": name, "license": license, "web_seeds": web_seeds}
+        return self.request("POST", "/api/v1/models/download", body)["transfer"]
+
+    def transfers(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/api/v1/transfers")["transfers"]
+
+    def transfer(self, tid: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/transfers/{quote(tid, safe='')}")["transfer"]
+
+    def transfer_action(self, tid: str, action: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/transfers/{quote(tid, safe='')}/{action}")["transfer"]
+
+    def seeding(self, name: str, enabled: bool) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/models/{_name_path(name)}/seeding", {"enabled": enabled})
+
+    def recheck(self, name: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/models/{_name_path(name)}/recheck", {})
+
     def task(self, task_id: str) -> dict[str, Any]:
         return self.request("GET", f"/api/v1/tasks/{quote(task_id, safe='')}")["task"]
 

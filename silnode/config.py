@@ -58,6 +58,9 @@ class NetworkConfig:
     download_rate_limit: int = 0
     seed_ratio_limit: float = 0.0  # 0 = seed forever
     seed_time_limit: int = 0  # seconds, 0 = forever
+    resume_save_interval: int = 30  # seconds between resume-data saves of running downloads
+    recheck_interval: int = 0  # seconds between light rechecks of seeded models (0 = off)
+    web_seed_max_seeds: int = 3  # drop a transfer's HTTP web seed once this many peers seed it (0 = never)
 
 
 SECTIONS: dict[str, type] = {"daemon": DaemonConfig, "storage": StorageConfig, "network": NetworkConfig}
@@ -248,8 +251,11 @@ def _validate(config: Config) -> None:
         host, sep, port = item.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ConfigError(f"network.dht_bootstrap entry {item!r} must be host:port")
-    for name in ("upload_rate_limit", "download_rate_limit", "seed_time_limit"):
+    for name in ("upload_rate_limit", "download_rate_limit", "seed_time_limit", "recheck_interval",
+                 "web_seed_max_seeds"):
         if getattr(config.network, name) < 0:
             raise ConfigError(f"network.{name} must be >= 0")
+    if config.network.resume_save_interval < 1:
+        raise ConfigError("network.resume_save_interval must be >= 1 second")
     if config.network.seed_ratio_limit < 0:
         raise ConfigError("network.seed_ratio_limit must be >= 0")

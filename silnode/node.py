@@ -151,8 +151,11 @@ class Node:
         self.started_at = time.time()
         self.store = Store(config.base_dir, min_free_bytes=config.storage.min_free_bytes)
         self.tasks = Tasks()
-        # dependency order: the store first, then what uses it (torrents, serving, ... join here)
-        self.services: list[Service] = [StoreService(self.store), self.tasks]
+        from silnode.distribution import DistributionService
+
+        self.torrents = DistributionService(config, self.store)
+        # dependency order: the store first, then what uses it (serving, the DVM, ... join here)
+        self.services: list[Service] = [StoreService(self.store), self.tasks, self.torrents]
         self._started: list[Service] = []
         self.shutdown_requested = asyncio.Event()
 
@@ -191,6 +194,7 @@ class Node:
             "services": [s.name for s in self._started],
             "store": {"path": str(self.store.base_dir), "models": len(names), "bytes": size, "free_bytes": free},
             "tasks": {"running": sum(1 for t in self.tasks._tasks.values() if t.state == "running")},
+            "torrents": self.torrents.summary(),
         }
 
     async def models(self) -> list[dict[str, Any]]:
@@ -200,6 +204,8 @@ class Node:
         return await asyncio.to_thread(self.store.read_manifest, name)
 
     async def remove(self, name: str) -> dict[str, Any]:
+        self.store.read_manifest(name)  # 404 before touching the swarm
+        await self.torrents.unshare(name)
         return await asyncio.to_thread(self.store.remove, name)
 
     async def gc(self) -> dict[str, Any]:
@@ -258,6 +264,27 @@ class Node:
             return {"imported": imported, "skipped": skipped}
 
         return self.tasks.submit("import", f"import from {source}", run)
+
+    def share(self, name: str, *, path: str | None = None, license: str | None = None,
+              web_seeds: tuple[str, ...] = ()) -> Task:
+        """Import ``path`` as ``name`` when given, then make the torrent and seed it (a task: hashing takes time)."""
+        from silnode.names import validate_name
+
+        validate_name(name)
+        sources = self.store.resolve_sources(Path(path)) if path else None
+        if not sources:
+            self.store.read_manifest(name)  # 404 now
+        loop = asyncio.get_running_loop()
+
+        def run(progress: Callable[[int, int], None]) -> dict[str, Any]:
+            if sources:
+                self.store.import_files(sources, name, license=license,
+                                        source={"type": "local", "path": str(sources[0].path)}, progress=progress)
+            fut = asyncio.run_coroutine_threadsafe(
+                self.torrents.share(name, web_seeds=web_seeds, progress=progress), loop)
+            return fut.result()
+
+        return self.tasks.submit("share", f"share {name}", run)
 
     def verify(self, name: str | None) -> Task:
         names = [name] if name else self.store.names()

@@ -32,7 +32,20 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "ollama"))
+    # tests never reach the internet: BitTorrent on loopback, no DHT bootstrap, no LSD/UPnP/NAT-PMP
+    for key, value in PRIVATE_NETWORK.items():
+        monkeypatch.setenv(f"SILNODE_NETWORK__{key}", value)
     return home
+
+
+PRIVATE_NETWORK = {
+    "LISTEN_ADDRESS": "127.0.0.1",
+    "LISTEN_PORT": "0",
+    "DHT_ENABLED": "false",
+    "LSD_ENABLED": "false",
+    "UPNP_ENABLED": "false",
+    "NATPMP_ENABLED": "false",
+}
 
 
 @pytest.fixture(scope="session")

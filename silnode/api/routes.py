@@ -19,7 +19,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass
 class Field:
-    type: str  # "string" | "boolean" | "integer"
+    type: str  # "string" | "boolean" | "integer" | "array" (of strings)
     required: bool = False
     description: str = ""
     enum: tuple[str, ...] | None = None
@@ -48,7 +48,7 @@ def route(method: str, path: str, summary: str, *, body: dict[str, Field] | None
     return deco
 
 
-_PY = {"string": str, "boolean": bool, "integer": int}
+_PY = {"string": str, "boolean": bool, "integer": int, "array": list}
 
 
 async def read_body(request: web.Request, spec: dict[str, Field]) -> dict[str, Any]:
@@ -78,6 +78,9 @@ async def read_body(request: web.Request, spec: dict[str, Field]) -> dict[str, A
             raise BadRequest(f"field {key!r} must be a {f.type}")
         if f.type == "string" and ("\x00" in value or len(value) > 4096):
             raise BadRequest(f"field {key!r} is too long or contains NUL")
+        if f.type == "array" and (len(value) > 64 or not all(isinstance(v, str) and 0 < len(v) <= 2048
+                                                              and "\x00" not in v for v in value)):
+            raise BadRequest(f"field {key!r} must be a list of at most 64 non-empty strings")
         if f.enum and value not in f.enum:
             raise BadRequest(f"field {key!r} must be one of {', '.join(f.enum)}")
     return data
@@ -194,3 +197,107 @@ async def gc(request: web.Request) -> web.Response:
 @route("GET", "/api/v1/tasks/{task_id}", "Progress and result of a long operation", responses={200: "OK", 404: "no such task"})
 async def task(request: web.Request) -> web.Response:
     return ok({"task": request.app[NODE].tasks.get(request.match_info["task_id"]).to_json()})
+
+
+# ---------------------------------------------------------------------- BitTorrent
+
+SHARE_BODY = {
+    "name": Field("string", required=True, description="the model to share (org/model)"),
+    "path": Field("string", description="import this GGUF first (with name and license), then share it"),
+    "license": Field("string", description="with path: license for the manifest"),
+    "web_seeds": Field("array", description="HTTP origins serving the same files (BEP 19 web seeds)"),
+    "wait": Field("boolean", description="answer when the torrent is made and seeding (default true)"),
+}
+
+
+@route("POST", "/api/v1/models/share", "Make a model's torrent and seed it (optionally importing a file first)",
+       body=SHARE_BODY, responses={200: "seeding", 202: "task started", 404: "no such model"})
+async def share(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    body = await read_body(request, SHARE_BODY)
+    task = node.share(validate_name(body["name"]), path=body["path"], license=body["license"],
+                      web_seeds=tuple(body["web_seeds"] or ()))
+    return await task_reply(node, task, body["wait"] is not False)
+
+
+DOWNLOAD_BODY = {
+    "target": Field("string", required=True, description="magnet link, or a v1 (40 hex) / v2 (64 hex) infohash"),
+    "peers": Field("array", description="peers to connect to, host:port"),
+    "name": Field("string", description="store name (default: the magnet's dn, or derived from the files)"),
+    "license": Field("string", description="license for the manifest"),
+    "web_seeds": Field("array", description="HTTP origins serving the same files (BEP 19)"),
+}
+
+
+@route("POST", "/api/v1/models/download", "Start a download into the store (202 + transfer)",
+       body=DOWNLOAD_BODY, responses={202: "transfer started", 400: "bad target", 409: "already here"})
+async def download(request: web.Request) -> web.Response:
+    from silnode.distribution import parse_peers
+
+    node = request.app[NODE]
+    body = await read_body(request, DOWNLOAD_BODY)
+    t = await node.torrents.download(body["target"], peers=parse_peers(body["peers"]), name=body["name"],
+                                     license=body["license"], web_seeds=tuple(body["web_seeds"] or ()))
+    return ok({"transfer": _transfer_json(node, t.id)}, status=202)
+
+
+def _transfer_json(node: Node, tid: str) -> dict[str, Any]:
+    for t in node.torrents.list():
+        if t["id"] == tid:
+            return t
+    return node.torrents.get(tid).public(None)
+
+
+@route("GET", "/api/v1/transfers", "Every transfer: downloads and seeds, with progress, rates, peers, ratio")
+async def transfers(request: web.Request) -> web.Response:
+    return ok({"transfers": request.app[NODE].torrents.list()})
+
+
+@route("GET", "/api/v1/transfers/{transfer_id}", "One transfer", responses={200: "OK", 404: "no such transfer"})
+async def transfer(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    tid = request.match_info["transfer_id"]
+    for t in node.torrents.list():  # seeds are listed here too
+        if t["id"] == tid or (len(tid) >= 8 and t["id"].startswith(tid)):
+            return ok({"transfer": t})
+    return ok({"transfer": _transfer_json(node, node.torrents.get(tid).id)})  # get() raises NotFound
+
+
+@route("POST", "/api/v1/transfers/{transfer_id}/pause", "Pause a download",
+       responses={200: "OK", 404: "no such transfer", 409: "not running"})
+async def pause_transfer(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    t = node.torrents.pause(request.match_info["transfer_id"])
+    return ok({"transfer": _transfer_json(node, t.id)})
+
+
+@route("POST", "/api/v1/transfers/{transfer_id}/resume", "Resume a paused or failed download",
+       responses={200: "OK", 404: "no such transfer", 409: "not paused"})
+async def resume_transfer(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    t = node.torrents.resume(request.match_info["transfer_id"])
+    return ok({"transfer": _transfer_json(node, t.id)})
+
+
+@route("POST", "/api/v1/transfers/{transfer_id}/cancel", "Cancel a download and delete its partial data",
+       responses={200: "OK", 404: "no such transfer", 409: "already done"})
+async def cancel_transfer(request: web.Request) -> web.Response:
+    t = await request.app[NODE].torrents.cancel(request.match_info["transfer_id"])
+    return ok({"transfer": t.public(None)})
+
+
+SEEDING_BODY = {"enabled": Field("boolean", required=True, description="seed this model or not")}
+
+
+@route("POST", "/api/v1/models/{org}/{model}/seeding", "Turn seeding of one model on or off",
+       body=SEEDING_BODY, responses={200: "OK", 404: "no such model"})
+async def seeding(request: web.Request) -> web.Response:
+    body = await read_body(request, SEEDING_BODY)
+    return ok(await request.app[NODE].torrents.set_seeding(model_name(request), body["enabled"]))
+
+
+@route("POST", "/api/v1/models/{org}/{model}/recheck", "Re-hash a seeded model's pieces (libtorrent recheck)",
+       responses={200: "OK", 404: "not seeded"})
+async def recheck(request: web.Request) -> web.Response:
+    await read_body(request, {})
+    return ok(await request.app[NODE].torrents.recheck(model_name(request)))

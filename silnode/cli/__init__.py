@@ -109,9 +109,9 @@ def cli(ctx: click.Context, home: str | None, api_url: str | None) -> None:
 
 
 def _register() -> None:
-    from silnode.cli import daemon_cmds, models
+    from silnode.cli import daemon_cmds, models, transfers
 
-    for mod in (daemon_cmds, models):
+    for mod in (daemon_cmds, models, transfers):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)
 

@@ -17,7 +17,7 @@ async def test_health_and_status(api):
     body = await r.json()
     assert body["ok"] is True and body["version"] and body["pid"]
     st = await (await api.get("/api/v1/status")).json()
-    assert st["store"]["models"] == 0 and st["uptime_s"] >= 0 and st["services"] == ["store", "tasks"]
+    assert st["store"]["models"] == 0 and st["uptime_s"] >= 0 and st["services"] == ["store", "tasks", "torrents"]
 
 
 async def test_import_list_show_delete(api, tiny_gguf):

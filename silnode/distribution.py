@@ -1,0 +1,592 @@
+"""Distribution: share store models over BitTorrent and get models from swarms into the store.
+
+This service joins the store (what we have) and the torrent session (how bytes move). It owns:
+
+* seeding: every model with a torrent (``.silnode.torrent`` beside its manifest) is seeded unless its
+  manifest says ``seeding: false``;
+* transfers: downloads in progress, persisted in ``state/transfers.json`` with their resume data in
+  ``state/resume/<id>.resume`` (both written tmp -> fsync -> rename), so a killed node resumes with only the
+  missing pieces;
+* the download pipeline: magnet/infohash -> metadata from peers (data held back) -> our ``silnode`` key read
+  and disk space checked -> data released -> every piece hash-checked by libtorrent -> every file's SHA-256
+  checked against the key -> moved atomically into the store -> seeded from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from silnode.config import Config
+from silnode.errors import Conflict, NotFound, SilnodeError
+from silnode.fsutil import atomic_write_bytes, atomic_write_json
+from silnode.names import is_valid_name, safe_file_name, validate_name
+from silnode.store import Store
+
+log = logging.getLogger(__name__)
+
+TORRENT_FILE = ".silnode.torrent"
+ACTIVE = ("metadata", "downloading", "verifying")
+
+
+@dataclass
+class Transfer:
+    """One download (persisted) or one seed (derived from the store; not persisted)."""
+
+    id: str  # v1 infohash hex (or v2 hex until the metadata says otherwise)
+    kind: str  # "download" | "seed"
+    name: str | None  # the store name it will get / has
+    target: str  # magnet (downloads) or "" (seeds)
+    state: str = "metadata"  # metadata, downloading, verifying, seeding, paused, error, done
+    error: str | None = None
+    peers: list[str] = field(default_factory=list)
+    web_seeds: list[str] = field(default_factory=list)
+    license: str | None = None
+    added: float = field(default_factory=time.time)
+    finished: float | None = None
+    work_id: str = ""
+    files: list[dict[str, Any]] | None = None  # {path, size, sha256} from our key, once known
+    hash_failures: int = 0
+    banned_peers: list[str] = field(default_factory=list)
+    paused_by_user: bool = False
+
+    def public(self, status: Any | None) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("work_id")
+        d.pop("paused_by_user")
+        if status is not None:
+            total = status.total_wanted or status.total_size
+            d.update(
+                progress=round(status.progress, 4) if self.state != "done" else 1.0,
+                total_bytes=total,
+                done_bytes=status.total_done,
+                download_rate=status.download_rate,
+                upload_rate=status.upload_rate,
+                num_peers=status.num_peers,
+                num_seeds=status.num_seeds,
+                downloaded=status.all_time_download,
+                uploaded=status.all_time_upload,
+                ratio=round(status.all_time_upload / total, 3) if total else 0.0,
+                eta_s=int((total - status.total_done) / status.download_rate)
+                if status.download_rate and total > status.total_done else None,
+            )
+        else:
+            size = sum(f["size"] for f in self.files or [])
+            d.update(progress=1.0 if self.state in ("done", "seeding") else 0.0, total_bytes=size, done_bytes=0,
+                     download_rate=0, upload_rate=0, num_peers=0, num_seeds=0, downloaded=0, uploaded=0,
+                     ratio=0.0, eta_s=None)
+        return d
+
+
+class DistributionService:
+    name = "torrents"
+
+    def __init__(self, config: Config, store: Store, *, private: bool = False) -> None:
+        self.config = config
+        self.store = store
+        self.private = private
+        self.session: Any = None
+        self.transfers: dict[str, Transfer] = {}
+        self.seeds: dict[str, str] = {}  # torrent id -> model name
+        self._state_file = config.state_dir / "transfers.json"
+        self._resume_dir = config.state_dir / "resume"
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._events_task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._dht_nodes = 0
+        self._done: dict[str, asyncio.Event] = {}
+
+    # ================================================================== lifecycle
+    async def start(self) -> None:
+        from silnode.torrent.session import TorrentSession
+
+        self._resume_dir.mkdir(parents=True, exist_ok=True)
+        self.session = TorrentSession(self.config.network, private=self.private)
+        await self.session.start()
+        self._events = self.session.subscribe()
+        self._events_task = asyncio.create_task(self._event_loop(), name="silnode-transfer-events")
+        await self._restore_seeds()
+        await self._restore_downloads()
+        self._ticker = asyncio.create_task(self._tick(), name="silnode-transfer-ticker")
+        log.info("BitTorrent listening on port %d", self.session.listen_port())
+
+    async def stop(self) -> None:
+        for t in (self._ticker, self._events_task, *self._tasks):
+            if t:
+                t.cancel()
+        for t in (self._ticker, self._events_task, *self._tasks):
+            if t:
+                try:
+                    await t
+                except (asyncio.CancelledError, Exception):
+                    pass
+        if self.session is not None:
+            resume = await self.session.stop()
+            for tid, data in resume.items():
+                if tid in self.transfers and self.transfers[tid].state != "done":
+                    await asyncio.to_thread(self._write_resume, tid, data)
+            self._save_state()
+            self.session = None
+
+    # ================================================================== sharing
+    def torrent_path(self, name: str) -> Path:
+        return self.store.model_dir(name) / TORRENT_FILE
+
+    async def share(self, name: str, *, web_seeds: tuple[str, ...] = (),
+                    progress: Any = None) -> dict[str, Any]:
+        """Make (or reuse) the model's torrent and seed it. Returns {name, infohash, magnet}."""
+        from silnode.torrent.create import infohashes, load_torrent_info, magnet, make_torrent
+
+        manifest = await asyncio.to_thread(self.store.read_manifest, name)
+        if manifest.get("state") != "ok":
+            raise Conflict(f"model {name} is {manifest.get('state')}; it cannot be shared",
+                           hint=f"run `silnode verify {name}` and re-import or re-download it")
+        mdir = self.store.model_dir(name)
+        tpath = mdir / TORRENT_FILE
+        seeds = tuple(web_seeds) or tuple(manifest.get("web_seeds") or ())
+        total = int(manifest.get("total_size") or 0)
+        if tpath.is_file() and not web_seeds:
+            data = tpath.read_bytes()
+        else:
+            pieces = (lambda done, n: progress(done * total // max(n, 1), total)) if progress else None
+            data = await asyncio.to_thread(make_torrent, mdir, manifest["files"], web_seeds=seeds,
+                                           progress=pieces)
+            await asyncio.to_thread(atomic_write_bytes, tpath, data)
+        v1, v2 = infohashes(load_torrent_info(data))
+        link = magnet(data, name=name, peers=self._own_peer_hints())
+        await asyncio.to_thread(self.store.update_manifest, name, infohash=v1, infohash_v2=v2, magnet=link,
+                                seeding=True, web_seeds=list(seeds))
+        await self._seed(name, data, mdir)
+        return {"name": name, "infohash": v1, "infohash_v2": v2, "magnet": link}
+
+    def _own_peer_hints(self) -> list[str]:
+        addr = self.config.network.listen_address
+        if addr in ("0.0.0.0", "::", ""):
+            return []  # we do not know which of our addresses a peer can reach; the DHT finds us
+        return [f"{addr}:{self.session.listen_port()}"]
+
+    async def _seed(self, name: str, data: bytes, mdir: Path) -> str:
+        from silnode.torrent.create import infohashes, load_torrent_info
+
+        v1, _ = infohashes(load_torrent_info(data))
+        if v1 in self.seeds or v1 in self.transfers:
+            return v1
+        tid = await self.session.add_seed(data, mdir, seed_mode=True)
+        self.seeds[tid] = name
+        return tid
+
+    async def set_seeding(self, name: str, enabled: bool) -> dict[str, Any]:
+        manifest = await asyncio.to_thread(self.store.read_manifest, name)
+        if not manifest.get("infohash"):
+            if not enabled:
+                return {"name": name, "seeding": False}
+            return {**await self.share(name), "seeding": True}
+        await asyncio.to_thread(self.store.update_manifest, name, seeding=enabled)
+        tid = manifest["infohash"]
+        if enabled:
+            await self._seed(name, self.torrent_path(name).read_bytes(), self.store.model_dir(name))
+        elif tid in self.seeds:
+            await self.session.remove(tid)
+            self.seeds.pop(tid, None)
+        return {"name": name, "seeding": enabled, "infohash": tid}
+
+    async def unshare(self, name: str) -> None:
+        """Stop seeding a model that is being removed from the store."""
+        for tid, n in list(self.seeds.items()):
+            if n == name:
+                await self.session.remove(tid)
+                self.seeds.pop(tid, None)
+
+    async def recheck(self, name: str) -> dict[str, Any]:
+        """Force libtorrent to re-hash a seeded model's pieces (on-disk damage is otherwise unnoticed)."""
+        from silnode.torrent.events import TorrentChecked
+
+        tid = next((t for t, n in self.seeds.items() if n == name), None)
+        if tid is None:
+            raise NotFound(f"model {name} is not being seeded", hint=f"run `silnode share {name}`")
+        waiter = self.session.expect(lambda e: isinstance(e, TorrentChecked) and e.id == tid)
+        self.session.force_recheck(tid)
+        await asyncio.wait_for(waiter, 600)
+        st = self.session.status(tid)
+        return {"name": name, "infohash": tid, "complete": st.progress >= 1.0, "progress": st.progress}
+
+    async def _restore_seeds(self) -> None:
+        for name in await asyncio.to_thread(self.store.names):
+            try:
+                manifest = await asyncio.to_thread(self.store.read_manifest, name)
+                tpath = self.torrent_path(name)
+                if manifest.get("infohash") and manifest.get("seeding", True) and manifest.get("state") == "ok" \
+                        and tpath.is_file():
+                    await self._seed(name, tpath.read_bytes(), self.store.model_dir(name))
+            except SilnodeError as exc:
+                log.warning("not seeding %s: %s", name, exc)
+
+    # ================================================================== downloads
+    async def download(self, target: str, *, peers: tuple[str, ...] = (), name: str | None = None,
+                       license: str | None = None, web_seeds: tuple[str, ...] = ()) -> Transfer:
+        """Start a download; returns at once with the transfer (state 'metadata')."""
+        from silnode.torrent.create import parse_peer, parse_target, target_magnet
+
+        if name is not None:
+            validate_name(name)
+        parsed = parse_target(target)
+        for p in peers:
+            parse_peer(p)
+        tid = parsed.get("v1") or parsed.get("v2")
+        if tid in self.transfers and self.transfers[tid].state not in ("error",):
+            return self.transfers[tid]
+        for sid, sname in self.seeds.items():
+            if sid == tid:
+                raise Conflict(f"{sname} is already in the store (infohash {tid})", hint=f"`silnode show {sname}`")
+        link = target_magnet(parsed) if not target.startswith("magnet:") else target
+        wanted_name = name or (parsed.get("name") if is_valid_name(parsed.get("name")) else None)
+        if wanted_name and self.store.exists(wanted_name):
+            raise Conflict(f"model {wanted_name} is already in the store",
+                           hint="pass --name to store the download under another name")
+        work_id = f"dl-{tid[:20]}"
+        work = self.store.register_partial(work_id)
+        work.mkdir(parents=True, exist_ok=True)
+        t = Transfer(id=tid, kind="download", name=wanted_name, target=link, peers=list(peers),
+                     web_seeds=list(web_seeds), license=license, work_id=work_id)
+        self.transfers[tid] = t
+        self._done[tid] = asyncio.Event()
+        try:
+            real = await self.session.add_download(link, work, peers=list(peers), hold=True)
+        except SilnodeError:
+            self.transfers.pop(tid, None)
+            self.store.release_partial(work_id)
+            raise
+        if real != tid:  # the session keys by v1 once known
+            self.transfers[real] = self.transfers.pop(tid)
+            self._done[real] = self._done.pop(tid)
+            t.id = real
+        for url in web_seeds:
+            self.session.add_web_seed(t.id, url)
+        self._save_state()
+        return t
+
+    async def _on_metadata(self, t: Transfer) -> None:
+        """Metadata is in: read our key, decide the name, check disk space, then let the data flow."""
+        from silnode.torrent.create import read_our_key
+
+        data = self.session.torrent_bytes(t.id)
+        try:
+            files = read_our_key(data) if data else None
+        except SilnodeError as exc:
+            return await self._fail(t, f"the torrent's silnode key is invalid: {exc}")
+        if files is None:
+            # a foreign torrent: we record the sha256 after download; it needs a name from the user
+            if not t.name:
+                return await self._fail(t, "this torrent has no silnode key, so it carries no model name; "
+                                           "get it again with --name org/model")
+            st = self.session.status(t.id)
+            files = [{"path": safe_file_name(Path(p).name), "size": None, "sha256": None}
+                     for p in self.session.file_paths(t.id)]
+            if st.total_size and len(files) == 1:
+                files[0]["size"] = st.total_size
+        t.files = files
+        if not t.name:
+            first = files[0]["path"]
+            stem = first[:-5] if first.endswith(".gguf") else first
+            t.name = f"torrent/{stem[:80]}" if is_valid_name(f"torrent/{stem[:80]}") else f"torrent/{t.id[:16]}"
+        if self.store.exists(t.name):
+            return await self._fail(t, f"model {t.name} is already in the store; get it again with --name")
+        total = sum(int(f["size"] or 0) for f in files)
+        free = await asyncio.to_thread(self.store.free_bytes)
+        need = total + self.config.storage.min_free_bytes
+        if free < need:
+            return await self._fail(t, f"not enough disk space: the model needs {total / 2**30:.2f} GiB plus "
+                                       f"{self.config.storage.min_free_bytes / 2**30:.2f} GiB headroom, "
+                                       f"{free / 2**30:.2f} GiB free", remove=True)
+        t.state = "downloading"
+        self._save_state()
+        self.session.release(t.id)
+
+    async def _on_finished(self, t: Transfer) -> None:
+        if t.state in ("verifying", "done"):
+            return
+        t.state = "verifying"
+        from silnode.torrent.create import magnet
+
+        data = self.session.torrent_bytes(t.id)
+        await self.session.remove(t.id)  # libtorrent lets go of the files before they move
+        work = self.store.partial_dir / t.work_id
+        files = t.files or []
+        for f in files:  # foreign torrents: sizes from disk
+            if f.get("size") is None and (work / f["path"]).is_file():
+                f["size"] = (work / f["path"]).stat().st_size
+        source = {"type": "torrent", "infohash": t.id, "magnet": t.target}
+        try:
+            await asyncio.to_thread(
+                self.store.adopt, t.work_id, t.name, files, license=t.license, source=source,
+                infohash=t.id, magnet=magnet(data, name=t.name) if data else t.target, seeding=True,
+                web_seeds=t.web_seeds,
+            )
+        except SilnodeError as exc:
+            return await self._fail(t, f"verification failed: {exc}")
+        mdir = self.store.model_dir(t.name)
+        tdata = await asyncio.to_thread(self._seedable_torrent, t, mdir, data)
+        if tdata:
+            await asyncio.to_thread(atomic_write_bytes, mdir / TORRENT_FILE, tdata)
+        self.store.release_partial(t.work_id)
+        self._drop_resume(t.id)
+        t.state, t.finished, t.error = "done", time.time(), None
+        self._save_state()
+        if tdata:
+            try:
+                await self._seed(t.name, tdata, mdir)
+            except SilnodeError as exc:
+                log.warning("downloaded %s but cannot seed it: %s", t.name, exc)
+        log.info("downloaded %s (%s)", t.name, t.id)
+        self._done[t.id].set()
+
+    def _seedable_torrent(self, t: Transfer, mdir: Path, received: bytes | None) -> bytes | None:
+        """A complete .torrent to seed from. A magnet gave us only the info dict (no v2 piece layers), but our
+        torrents are deterministic: rebuilding from the verified files must give the same infohash, which is
+        one more end-to-end check. Foreign torrents (no silnode key) keep what we received."""
+        from silnode.torrent.create import infohashes, load_torrent_info, make_torrent
+
+        manifest = self.store.read_manifest(t.name)
+        try:
+            rebuilt = make_torrent(mdir, manifest["files"], web_seeds=t.web_seeds)
+            if infohashes(load_torrent_info(rebuilt))[0] == t.id:
+                return rebuilt
+            log.info("%s: rebuilt torrent differs (foreign torrent); seeding the received metadata", t.id[:12])
+        except SilnodeError as exc:
+            log.warning("%s: cannot rebuild the torrent: %s", t.id[:12], exc)
+        return received
+
+    async def _fail(self, t: Transfer, message: str, *, remove: bool = False) -> None:
+        log.error("transfer %s (%s): %s", t.id[:12], t.name or "?", message)
+        t.state, t.error = "error", message
+        if remove and t.id in self.session.ids():
+            await self.session.remove(t.id, delete_files=True)
+        elif t.id in self.session.ids():
+            self.session.pause(t.id)
+        self._save_state()
+        if t.id in self._done:
+            self._done[t.id].set()
+
+    def get(self, tid: str) -> Transfer:
+        for key, t in self.transfers.items():
+            if key == tid or key.startswith(tid) and len(tid) >= 8:
+                return t
+        raise NotFound(f"no transfer {tid}", hint="`silnode transfers` lists them")
+
+    def pause(self, tid: str) -> Transfer:
+        t = self.get(tid)
+        if t.state not in ACTIVE:
+            raise Conflict(f"transfer {t.id[:12]} is {t.state}; only running transfers can be paused")
+        self.session.pause(t.id)
+        t.state, t.paused_by_user = "paused", True
+        self._save_state()
+        return t
+
+    def resume(self, tid: str) -> Transfer:
+        t = self.get(tid)
+        if t.state not in ("paused", "error"):
+            raise Conflict(f"transfer {t.id[:12]} is {t.state}; nothing to resume")
+        if t.id not in self.session.ids():
+            raise Conflict(f"transfer {t.id[:12]} was removed after its error; start it again with `silnode get`")
+        t.paused_by_user, t.error = False, None
+        t.state = "downloading" if t.files else "metadata"
+        self.session.resume(t.id)
+        self._save_state()
+        return t
+
+    async def cancel(self, tid: str) -> Transfer:
+        t = self.get(tid)
+        if t.state == "done":
+            raise Conflict(f"transfer {t.id[:12]} is done; remove the model with `silnode rm {t.name}`")
+        if t.id in self.session.ids():
+            await self.session.remove(t.id, delete_files=True)
+        shutil.rmtree(self.store.partial_dir / t.work_id, ignore_errors=True)
+        self.store.release_partial(t.work_id)
+        self._drop_resume(t.id)
+        self.transfers.pop(t.id, None)
+        t.state = "cancelled"
+        self._save_state()
+        if t.id in self._done:
+            self._done[t.id].set()
+        return t
+
+    async def wait(self, tid: str) -> Transfer:
+        t = self.get(tid)
+        await self._done.setdefault(t.id, asyncio.Event()).wait()
+        return t
+
+    def list(self) -> list[dict[str, Any]]:
+        out = []
+        ids = set(self.session.ids()) if self.session else set()
+        for t in self.transfers.values():
+            if t.state == "done" and t.id in self.seeds:
+                continue  # a finished download is listed as the seed it became
+            out.append(t.public(self.session.status(t.id) if t.id in ids else None))
+        for tid, name in self.seeds.items():
+            st = self.session.status(tid) if tid in ids else None
+            seed = Transfer(id=tid, kind="seed", name=name, target="", state="seeding" if st and not st.paused
+                            else "paused")
+            out.append(seed.public(st))
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        statuses = self.session.all_status() if self.session else []
+        return {
+            "listen_port": self.session.listen_port() if self.session else None,
+            "downloads": sum(1 for t in self.transfers.values() if t.state in ACTIVE),
+            "seeding": len(self.seeds),
+            "peers": sum(s.num_peers for s in statuses),
+            "download_rate": sum(s.download_rate for s in statuses),
+            "upload_rate": sum(s.upload_rate for s in statuses),
+            "dht_nodes": self._dht_nodes,
+            "dht_enabled": bool(self.session and self.session.settings.get("enable_dht")),
+        }
+
+    # ================================================================== events & persistence
+    async def _event_loop(self) -> None:
+        from silnode.torrent import events as ev
+
+        while True:
+            e = await self._events.get()
+            t = self.transfers.get(getattr(e, "id", ""), None)
+            try:
+                if isinstance(e, ev.SessionStats):
+                    self._dht_nodes = int(e.counters.get("dht.dht_nodes", 0))
+                elif t is None:
+                    continue
+                elif isinstance(e, ev.MetadataReceived) and t.files is None and t.state == "metadata":
+                    self._spawn(self._on_metadata(t))
+                elif isinstance(e, ev.TorrentFinished) and t.state == "downloading":
+                    self._spawn(self._on_finished(t))
+                elif isinstance(e, ev.StorageError):
+                    await self._fail(t, e.message)
+                elif isinstance(e, ev.TorrentFailed):
+                    await self._fail(t, f"torrent error: {e.error}")
+                elif isinstance(e, ev.MetadataFailed):
+                    await self._fail(t, f"bad metadata from peers: {e.error}")
+                elif isinstance(e, ev.HashFailed):
+                    t.hash_failures += 1
+                elif isinstance(e, ev.PeerBanned):
+                    t.banned_peers.append(e.peer)
+                    log.warning("banned peer %s on %s (sent data that failed hash checks)", e.peer, t.id[:12])
+                elif isinstance(e, ev.ResumeDataSaved) and t.state in ("downloading", "paused", "metadata"):
+                    await asyncio.to_thread(self._write_resume, t.id, e.data)
+            except Exception:  # one bad event must not stop the pipeline
+                log.exception("while handling %r", e)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _tick(self) -> None:
+        """Resume data every network.resume_save_interval; session stats; light rechecks; web-seed caps."""
+        last_resume = time.monotonic()
+        last_recheck = time.monotonic()
+        seed_cycle = 0
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            if now - last_resume >= self.config.network.resume_save_interval:
+                last_resume = now
+                for t in list(self.transfers.values()):
+                    if t.state in ("downloading", "paused") and t.id in self.session.ids():
+                        try:
+                            await self.session.save_resume(t.id, timeout=10)
+                        except SilnodeError as exc:
+                            log.debug("resume data for %s: %s", t.id[:12], exc)
+            try:
+                self._dht_nodes = int((await self.session.stats(timeout=5)).get("dht.dht_nodes", 0))
+            except SilnodeError:
+                pass
+            self._cap_web_seeds()
+            interval = self.config.network.recheck_interval
+            if interval and now - last_recheck >= interval and self.seeds:
+                last_recheck = now
+                tid = list(self.seeds)[seed_cycle % len(self.seeds)]  # one model per round: a *light* check
+                seed_cycle += 1
+                self.session.force_recheck(tid)
+
+    def _cap_web_seeds(self) -> None:
+        cap = self.config.network.web_seed_max_seeds
+        if not cap:
+            return
+        for t in self.transfers.values():
+            if t.web_seeds and t.state == "downloading" and t.id in self.session.ids():
+                if self.session.status(t.id).num_seeds >= cap:
+                    for url in t.web_seeds:
+                        self.session.remove_web_seed(t.id, url)
+                    log.info("%s: %d peers seed it, dropped the HTTP origin", t.id[:12], cap)
+                    t.web_seeds = []
+
+    def _write_resume(self, tid: str, data: bytes) -> None:
+        atomic_write_bytes(self._resume_dir / f"{tid}.resume", data, mode=0o600)
+
+    def _drop_resume(self, tid: str) -> None:
+        (self._resume_dir / f"{tid}.resume").unlink(missing_ok=True)
+
+    def _save_state(self) -> None:
+        records = [asdict(t) for t in self.transfers.values() if t.state not in ("done", "cancelled")]
+        atomic_write_json(self._state_file, {"version": 1, "transfers": records}, mode=0o600)
+
+    async def _restore_downloads(self) -> None:
+        try:
+            data = json.loads(self._state_file.read_text())
+            records = data.get("transfers", [])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, AttributeError) as exc:
+            log.error("cannot read %s (%s); unfinished downloads were not resumed", self._state_file, exc)
+            return
+        for rec in records:
+            try:
+                t = Transfer(**rec)
+            except TypeError:
+                log.warning("skipping an unreadable transfer record: %r", rec)
+                continue
+            if t.state in ("done", "cancelled"):
+                continue
+            resume_file = self._resume_dir / f"{t.id}.resume"
+            resume = resume_file.read_bytes() if resume_file.is_file() else None
+            work = self.store.register_partial(t.work_id)
+            work.mkdir(parents=True, exist_ok=True)
+            self.transfers[t.id] = t
+            self._done[t.id] = asyncio.Event()
+            try:
+                await self.session.add_download(None if resume else t.target, work, peers=t.peers,
+                                                resume_data=resume, hold=t.files is None)
+            except SilnodeError as exc:
+                if resume is None:
+                    await self._fail(t, f"cannot resume: {exc}")
+                    continue
+                log.warning("resume data for %s unusable (%s); starting from the magnet", t.id[:12], exc)
+                await self.session.add_download(t.target, work, peers=t.peers, hold=t.files is None)
+            for url in t.web_seeds:
+                self.session.add_web_seed(t.id, url)
+            if t.state == "paused" and t.paused_by_user:
+                self.session.pause(t.id)
+            elif t.state == "error":
+                self.session.pause(t.id)
+            elif t.files is not None:
+                t.state = "downloading"
+                self.session.release(t.id)
+            log.info("resumed transfer %s (%s)", t.id[:12], t.name or "?")
+
+
+def parse_peers(values: list[str] | None) -> tuple[str, ...]:
+    from silnode.torrent.create import parse_peer
+
+    out = []
+    for v in values or []:
+        host, port = parse_peer(v)
+        out.append(f"{host}:{port}")
+    return tuple(out)
+
+
+__all__ = ["DistributionService", "Transfer", "parse_peers"]
