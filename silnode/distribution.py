@@ -175,7 +175,7 @@ class DistributionService:
         from silnode.torrent.create import infohashes, load_torrent_info
 
         v1, _ = infohashes(load_torrent_info(data))
-        if v1 in self.seeds or v1 in self.transfers:
+        if v1 in self.seeds or (v1 in self.transfers and self.transfers[v1].state != "done"):
             return v1
         tid = await self.session.add_seed(data, mdir, seed_mode=True)
         self.seeds[tid] = name
@@ -486,32 +486,36 @@ class DistributionService:
         task.add_done_callback(self._tasks.discard)
 
     async def _tick(self) -> None:
-        """Resume data every network.resume_save_interval; session stats; light rechecks; web-seed caps."""
-        last_resume = time.monotonic()
-        last_recheck = time.monotonic()
+        """Once a second: resume data (every network.resume_save_interval), session stats, web-seed caps,
+        and a light recheck of one seeded model per network.recheck_interval."""
+        last_resume = last_recheck = time.monotonic()
         seed_cycle = 0
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
-            if now - last_resume >= self.config.network.resume_save_interval:
-                last_resume = now
-                for t in list(self.transfers.values()):
-                    if t.state in ("downloading", "paused") and t.id in self.session.ids():
-                        try:
-                            await self.session.save_resume(t.id, timeout=10)
-                        except SilnodeError as exc:
-                            log.debug("resume data for %s: %s", t.id[:12], exc)
             try:
+                if now - last_resume >= self.config.network.resume_save_interval:
+                    last_resume = now
+                    await self._save_all_resume()
                 self._dht_nodes = int((await self.session.stats(timeout=5)).get("dht.dht_nodes", 0))
-            except SilnodeError:
-                pass
-            self._cap_web_seeds()
-            interval = self.config.network.recheck_interval
-            if interval and now - last_recheck >= interval and self.seeds:
-                last_recheck = now
-                tid = list(self.seeds)[seed_cycle % len(self.seeds)]  # one model per round: a *light* check
-                seed_cycle += 1
-                self.session.force_recheck(tid)
+                self._cap_web_seeds()
+                interval = self.config.network.recheck_interval
+                if interval and now - last_recheck >= interval and self.seeds:
+                    last_recheck = now
+                    self.session.force_recheck(list(self.seeds)[seed_cycle % len(self.seeds)])
+                    seed_cycle += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the ticker must survive anything one round does
+                log.exception("transfer ticker")
+
+    async def _save_all_resume(self) -> None:
+        for t in list(self.transfers.values()):
+            if t.state in ("downloading", "paused") and t.id in self.session.ids():
+                try:
+                    await self.session.save_resume(t.id, timeout=10)  # written by the ResumeDataSaved handler
+                except SilnodeError as exc:
+                    log.debug("resume data for %s: %s", t.id[:12], exc)
 
     def _cap_web_seeds(self) -> None:
         cap = self.config.network.web_seed_max_seeds
