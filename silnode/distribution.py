@@ -563,8 +563,9 @@ class DistributionService:
             self.transfers[t.id] = t
             self._done[t.id] = asyncio.Event()
             try:
-                await self.session.add_download(None if resume else t.target, work, peers=t.peers,
-                                                resume_data=resume, hold=t.files is None)
+                # the magnet rides along with the resume data: its x.pe hints are redialled
+                await self.session.add_download(t.target, work, peers=t.peers, resume_data=resume,
+                                                hold=t.files is None)
             except SilnodeError as exc:
                 if resume is None:
                     await self._fail(t, f"cannot resume: {exc}")

@@ -315,3 +315,24 @@ def raw_gguf(kvs: Iterable[tuple[str | bytes, int, Any]], tensors: Iterable[tupl
         out += bytes(-len(out) % alignment)
         out += bytes(end)
     return bytes(out)
+
+
+def make_sized_gguf(path: Path, size: int, seed: int = 0) -> Path:
+    """A valid GGUF of ``size`` bytes: one big F32 tensor of pseudo-random bytes (fast to write)."""
+    import random
+
+    n = size // 4
+    head = raw_gguf([("general.architecture", 8, "llama")], [("blob.weight", [n], 0)], data=False)
+    rng = random.Random(seed)
+    block = rng.randbytes(1 << 20)
+    with open(path, "wb") as fh:
+        fh.write(head + bytes(-len(head) % 32))
+        left, i = n * 4, 0
+        while left:
+            chunk = block[: min(left, len(block))]
+            # vary every MiB so pieces differ (identical pieces would hide ordering bugs)
+            chunk = i.to_bytes(8, "little") + chunk[8:]
+            fh.write(chunk)
+            left -= len(chunk)
+            i += 1
+    return path

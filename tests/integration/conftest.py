@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ggufgen import make_sized_gguf as big_gguf  # noqa: F401  (re-exported for the tests)
 
 from silnode.config import load_config
 from silnode.node import Node
@@ -67,26 +68,3 @@ def tmpfs(path: Path, size: str):
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def big_gguf(path: Path, size: int, seed: int = 0) -> Path:
-    """A valid GGUF of ``size`` bytes: one big F32 tensor of pseudo-random bytes (fast to write)."""
-    import random
-
-    from ggufgen import raw_gguf
-
-    n = size // 4
-    head = raw_gguf([("general.architecture", 8, "llama")], [("blob.weight", [n], 0)], data=False)
-    rng = random.Random(seed)
-    block = rng.randbytes(1 << 20)
-    with open(path, "wb") as fh:
-        fh.write(head + bytes(-len(head) % 32))
-        left, i = n * 4, 0
-        while left:
-            chunk = block[: min(left, len(block))]
-            # vary every MiB so pieces differ (identical pieces would hide ordering bugs)
-            chunk = i.to_bytes(8, "little") + chunk[8:]
-            fh.write(chunk)
-            left -= len(chunk)
-            i += 1
-    return path

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-
 
 async def test_stopping_cancels_running_import(config, tmp_path):
-    from import_speed import make_big_gguf
+    from ggufgen import make_sized_gguf
 
     from silnode.node import Node
 
     big = tmp_path / "big.gguf"
-    make_big_gguf(big, 64 << 20)
+    make_sized_gguf(big, 64 << 20)
     node = Node(config)
     await node.start()
     task = node.import_path(str(big), "org/big", link=False)
