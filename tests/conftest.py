@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,10 +12,9 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/ggufgen.py
 
 from ggufgen import make_gguf, make_split_gguf  # noqa: E402
 
+from daemons import ROOT, start_daemon, stop_daemon  # noqa: E402,F401
+
 from silnode.config import load_config  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
@@ -93,59 +88,6 @@ async def api(node, aiohttp_client):
     client = await aiohttp_client(make_app(node))
     client.auth = {"Authorization": f"Bearer {node.config.token_file.read_text().strip()}"}
     return client
-
-
-@dataclass
-class LiveDaemon:
-    home: Path
-    proc: subprocess.Popen
-    pid: int
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def token(self) -> str:
-        return (self.home / "api.token").read_text().strip()
-
-
-def start_daemon(home: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 30) -> LiveDaemon:
-    """Start `silnode daemon start --foreground --port 0` as a subprocess and wait until it answers."""
-    from silnode.daemon import probe_health
-
-    home.mkdir(parents=True, exist_ok=True)
-    full_env = dict(os.environ, SILNODE_HOME=str(home), **(env or {}))
-    log = open(home / "test-daemon.out", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "silnode", "daemon", "start", "--foreground", "--port", "0", *extra],
-        env=full_env, stdout=log, stderr=log, cwd=ROOT,
-    )
-    log.close()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daemon exited: {(home / 'test-daemon.out').read_text()[-2000:]}")
-        try:
-            info = json.loads((home / "daemon.json").read_text())
-        except (OSError, ValueError):
-            info = None
-        if info and info["pid"] == proc.pid and probe_health(f"http://127.0.0.1:{info['port']}"):
-            return LiveDaemon(home, proc, proc.pid, info["port"])
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("daemon did not start")
-
-
-def stop_daemon(d: LiveDaemon) -> None:
-    if d.proc.poll() is None:
-        d.proc.terminate()
-        try:
-            d.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            d.proc.kill()
-            d.proc.wait()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, start_daemon, stop_daemon
+from daemons import ROOT, start_daemon, stop_daemon
 
 from silnode.daemon import probe_health
 

@@ -27,7 +27,7 @@ def hf_cache(tmp_path):
 
 
 def test_import_from_hf_cache_written_by_huggingface_hub(hf_cache, tiny_gguf, tiny_q8, clean_env):
-    from conftest import start_daemon, stop_daemon
+    from daemons import start_daemon, stop_daemon
 
     with serve_hub() as hub:
         hub.publish("acme/Tiny-GGUF", "a" * 40, {
@@ -61,7 +61,7 @@ def test_import_from_hf_cache_written_by_huggingface_hub(hf_cache, tiny_gguf, ti
 def test_import_from_ollama_store(tmp_path, tiny_gguf, clean_env):
     import hashlib
 
-    from conftest import start_daemon, stop_daemon
+    from daemons import start_daemon, stop_daemon
 
     models = tmp_path / "ollama"  # OLLAMA_MODELS (clean_env)
     digest = hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()

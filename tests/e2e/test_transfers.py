@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, start_daemon, stop_daemon
+from daemons import ROOT, start_daemon, stop_daemon
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

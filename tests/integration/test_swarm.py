@@ -8,7 +8,7 @@ import json
 import shutil
 
 import pytest
-from conftest import big_gguf, get, peer_of, sha256, share, tmpfs
+from nodes import big_gguf, get, peer_of, sha256, share, tmpfs
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -1,0 +1,53 @@
+"""Helpers for tests with several real nodes (store + libtorrent session) in one process, on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ggufgen import make_sized_gguf as big_gguf  # noqa: F401  (re-exported for the tests)
+
+from silnode.node import Node
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+async def share(node: Node, path: Path, name: str, **kw: Any) -> dict[str, Any]:
+    task = node.share(name, path=str(path), license="mit", **kw)
+    await node.tasks.wait(task)
+    assert task.state == "done", task.error
+    return task.result
+
+
+def peer_of(node: Node) -> str:
+    return f"127.0.0.1:{node.torrents.session.listen_port()}"
+
+
+async def get(node: Node, target: str, *, peers: tuple[str, ...] = (), timeout: float = 120, **kw: Any):
+    import asyncio
+
+    t = await node.torrents.download(target, peers=peers, **kw)
+    await asyncio.wait_for(node.torrents.wait(t.id), timeout)
+    return t
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str):
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
