@@ -118,8 +118,9 @@ class Client:
 
     # ------------------------------------------------------------------ BitTorrent
     def share(self, name: str, *, path: str | None = None, license: str | None = None,
-              web_seeds: list[str] | None = None) -> dict[str, Any]:
-        body = {"name": name, "path": path, "license": license, "web_seeds": web_seeds, "wait": False}
+              web_seeds: list[str] | None = None, v1_compat: bool = False) -> dict[str, Any]:
+        body = {"name": name, "path": path, "license": license, "web_seeds": web_seeds, "v1_compat": v1_compat,
+                "wait": False}
         return self.request("POST", "/api/v1/models/share", body)["task"]
 
     def download(self, target: str, *, peers: list[str] | None = None, name: str | None = None,

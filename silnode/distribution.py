@@ -32,6 +32,7 @@ from silnode.store import Store
 log = logging.getLogger(__name__)
 
 TORRENT_FILE = ".silnode.torrent"
+V1_TORRENT_FILE = ".silnode-v1.torrent"  # optional v1-only twin for clients without BEP 52 (share --v1-compat)
 ACTIVE = ("metadata", "downloading", "verifying")
 
 
@@ -138,9 +139,12 @@ class DistributionService:
     def torrent_path(self, name: str) -> Path:
         return self.store.model_dir(name) / TORRENT_FILE
 
-    async def share(self, name: str, *, web_seeds: tuple[str, ...] = (),
+    async def share(self, name: str, *, web_seeds: tuple[str, ...] = (), v1_compat: bool = False,
                     progress: Any = None) -> dict[str, Any]:
-        """Make (or reuse) the model's torrent and seed it. Returns {name, infohash, magnet}."""
+        """Make (or reuse) the model's torrent and seed it. Returns {name, infohash, magnet}.
+
+        ``v1_compat`` also seeds a v1-only twin torrent of the same files (another swarm) for BitTorrent
+        clients that cannot read hybrid torrents."""
         from silnode.torrent.create import infohashes, load_torrent_info, magnet, make_torrent
 
         manifest = await asyncio.to_thread(self.store.read_manifest, name)
@@ -163,7 +167,21 @@ class DistributionService:
         await asyncio.to_thread(self.store.update_manifest, name, infohash=v1, infohash_v2=v2, magnet=link,
                                 seeding=True, web_seeds=list(seeds))
         await self._seed(name, data, mdir)
-        return {"name": name, "infohash": v1, "infohash_v2": v2, "magnet": link}
+        result = {"name": name, "infohash": v1, "infohash_v2": v2, "magnet": link,
+                  "torrent_file": str(tpath)}
+        v1path = mdir / V1_TORRENT_FILE
+        if v1_compat or v1path.is_file():
+            if not v1path.is_file():
+                compat = await asyncio.to_thread(make_torrent, mdir, manifest["files"], web_seeds=seeds,
+                                                 v1_only=True)
+                await asyncio.to_thread(atomic_write_bytes, v1path, compat)
+            compat = v1path.read_bytes()
+            cid = await self._seed(name, compat, mdir)
+            clink = magnet(compat, name=name, peers=self._own_peer_hints())
+            await asyncio.to_thread(self.store.update_manifest, name,
+                                    v1_compat={"infohash": cid, "magnet": clink})
+            result["v1_compat"] = {"infohash": cid, "magnet": clink, "torrent_file": str(v1path)}
+        return result
 
     def _own_peer_hints(self) -> list[str]:
         addr = self.config.network.listen_address
@@ -181,6 +199,12 @@ class DistributionService:
         self.seeds[tid] = name
         return tid
 
+    async def _seed_all(self, name: str) -> None:
+        mdir = self.store.model_dir(name)
+        for fname in (TORRENT_FILE, V1_TORRENT_FILE):
+            if (mdir / fname).is_file():
+                await self._seed(name, (mdir / fname).read_bytes(), mdir)
+
     async def set_seeding(self, name: str, enabled: bool) -> dict[str, Any]:
         manifest = await asyncio.to_thread(self.store.read_manifest, name)
         if not manifest.get("infohash"):
@@ -190,10 +214,9 @@ class DistributionService:
         await asyncio.to_thread(self.store.update_manifest, name, seeding=enabled)
         tid = manifest["infohash"]
         if enabled:
-            await self._seed(name, self.torrent_path(name).read_bytes(), self.store.model_dir(name))
-        elif tid in self.seeds:
-            await self.session.remove(tid)
-            self.seeds.pop(tid, None)
+            await self._seed_all(name)
+        else:
+            await self.unshare(name)
         return {"name": name, "seeding": enabled, "infohash": tid}
 
     async def unshare(self, name: str) -> None:
@@ -223,7 +246,7 @@ class DistributionService:
                 tpath = self.torrent_path(name)
                 if manifest.get("infohash") and manifest.get("seeding", True) and manifest.get("state") == "ok" \
                         and tpath.is_file():
-                    await self._seed(name, tpath.read_bytes(), self.store.model_dir(name))
+                    await self._seed_all(name)
             except SilnodeError as exc:
                 log.warning("not seeding %s: %s", name, exc)
 

@@ -266,7 +266,7 @@ class Node:
         return self.tasks.submit("import", f"import from {source}", run)
 
     def share(self, name: str, *, path: str | None = None, license: str | None = None,
-              web_seeds: tuple[str, ...] = ()) -> Task:
+              web_seeds: tuple[str, ...] = (), v1_compat: bool = False) -> Task:
         """Import ``path`` as ``name`` when given, then make the torrent and seed it (a task: hashing takes time)."""
         from silnode.names import validate_name
 
@@ -281,7 +281,7 @@ class Node:
                 self.store.import_files(sources, name, license=license,
                                         source={"type": "local", "path": str(sources[0].path)}, progress=progress)
             fut = asyncio.run_coroutine_threadsafe(
-                self.torrents.share(name, web_seeds=web_seeds, progress=progress), loop)
+                self.torrents.share(name, web_seeds=web_seeds, v1_compat=v1_compat, progress=progress), loop)
             return fut.result()
 
         return self.tasks.submit("share", f"share {name}", run)

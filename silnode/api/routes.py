@@ -206,6 +206,7 @@ SHARE_BODY = {
     "path": Field("string", description="import this GGUF first (with name and license), then share it"),
     "license": Field("string", description="with path: license for the manifest"),
     "web_seeds": Field("array", description="HTTP origins serving the same files (BEP 19 web seeds)"),
+    "v1_compat": Field("boolean", description="also seed a v1-only torrent for clients without BEP 52"),
     "wait": Field("boolean", description="answer when the torrent is made and seeding (default true)"),
 }
 
@@ -216,7 +217,7 @@ async def share(request: web.Request) -> web.Response:
     node = request.app[NODE]
     body = await read_body(request, SHARE_BODY)
     task = node.share(validate_name(body["name"]), path=body["path"], license=body["license"],
-                      web_seeds=tuple(body["web_seeds"] or ()))
+                      web_seeds=tuple(body["web_seeds"] or ()), v1_compat=bool(body["v1_compat"]))
     return await task_reply(node, task, body["wait"] is not False)
 
 

@@ -22,9 +22,12 @@ pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
 @click.option("--name", help="With a file: the store name to import it as (org/model).")
 @click.option("--license", "license_", metavar="LICENSE", help="With a file: license for the manifest.")
 @click.option("--web-seed", "web_seeds", multiple=True, metavar="URL", help="HTTP origin with the same files (BEP 19).")
+@click.option("--v1-compat", is_flag=True, help="Also seed a v1-only torrent for clients without BitTorrent v2 "
+              "(e.g. Debian 12's transmission and aria2).")
 @json_option
 @pass_ctx
-def share(ctx: Ctx, model: str, name: str | None, license_: str | None, web_seeds: tuple[str, ...]) -> None:
+def share(ctx: Ctx, model: str, name: str | None, license_: str | None, web_seeds: tuple[str, ...],
+          v1_compat: bool) -> None:
     """Seed a model: `share org/model`, or `share ./file.gguf --name org/model --license L`.
 
     Prints the magnet link others pass to `silnode get`.
@@ -42,9 +45,13 @@ def share(ctx: Ctx, model: str, name: str | None, license_: str | None, web_seed
         path = str(Path(model).expanduser().absolute())
     else:
         name = model
-    task = client.share(name, path=path, license=license_, web_seeds=list(web_seeds) or None)
+    task = client.share(name, path=path, license=license_, web_seeds=list(web_seeds) or None, v1_compat=v1_compat)
     result = _run_task(ctx, client, task, f"share {name}")
-    ctx.out.data(result, f"seeding {result['name']}\ninfohash {result['infohash']}\n{result['magnet']}")
+    text = f"seeding {result['name']}\ninfohash {result['infohash']}\n{result['magnet']}"
+    if result.get("v1_compat"):
+        c = result["v1_compat"]
+        text += f"\nv1-only twin (older clients): {c['infohash']}\n{c['magnet']}\ntorrent file: {c['torrent_file']}"
+    ctx.out.data(result, text)
 
 
 def _fmt_rate(n: int) -> str:

@@ -140,8 +140,13 @@ def make_torrent(
     *,
     web_seeds: Iterable[str] = (),
     progress: Progress | None = None,
+    v1_only: bool = False,
 ) -> bytes:
     """Build the .torrent (bencoded bytes) for ``files`` that lie flat in ``base_dir``.
+
+    ``v1_only`` makes a BitTorrent v1 torrent instead of a hybrid one, for clients without BEP 52: Debian 12's
+    transmission 3.00 cannot parse a hybrid torrent and aria2 1.36 computes a wrong infohash for one (both
+    measured). It is another swarm (another infohash) over the same files.
 
     ``files`` are manifest records ``{"path": <file name>, "size": int, "sha256": <64 hex>}``; the sha256 is
     trusted (the store computed it when it verified the files), sizes are checked against the disk.
@@ -184,7 +189,8 @@ def make_torrent(
             entries = [lt.create_file_entry(f"{dirname}/{r['path']}", r["size"]) for r in recs]
             hash_root = tmp
         try:
-            ct = lt.create_torrent(entries, piece_length(total), 0)  # flags 0 = hybrid v1+v2
+            flags = lt.create_torrent.v1_only if v1_only else 0  # 0 = hybrid v1+v2
+            ct = lt.create_torrent(entries, piece_length(total), flags)
             for url in web_seeds:
                 ct.add_url_seed(str(url))
             n = ct.num_pieces()
