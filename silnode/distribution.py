@@ -219,6 +219,9 @@ class DistributionService:
             await self.unshare(name)
         return {"name": name, "seeding": enabled, "infohash": tid}
 
+    def is_seeding(self, name: str) -> bool:
+        return name in self.seeds.values()
+
     async def unshare(self, name: str) -> None:
         """Stop seeding a model that is being removed from the store."""
         for tid, n in list(self.seeds.items()):
@@ -481,6 +484,8 @@ class DistributionService:
             try:
                 if isinstance(e, ev.SessionStats):
                     self._dht_nodes = int(e.counters.get("dht.dht_nodes", 0))
+                elif isinstance(e, ev.TorrentChecked) and e.id in self.seeds:
+                    await self._after_seed_check(e.id)
                 elif t is None:
                     continue
                 elif isinstance(e, ev.MetadataReceived) and t.files is None and t.state == "metadata":
@@ -502,6 +507,19 @@ class DistributionService:
                     await asyncio.to_thread(self._write_resume, t.id, e.data)
             except Exception:  # one bad event must not stop the pipeline
                 log.exception("while handling %r", e)
+
+    async def _after_seed_check(self, tid: str) -> None:
+        """A recheck (verify or the periodic light one) found pieces of a seeded model bad: stop seeding it
+        and mark it damaged, so nobody is served data that fails its hashes and `silnode verify` says why."""
+        st = self.session.status(tid)
+        if st.progress >= 1.0:
+            return
+        name = self.seeds.pop(tid)
+        await self.session.remove(tid)
+        missing = round((1 - st.progress) * 100, 1)
+        problem = f"libtorrent recheck: {missing}% of the pieces are bad or missing"
+        log.error("%s: %s; stopped seeding it", name, problem)
+        await asyncio.to_thread(self.store.update_manifest, name, state="damaged", problems=[problem])
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -287,18 +287,27 @@ class Node:
         return self.tasks.submit("share", f"share {name}", run)
 
     def verify(self, name: str | None) -> Task:
+        """Re-hash against the manifests. A damaged model stops being seeded (its bad file is quarantined);
+        a healthy seeded model also gets a libtorrent recheck, so the swarm's view matches the disk."""
         names = [name] if name else self.store.names()
         if name:
             self.store.read_manifest(name)  # 404 now rather than inside the task
+        loop = asyncio.get_running_loop()
 
         def run(progress: Callable[[int, int], None]) -> dict[str, Any]:
             reports = []
             for n in names:
                 try:
-                    reports.append(self.store.verify(n, progress))
+                    report = self.store.verify(n, progress)
                 except SilnodeError as exc:
-                    reports.append({"name": n, "ok": False, "files": [], "error": str(exc)})
+                    report = {"name": n, "ok": False, "files": [], "error": str(exc)}
+                seeded = self.torrents.is_seeding(n)
+                if seeded and not report["ok"]:
+                    asyncio.run_coroutine_threadsafe(self.torrents.unshare(n), loop).result()
+                    report["seeding"] = "stopped: damaged"
+                elif seeded:
+                    report["torrent"] = asyncio.run_coroutine_threadsafe(self.torrents.recheck(n), loop).result()
+                reports.append(report)
             return {"ok": all(r["ok"] for r in reports), "models": reports}
 
         return self.tasks.submit("verify", f"verify {name or 'all models'}", run)
-

@@ -201,3 +201,37 @@ async def test_web_seed_and_peer_together(make_node, tmp_path):
     finally:
         await runner.cleanup()
     await asyncio.sleep(0)
+
+
+async def test_verify_rechecks_seeds_and_stops_seeding_damage(make_node, tiny_q8, tmp_path):
+    a = await make_node("a")
+    shared = await share(a, tiny_q8, "alice/q8")
+    task = a.verify("alice/q8")
+    await a.tasks.wait(task)
+    [report] = task.result["models"]
+    assert report["ok"] and report["torrent"]["complete"] is True and report["torrent"]["infohash"] == shared["infohash"]
+    stored = a.store.model_dir("alice/q8") / tiny_q8.name
+    raw = bytearray(stored.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    stored.write_bytes(bytes(raw))
+    task = a.verify("alice/q8")
+    await a.tasks.wait(task)
+    [report] = task.result["models"]
+    assert not report["ok"] and report["seeding"] == "stopped: damaged"
+    assert not a.torrents.is_seeding("alice/q8")
+
+
+async def test_periodic_recheck_catches_damage_while_seeding(make_node, tiny_q8):
+    a = await make_node("a", **{"network.recheck_interval": 1})
+    await share(a, tiny_q8, "alice/q8")
+    stored = a.store.model_dir("alice/q8") / tiny_q8.name
+    with open(stored, "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\x00" * 64)
+    for _ in range(100):
+        if a.store.read_manifest("alice/q8")["state"] == "damaged":
+            break
+        await asyncio.sleep(0.1)
+    m = a.store.read_manifest("alice/q8")
+    assert m["state"] == "damaged" and "libtorrent recheck" in m["problems"][0]
+    assert not a.torrents.is_seeding("alice/q8")
