@@ -86,3 +86,27 @@ def test_is_local_address():
     assert is_local_address("127.0.0.1") and is_local_address("[::1]") and is_local_address("169.254.1.1")
     assert not is_local_address("8.8.8.8") and not is_local_address("localhost")
     assert dht_bootstrap_nodes(NetworkConfig(dht_bootstrap=("a:1",))) == ["a:1"]
+
+
+async def test_lan_only_live_session_has_nothing_public():
+    """What libtorrent itself runs with (get_settings of a real session), not just the dict we pass."""
+    from silnode.torrent.session import TorrentSession
+
+    net = NetworkConfig(lan_only=True, listen_address="127.0.0.1", listen_port=0,
+                        dht_bootstrap=("45.33.32.156:6881", "router.bittorrent.com:6881", "10.1.2.3:6881"))
+    s = TorrentSession(net)
+    await s.start()
+    try:
+        live = s._ses.get_settings()
+        assert live["dht_bootstrap_nodes"] == "10.1.2.3:6881"  # only the private one survives
+        assert live["enable_upnp"] is False and live["enable_natpmp"] is False
+        assert live["enable_outgoing_utp"] is False
+    finally:
+        await s.stop()
+    s = TorrentSession(NetworkConfig(lan_only=True, listen_address="127.0.0.1", listen_port=0))
+    await s.start()
+    try:
+        live = s._ses.get_settings()
+        assert live["enable_dht"] is False and live["dht_bootstrap_nodes"] == ""
+    finally:
+        await s.stop()
