@@ -271,6 +271,7 @@ class DistributionService:
             if sid == tid:
                 raise Conflict(f"{sname} is already in the store (infohash {tid})", hint=f"`silnode show {sname}`")
         link = target_magnet(parsed) if not target.startswith("magnet:") else target
+        web_seeds = tuple(dict.fromkeys([*web_seeds, *parsed.get("web_seeds", [])]))
         wanted_name = name or (parsed.get("name") if is_valid_name(parsed.get("name")) else None)
         if wanted_name and self.store.exists(wanted_name):
             raise Conflict(f"model {wanted_name} is already in the store",

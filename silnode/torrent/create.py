@@ -388,6 +388,8 @@ def magnet(torrent: Any, *, peers: Iterable[Any] = (), name: str | None = None) 
         parts.append(f"xt=urn:btmh:1220{v2}")
     parts.append("dn=" + quote(name if name is not None else ti.name(), safe=""))
     parts += ["x.pe=" + quote(format_peer(p), safe=":[]") for p in peers]
+    # BEP 19 web seeds travel in the magnet as ws= (the info dict a magnet fetches does not carry url-list)
+    parts += ["ws=" + quote(ws.url, safe="") for ws in ti.web_seeds()]
     return "magnet:?" + "&".join(parts)
 
 
@@ -402,14 +404,15 @@ def parse_target(text: str) -> dict[str, Any]:
         raise BadTorrent(f"a download target must be a string, got {type(text).__name__}")
     t = text.strip()
     if _HEX40.fullmatch(t):
-        return {"v1": t.lower(), "v2": None, "peers": [], "name": None}
+        return {"v1": t.lower(), "v2": None, "peers": [], "name": None, "web_seeds": []}
     if _HEX64.fullmatch(t):
-        return {"v1": None, "v2": t.lower(), "peers": [], "name": None}
+        return {"v1": None, "v2": t.lower(), "peers": [], "name": None, "web_seeds": []}
     if not t.lower().startswith("magnet:?"):
         raise BadTorrent(f"not a magnet link or infohash: {t[:80]!r}",
                          hint="give a magnet:?xt=urn:btih:... link, a 40-hex v1 infohash or a 64-hex v2 hash")
     v1 = v2 = name = None
     peers: list[tuple[str, int]] = []
+    web_seeds: list[str] = []
     try:
         params = parse_qsl(t[len("magnet:?"):], keep_blank_values=True, strict_parsing=True)
     except ValueError as exc:
@@ -441,9 +444,11 @@ def parse_target(text: str) -> dict[str, Any]:
             name = value
         elif k == "x.pe":
             peers.append(parse_peer(value))
+        elif k == "ws" and value.lower().startswith(("http://", "https://")) and len(value) <= 2048:
+            web_seeds.append(value)
     if v1 is None and v2 is None:
         raise BadTorrent("magnet link has no BitTorrent infohash (xt=urn:btih:... or xt=urn:btmh:1220...)")
-    return {"v1": v1, "v2": v2, "peers": peers, "name": name}
+    return {"v1": v1, "v2": v2, "peers": peers, "name": name, "web_seeds": web_seeds}
 
 
 def target_magnet(target: Mapping[str, Any]) -> str:

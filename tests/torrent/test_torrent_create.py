@@ -220,7 +220,7 @@ def test_magnet_round_trip_with_peer_hints(one_file_torrent):
     link = magnet(one_file_torrent, peers=[("127.0.0.1", 6881), "10.0.0.2:7000", ("::1", 6882)], name="org/x y")
     assert link.startswith("magnet:?")
     assert f"xt=urn:btih:{v1}" in link and f"xt=urn:btmh:1220{v2}" in link
-    assert parse_target(link) == {"v1": v1, "v2": v2, "name": "org/x y",
+    assert parse_target(link) == {"v1": v1, "v2": v2, "name": "org/x y", "web_seeds": [],
                                   "peers": [("127.0.0.1", 6881), ("10.0.0.2", 7000), ("::1", 6882)]}
     # libtorrent reads the same link
     atp = lt.parse_magnet_uri(link)
@@ -233,13 +233,13 @@ def test_magnet_round_trip_with_peer_hints(one_file_torrent):
 
 def test_parse_target_variants(one_file_torrent):
     v1, v2 = infohashes(one_file_torrent)
-    assert parse_target(v1.upper()) == {"v1": v1, "v2": None, "peers": [], "name": None}
-    assert parse_target(f"  {v2}\n") == {"v1": None, "v2": v2, "peers": [], "name": None}
+    assert parse_target(v1.upper()) == {"v1": v1, "v2": None, "peers": [], "name": None, "web_seeds": []}
+    assert parse_target(f"  {v2}\n") == {"v1": None, "v2": v2, "peers": [], "name": None, "web_seeds": []}
     b32 = base64.b32encode(bytes.fromhex(v1)).decode()
     assert parse_target(f"magnet:?xt=urn:btih:{b32}")["v1"] == v1
     assert parse_target(f"magnet:?xt=urn:btmh:1220{v2}&tr=http://tracker.invalid/a")["v2"] == v2
     assert parse_target(f"MAGNET:?xt.1=urn:btih:{v1}&xt.2=urn:btmh:1220{v2}") == \
-        {"v1": v1, "v2": v2, "peers": [], "name": None}
+        {"v1": v1, "v2": v2, "peers": [], "name": None, "web_seeds": []}
 
 
 @pytest.mark.parametrize("junk", [
@@ -266,3 +266,11 @@ def test_bad_torrent_is_a_400_torrent_error():
     assert isinstance(err, TorrentError) and err.status == 400 and err.code == "bad_torrent"
     assert TorrentError("y").code == "torrent_error"
     assert create.OUR_KEY == b"silnode"
+
+
+def test_magnet_carries_web_seeds(gguf_path):
+    data = make_torrent(gguf_path.parent, [file_record(gguf_path)], web_seeds=["http://origin.example/m.gguf?x=1"])
+    link = magnet(data)
+    assert "ws=http%3A%2F%2Forigin.example%2Fm.gguf%3Fx%3D1" in link
+    assert parse_target(link)["web_seeds"] == ["http://origin.example/m.gguf?x=1"]
+    assert parse_target(link + "&ws=file:///etc/passwd")["web_seeds"] == ["http://origin.example/m.gguf?x=1"]
