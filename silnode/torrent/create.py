@@ -389,7 +389,7 @@ def magnet(torrent: Any, *, peers: Iterable[Any] = (), name: str | None = None) 
     parts.append("dn=" + quote(name if name is not None else ti.name(), safe=""))
     parts += ["x.pe=" + quote(format_peer(p), safe=":[]") for p in peers]
     # BEP 19 web seeds travel in the magnet as ws= (the info dict a magnet fetches does not carry url-list)
-    parts += ["ws=" + quote(ws.url, safe="") for ws in ti.web_seeds()]
+    parts += ["ws=" + quote(ws["url"] if isinstance(ws, dict) else ws.url, safe="") for ws in ti.web_seeds()]
     return "magnet:?" + "&".join(parts)
 
 
