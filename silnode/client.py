@@ -117,10 +117,11 @@ class Client:
         return self.request("POST", "/api/v1/gc", {})
 
     # ------------------------------------------------------------------ BitTorrent
-    def share(self, name: str, *, path: str | None = None, license: str | None = None,
-              web_seeds: list[str] | None = None, v1_compat: bool = False) -> dict[str, Any]:
-        body = {"name": name, "path": path, "license": license, "web_seeds": web_seeds, "v1_compat": v1_compat,
-                "wait": False}
+    def share(self, name: str | None, *, path: str | None = None, source: str | None = None,
+              license: str | None = None, web_seeds: list[str] | None = None,
+              v1_compat: bool = False) -> dict[str, Any]:
+        body = {"name": name, "path": path, "source": source, "license": license, "web_seeds": web_seeds,
+                "v1_compat": v1_compat, "wait": False}
         return self.request("POST", "/api/v1/models/share", body)["task"]
 
     def download(self, target: str, *, peers: list[str] | None = None, name: str | None = None,

@@ -286,6 +286,35 @@ class Node:
 
         return self.tasks.submit("share", f"share {name}", run)
 
+    def share_hf(self, ref: str, name: str | None = None, *, license: str | None = None,
+                 v1_compat: bool = False) -> Task:
+        """`share hf://org/repo/file.gguf`: download through huggingface_hub (resumable, into the HF cache),
+        hardlink the blob into the store, and seed it with the Hub's resolve URL as a web seed."""
+        from silnode import sources
+        from silnode.names import validate_name
+
+        sources.parse_hf_ref(ref)  # 400 now
+        if name:
+            validate_name(name)
+        loop = asyncio.get_running_loop()
+
+        def run(progress: Callable[[int, int], None]) -> dict[str, Any]:
+            found = sources.fetch_hf(ref)
+            target = name or found.suggested_name
+            if not self.store.exists(target):
+                srcs = [ImportSource(p, n) for p, n in zip(found.files, found.display_names)]
+                expected = found.origin.get("expected_sha256s") or [found.origin.get("expected_sha256")] * len(srcs)
+                self.store.import_files(srcs, target, license=license or found.license, source=found.origin,
+                                        expected_sha256=expected if len(expected) == len(srcs) else None,
+                                        progress=progress)
+            # a single file's resolve URL is a BEP 19 web seed (a split set would need one URL per file)
+            seeds = (found.origin["url"],) if len(found.files) == 1 and found.origin.get("url") else ()
+            fut = asyncio.run_coroutine_threadsafe(
+                self.torrents.share(target, web_seeds=seeds, v1_compat=v1_compat, progress=progress), loop)
+            return fut.result()
+
+        return self.tasks.submit("share", f"share {ref}", run)
+
     def verify(self, name: str | None) -> Task:
         """Re-hash against the manifests. A damaged model stops being seeded (its bad file is quarantined);
         a healthy seeded model also gets a libtorrent recheck, so the swarm's view matches the disk."""

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import quote
 
-from silnode.errors import BadRequest
+from silnode.errors import BadRequest, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +390,7 @@ def find_hf(pattern: str | None = None, cache_dir: Path | None = None) -> list[F
     cache = Path(cache_dir) if cache_dir is not None else hf_cache_dir()
     if not cache.exists():
         return []
+    hub = (_env("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
     try:
         info = scan_cache_dir(cache)
     except CacheNotFound:
@@ -458,7 +459,7 @@ def find_hf(pattern: str | None = None, cache_dir: Path | None = None) -> list[F
                 "repo_id": repo.repo_id,
                 "revision": commit,
                 "filename": first,
-                "url": f"https://huggingface.co/{repo.repo_id}/resolve/{quote(commit, safe='')}/{quote(first)}",
+                "url": f"{hub}/{repo.repo_id}/resolve/{quote(commit, safe='')}/{quote(first)}",
                 "filenames": list(cand.rel_paths),
             }
             if all(_SHA256_RE.match(b) for b in cand.blob_names):  # LFS etag == sha256 of the content
@@ -667,3 +668,58 @@ __all__ = [
     "hf_cache_dir",
     "ollama_models_dir",
 ]
+
+
+# ---------------------------------------------------------------------------------------------------
+# hf:// references: download into the HF cache (resumable), then find the model there
+
+HF_REF_RE = re.compile(r"^hf://(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)/"
+                       r"(?P<file>[A-Za-z0-9][A-Za-z0-9._/-]*\.gguf)(?:@(?P<rev>[A-Za-z0-9._/-]+))?$")
+
+
+def parse_hf_ref(ref: str) -> tuple[str, str, str | None]:
+    """``hf://org/repo/path/file.gguf[@revision]`` -> (repo_id, filename, revision)."""
+    m = HF_REF_RE.fullmatch(ref.strip())
+    if not m or ".." in m.group("file").split("/"):
+        raise BadRequest(f"not an hf:// GGUF reference: {ref[:120]!r}",
+                         hint="use hf://ORG/REPO/FILE.gguf, optionally @REVISION")
+    return m.group("repo"), m.group("file"), m.group("rev")
+
+
+def fetch_hf(ref: str, *, cache_dir: Path | None = None) -> FoundModel:
+    """Download an hf:// GGUF through huggingface_hub into its cache (an interrupted download resumes), and
+    return it as found in the cache. Split GGUFs: give part 1; the other parts are fetched too.
+
+    ``HF_ENDPOINT`` selects the Hub (read at call time); ``HF_TOKEN`` is used by huggingface_hub itself.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    repo_id, filename, revision = parse_hf_ref(ref)
+    cache = Path(cache_dir) if cache_dir is not None else hf_cache_dir()
+    endpoint = _env("HF_ENDPOINT")
+    names = [filename]
+    m = re.match(r"^(?P<stem>.+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.gguf$", filename)
+    if m:
+        n = int(m.group("n"))
+        names = [f"{m.group('stem')}-{i:05d}-of-{n:05d}.gguf" for i in range(1, n + 1)]
+    try:
+        for name in names:
+            hf_hub_download(repo_id, name, revision=revision, cache_dir=cache, endpoint=endpoint)
+        try:  # the license lives in the model card's front matter
+            hf_hub_download(repo_id, "README.md", revision=revision, cache_dir=cache, endpoint=endpoint)
+        except (EntryNotFoundError, HfHubHTTPError):
+            pass
+    except LocalEntryNotFoundError as exc:
+        raise BadRequest(f"cannot reach the Hugging Face Hub for {ref}: {exc}",
+                         hint="check the network (or HF_ENDPOINT); HF_HUB_OFFLINE=1 allows only cached files") from exc
+    except EntryNotFoundError as exc:
+        raise NotFound(f"{ref}: no such file in {repo_id}") from exc
+    except HfHubHTTPError as exc:
+        raise BadRequest(f"Hugging Face Hub refused {ref}: {exc}") from exc
+    wanted = f"{repo_id}/{names[0]}".lower()
+    for found in find_hf(None, cache):
+        if found.origin.get("repo_id", "").lower() == repo_id.lower() and \
+                found.origin.get("filename", "").lower() == names[0].lower():
+            return found
+    raise NotFound(f"{wanted} was downloaded but is not usable in the cache (see the daemon log)")

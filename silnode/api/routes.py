@@ -202,7 +202,8 @@ async def task(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------- BitTorrent
 
 SHARE_BODY = {
-    "name": Field("string", required=True, description="the model to share (org/model)"),
+    "name": Field("string", description="the model to share (org/model); with source: the store name to use"),
+    "source": Field("string", description="hf://ORG/REPO/FILE.gguf[@REV]: download through huggingface_hub, then share"),
     "path": Field("string", description="import this GGUF first (with name and license), then share it"),
     "license": Field("string", description="with path: license for the manifest"),
     "web_seeds": Field("array", description="HTTP origins serving the same files (BEP 19 web seeds)"),
@@ -216,8 +217,16 @@ SHARE_BODY = {
 async def share(request: web.Request) -> web.Response:
     node = request.app[NODE]
     body = await read_body(request, SHARE_BODY)
-    task = node.share(validate_name(body["name"]), path=body["path"], license=body["license"],
-                      web_seeds=tuple(body["web_seeds"] or ()), v1_compat=bool(body["v1_compat"]))
+    if body["source"]:
+        if body["path"]:
+            raise BadRequest("give either source or path, not both")
+        task = node.share_hf(body["source"], body["name"], license=body["license"],
+                             v1_compat=bool(body["v1_compat"]))
+    else:
+        if not body["name"]:
+            raise BadRequest("missing field 'name'")
+        task = node.share(validate_name(body["name"]), path=body["path"], license=body["license"],
+                          web_seeds=tuple(body["web_seeds"] or ()), v1_compat=bool(body["v1_compat"]))
     return await task_reply(node, task, body["wait"] is not False)
 
 

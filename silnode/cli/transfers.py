@@ -28,16 +28,16 @@ pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
 @pass_ctx
 def share(ctx: Ctx, model: str, name: str | None, license_: str | None, web_seeds: tuple[str, ...],
           v1_compat: bool) -> None:
-    """Seed a model: `share org/model`, or `share ./file.gguf --name org/model --license L`.
+    """Seed a model: `share org/model`, `share ./file.gguf --name org/model --license L`, or
+    `share hf://org/repo/file.gguf` (downloaded through huggingface_hub, resumable; the Hub stays a web seed).
 
     Prints the magnet link others pass to `silnode get`.
     """
     client = ctx.client()
+    path = source = None
     if model.startswith("hf://"):
-        raise BadRequest("hf:// sources are not supported yet", hint="download with `huggingface-cli download`, "
-                         "then `silnode import --from hf` and `silnode share org/model`")
-    path = None
-    if Path(model).suffix.lower() == ".gguf" or "/" not in model or Path(model).exists():
+        source = model
+    elif Path(model).suffix.lower() == ".gguf" or "/" not in model or Path(model).exists():
         if not Path(model).is_file():
             raise BadRequest(f"{model}: no such file (a store model is named org/model)")
         if not name:
@@ -45,8 +45,9 @@ def share(ctx: Ctx, model: str, name: str | None, license_: str | None, web_seed
         path = str(Path(model).expanduser().absolute())
     else:
         name = model
-    task = client.share(name, path=path, license=license_, web_seeds=list(web_seeds) or None, v1_compat=v1_compat)
-    result = _run_task(ctx, client, task, f"share {name}")
+    task = client.share(name, path=path, source=source, license=license_, web_seeds=list(web_seeds) or None,
+                        v1_compat=v1_compat)
+    result = _run_task(ctx, client, task, f"share {name or model}")
     text = f"seeding {result['name']}\ninfohash {result['infohash']}\n{result['magnet']}"
     if result.get("v1_compat"):
         c = result["v1_compat"]
