@@ -452,8 +452,8 @@ class DistributionService:
         out = []
         ids = set(self.session.ids()) if self.session else set()
         for t in self.transfers.values():
-            if t.state == "done" and t.id in self.seeds:
-                continue  # a finished download is listed as the seed it became
+            if t.state == "done":
+                continue  # a finished download is listed as the seed it became (GET /transfers/ID still finds it)
             out.append(t.public(self.session.status(t.id) if t.id in ids else None))
         for tid, name in self.seeds.items():
             st = self.session.status(tid) if tid in ids else None

@@ -235,3 +235,50 @@ async def test_periodic_recheck_catches_damage_while_seeding(make_node, tiny_q8)
     m = a.store.read_manifest("alice/q8")
     assert m["state"] == "damaged" and "libtorrent recheck" in m["problems"][0]
     assert not a.torrents.is_seeding("alice/q8")
+
+
+async def test_origin_dropped_once_enough_peers_seed(make_node, tmp_path):
+    """network.web_seed_max_seeds: with that many seeding peers the HTTP origin is dropped (the swarm carries
+    the load)."""
+    from aiohttp import web
+
+    src = big_gguf(tmp_path / "o.gguf", 8 << 20, seed=6)
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        size = src.stat().st_size
+        rng = request.http_range
+        start, stop = rng.start or 0, min(rng.stop or size, size)
+        resp = web.StreamResponse(status=206, headers={"Content-Range": f"bytes {start}-{stop - 1}/{size}",
+                                                       "Content-Length": str(stop - start)})
+        await resp.prepare(request)
+        with open(src, "rb") as fh:
+            fh.seek(start)
+            left = stop - start
+            while left:
+                chunk = fh.read(min(left, 16 * 1024))
+                await resp.write(chunk)
+                left -= len(chunk)
+                await asyncio.sleep(len(chunk) / (512 << 10))  # 512 KiB/s
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/o.gguf", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/o.gguf"
+    try:
+        a = await make_node("a", **{"network.upload_rate_limit": 1 << 20})
+        shared = await share(a, src, "alice/o")
+        b = await make_node("b", **{"network.web_seed_max_seeds": 1})
+        t = await b.torrents.download(shared["magnet"], web_seeds=(url,))
+        for _ in range(200):
+            if not t.web_seeds or t.state == "done":
+                break
+            await asyncio.sleep(0.05)
+        assert t.web_seeds == [], "the origin was not dropped although a peer seeds the model"
+        await asyncio.wait_for(b.torrents.wait(t.id), 120)
+        assert t.state == "done"
+    finally:
+        await runner.cleanup()
