@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from nodes import big_gguf, get, peer_of, sha256, share, tmpfs
@@ -204,6 +205,7 @@ async def test_web_seed_and_peer_together(make_node, tmp_path):
 
 
 async def test_verify_rechecks_seeds_and_stops_seeding_damage(make_node, tiny_q8, tmp_path):
+    tiny_q8 = Path(shutil.copy(tiny_q8, tmp_path / tiny_q8.name))  # the store hardlinks: damage a private copy
     a = await make_node("a")
     shared = await share(a, tiny_q8, "alice/q8")
     task = a.verify("alice/q8")
@@ -221,7 +223,8 @@ async def test_verify_rechecks_seeds_and_stops_seeding_damage(make_node, tiny_q8
     assert not a.torrents.is_seeding("alice/q8")
 
 
-async def test_periodic_recheck_catches_damage_while_seeding(make_node, tiny_q8):
+async def test_periodic_recheck_catches_damage_while_seeding(make_node, tiny_q8, tmp_path):
+    tiny_q8 = Path(shutil.copy(tiny_q8, tmp_path / tiny_q8.name))  # the store hardlinks: damage a private copy
     a = await make_node("a", **{"network.recheck_interval": 1})
     await share(a, tiny_q8, "alice/q8")
     stored = a.store.model_dir("alice/q8") / tiny_q8.name
