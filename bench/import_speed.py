@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -23,22 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from ggufgen import raw_gguf  # noqa: E402
+from ggufgen import make_sized_gguf  # noqa: E402
 
 from silnode.store import Store  # noqa: E402
-
-
-def make_big_gguf(path: Path, size: int) -> None:
-    n_floats = size // 4
-    head = raw_gguf([("general.architecture", 8, "llama")], [("blob.weight", [n_floats], 0)], data=False)
-    chunk = os.urandom(8 << 20)
-    with open(path, "wb") as fh:
-        fh.write(head + bytes(-len(head) % 32))
-        left = n_floats * 4
-        while left:
-            n = min(left, len(chunk))
-            fh.write(chunk[:n])
-            left -= n
 
 
 def timed(fn) -> float:
@@ -57,7 +43,7 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="import-bench-", dir=a.dir or ROOT / "bench"))
     try:
         src = scratch / "big.gguf"
-        make_big_gguf(src, a.size_mib << 20)
+        make_sized_gguf(src, a.size_mib << 20)
         src.read_bytes() if a.size_mib <= 2048 else None  # warm the page cache for every contender
         results: dict[str, list[float]] = {"cp": [], "cp + sync": [], "import (hardlink)": [], "import (copy)": []}
         for i in range(a.runs):
