@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/gguf_header.py
 	$(PY) bench/import_speed.py
+	$(PY) bench/transfer.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
