@@ -61,6 +61,7 @@ class NetworkConfig:
     resume_save_interval: int = 30  # seconds between resume-data saves of running downloads
     recheck_interval: int = 0  # seconds between light rechecks of seeded models (0 = off)
     web_seed_max_seeds: int = 3  # drop a transfer's HTTP web seed once this many peers seed it (0 = never)
+    dht_private: bool = False  # relax DHT anti-abuse limits for a private/LAN DHT where nodes share an IP
 
 
 SECTIONS: dict[str, type] = {"daemon": DaemonConfig, "storage": StorageConfig, "network": NetworkConfig}

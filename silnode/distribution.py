@@ -88,10 +88,10 @@ class Transfer:
 class DistributionService:
     name = "torrents"
 
-    def __init__(self, config: Config, store: Store, *, private: bool = False) -> None:
+    def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
-        self.private = private
+        self.private = config.network.dht_private
         self.session: Any = None
         self.transfers: dict[str, Transfer] = {}
         self.seeds: dict[str, str] = {}  # torrent id -> model name
@@ -102,6 +102,7 @@ class DistributionService:
         self._ticker: asyncio.Task[None] | None = None
         self._dht_nodes = 0
         self._done: dict[str, asyncio.Event] = {}
+        self._fresh: dict[str, float] = {}  # seed id -> re-announce to the DHT until this time
 
     # ================================================================== lifecycle
     async def start(self) -> None:
@@ -197,6 +198,10 @@ class DistributionService:
             return v1
         tid = await self.session.add_seed(data, mdir, seed_mode=True)
         self.seeds[tid] = name
+        # tell the DHT now, and again every few seconds for a while: an announce made before the routing
+        # table has settled (a node that just started) is lost, and libtorrent's own next one is minutes away
+        self.session.announce(tid)
+        self._fresh[tid] = time.monotonic() + 120
         return tid
 
     async def _seed_all(self, name: str) -> None:
@@ -541,6 +546,8 @@ class DistributionService:
                     await self._save_all_resume()
                 self._dht_nodes = int((await self.session.stats(timeout=5)).get("dht.dht_nodes", 0))
                 self._cap_web_seeds()
+                if int(now) % 5 == 0:  # ask the DHT again (libtorrent's own next announce is minutes away)
+                    self._reannounce(now)
                 interval = self.config.network.recheck_interval
                 if interval and now - last_recheck >= interval and self.seeds:
                     last_recheck = now
@@ -558,6 +565,14 @@ class DistributionService:
                     await self.session.save_resume(t.id, timeout=10)  # written by the ResumeDataSaved handler
                 except SilnodeError as exc:
                     log.debug("resume data for %s: %s", t.id[:12], exc)
+
+    def _reannounce(self, now: float) -> None:
+        ids = set(self.session.ids())
+        looking = [t.id for t in self.transfers.values() if t.state == "metadata"]  # still looking for peers
+        for tid in [*looking, *self._fresh]:
+            if tid in ids:
+                self.session.announce(tid)
+        self._fresh = {tid: until for tid, until in self._fresh.items() if until > now and tid in ids}
 
     def _cap_web_seeds(self) -> None:
         cap = self.config.network.web_seed_max_seeds

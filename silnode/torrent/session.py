@@ -950,6 +950,11 @@ class TorrentSession:
         """Nodes in the DHT routing table (counter ``dht.dht_nodes``); 0 with the DHT off."""
         return int((await self.stats()).get("dht.dht_nodes", 0))
 
+    def announce(self, id: str) -> None:
+        """*sync*. Announce the torrent to the DHT now instead of at the next periodic announce."""
+        if self.settings.get("enable_dht"):
+            self._rec(id).handle.force_dht_announce()
+
     def add_dht_node(self, host: str, port: int) -> None:
         """*sync*. Tell the DHT about a node (private DHTs: tests, LAN)."""
         host, port = parse_peer((host, port))
