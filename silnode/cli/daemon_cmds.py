@@ -250,6 +250,19 @@ def doctor(ctx: Ctx) -> None:
     state, info = daemon_state(config)
     if state == "running" and info:
         add("daemon", "ok", f"running, pid {info.pid}, {info.url}")
+        try:
+            bt = ctx.client().status().get("torrents") or {}
+            if bt.get("dht_enabled"):
+                nodes = bt.get("dht_nodes", 0)
+                add("dht", "ok" if nodes else "warn", f"{nodes} node(s) in the routing table",
+                    None if nodes else "no DHT peers yet: check network.dht_bootstrap and that UDP "
+                    f"{bt.get('listen_port')} is reachable")
+            else:
+                add("dht", "ok", "off (peers come from --peer and magnet hints)")
+            add("bittorrent", "ok", f"listening on port {bt.get('listen_port')}, {bt.get('seeding', 0)} seed(s), "
+                f"{bt.get('downloads', 0)} download(s)")
+        except SilnodeError as exc:
+            add("bittorrent", "warn", f"status unavailable: {exc}")
     elif state == "stale":
         add("daemon", "warn", "stale daemon.json (process gone or not answering)", "run `silnode daemon start`")
     else:

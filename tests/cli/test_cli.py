@@ -110,6 +110,8 @@ def test_doctor(run, live_daemon):
     checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
     assert checks["daemon"]["status"] == "ok" and checks["token"]["status"] == "ok"
     assert checks["disk"]["status"] == "ok"
+    assert checks["dht"]["detail"].startswith("off")  # tests run without a DHT
+    assert "listening on port" in checks["bittorrent"]["detail"]
     assert "daemon" in run("doctor").stdout
 
 
