@@ -338,7 +338,11 @@ class DistributionService:
                                        f"{free / 2**30:.2f} GiB free", remove=True)
         t.state = "downloading"
         self._save_state()
+        log.info("%s: metadata in (%s, %d file(s), %d bytes); downloading", t.id[:12], t.name, len(files), total)
         self.session.release(t.id)
+        # the peers that gave us the metadata may have hung up meanwhile (nothing was wanted, and a seed
+        # drops a peer that wants nothing): look them up again now rather than at the next periodic announce
+        self.session.announce(t.id)
 
     async def _on_finished(self, t: Transfer) -> None:
         if t.state in ("verifying", "done"):
@@ -568,7 +572,9 @@ class DistributionService:
 
     def _reannounce(self, now: float) -> None:
         ids = set(self.session.ids())
-        looking = [t.id for t in self.transfers.values() if t.state == "metadata"]  # still looking for peers
+        looking = [t.id for t in self.transfers.values()  # still looking for peers
+                   if t.state == "metadata" or (t.state == "downloading" and t.id in ids
+                                                and self.session.status(t.id).num_peers == 0)]
         for tid in [*looking, *self._fresh]:
             if tid in ids:
                 self.session.announce(tid)
