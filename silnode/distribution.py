@@ -270,11 +270,11 @@ class DistributionService:
         for p in peers:
             parse_peer(p)
         tid = parsed.get("v1") or parsed.get("v2")
-        if tid in self.transfers and self.transfers[tid].state not in ("error",):
-            return self.transfers[tid]
-        for sid, sname in self.seeds.items():
-            if sid == tid:
-                raise Conflict(f"{sname} is already in the store (infohash {tid})", hint=f"`silnode show {sname}`")
+        if tid in self.transfers and self.transfers[tid].state in (*ACTIVE, "paused"):
+            return self.transfers[tid]  # getting it again while it runs: the same transfer
+        have = self.seeds.get(tid) or await asyncio.to_thread(self._name_of_infohash, tid)
+        if have:
+            raise Conflict(f"{have} is already in the store (infohash {tid})", hint=f"`silnode show {have}`")
         link = target_magnet(parsed) if not target.startswith("magnet:") else target
         web_seeds = tuple(dict.fromkeys([*web_seeds, *parsed.get("web_seeds", [])]))
         wanted_name = name or (parsed.get("name") if is_valid_name(parsed.get("name")) else None)
@@ -302,6 +302,16 @@ class DistributionService:
             self.session.add_web_seed(t.id, url)
         self._save_state()
         return t
+
+    def _name_of_infohash(self, tid: str) -> str | None:
+        for name in self.store.names():
+            try:
+                m = self.store.read_manifest(name)
+            except SilnodeError:
+                continue
+            if tid in (m.get("infohash"), m.get("infohash_v2"), (m.get("v1_compat") or {}).get("infohash")):
+                return name
+        return None
 
     async def _on_metadata(self, t: Transfer) -> None:
         """Metadata is in: read our key, decide the name, check disk space, then let the data flow."""

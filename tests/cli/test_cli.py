@@ -120,3 +120,33 @@ def test_doctor_flags_bad_token_mode(run, clean_env):
     (clean_env / "api.token").chmod(0o644)
     r = run("doctor", code=1)
     assert "chmod 600" in r.stdout
+
+
+def test_share_get_transfers_seeding(run, live_daemon, tmp_path, tiny_q8):
+    """Two daemons: the second one `get`s what the first `share`s, through the CLI the user types."""
+    import os
+
+    from daemons import start_daemon, stop_daemon
+
+    other = start_daemon(tmp_path / "other")
+    try:
+        shared = json.loads(run("share", str(tiny_q8), "--name", "alice/q8", "--license", "mit", "--json").stdout)
+        assert shared["magnet"].startswith("magnet:?xt=urn:btih:")
+        rows = json.loads(run("transfers", "--json").stdout)["transfers"]
+        assert [(r["kind"], r["state"], r["name"]) for r in rows] == [("seed", "seeding", "alice/q8")]
+        os.environ["SILNODE_HOME"] = str(other.home)
+        try:
+            r = run("get", shared["magnet"])
+            assert "got alice/q8" in r.stdout and "sha256 verified" in r.stdout
+            assert "alice/q8" in run("list").stdout
+            r = run("get", shared["magnet"], code=1)
+            assert "already in the store" in r.stderr
+            assert "seeding off" in run("seeding", "alice/q8", "off").stdout
+            assert json.loads(run("seeding", "alice/q8", "--json").stdout)["seeding"] is False
+            assert run("transfers").stdout.strip() == "no transfers"
+            r = run("transfers", "cancel", "deadbeefdeadbeef", code=1)
+            assert "no transfer" in r.stderr
+        finally:
+            os.environ["SILNODE_HOME"] = str(live_daemon.home)
+    finally:
+        stop_daemon(other)
