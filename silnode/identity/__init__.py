@@ -26,8 +26,20 @@ from silnode.identity.errors import (
     WrongPassword,
 )
 from silnode.identity.identity import Identity
-from silnode.identity.keys import CATALOG_PATH, NOSTR_PATH, CatalogKey, NostrKey, expand_ed25519_seed
-from silnode.identity.keystore import ANCHOR_KDF, DEFAULT_KDF, FAST_TEST_KDF, KdfParams, Keystore
+from silnode.identity.keys import (
+    CATALOG_PATH,
+    NOSTR_PATH,
+    CatalogKey,
+    NostrKey,
+    expand_ed25519_seed,
+)
+from silnode.identity.keystore import (
+    ANCHOR_KDF,
+    DEFAULT_KDF,
+    FAST_TEST_KDF,
+    KdfParams,
+    Keystore,
+)
 from silnode.identity.password import password_warnings
 
 __all__ = [

@@ -28,7 +28,7 @@ def check_secret_name(name: str) -> str:
 
 
 class Identity:
-    __slots__ = ("_mnemonic", "_passphrase", "_secrets", "nostr", "catalog")
+    __slots__ = ("_mnemonic", "_passphrase", "_secrets", "catalog", "nostr")
 
     def __init__(self, mnemonic: str, passphrase: str = "", secrets: dict[str, str] | None = None) -> None:
         phrase = bip39.validate(mnemonic)  # raises InvalidMnemonic naming the fault
@@ -42,11 +42,11 @@ class Identity:
             self.set_secret(name, value)
 
     @classmethod
-    def generate(cls, words: int = 12, passphrase: str = "") -> "Identity":
+    def generate(cls, words: int = 12, passphrase: str = "") -> Identity:
         return cls(bip39.generate(words), passphrase)
 
     @classmethod
-    def from_mnemonic(cls, phrase: str, passphrase: str = "") -> "Identity":
+    def from_mnemonic(cls, phrase: str, passphrase: str = "") -> Identity:
         return cls(phrase, passphrase)
 
     # --- public -------------------------------------------------------------------------------------
@@ -68,7 +68,7 @@ class Identity:
             "catalog_path": CATALOG_PATH,
         }
 
-    def same_keys(self, other: "Identity") -> bool:
+    def same_keys(self, other: Identity) -> bool:
         return self.nostr.public_key == other.nostr.public_key and self.catalog.public_key == other.catalog.public_key
 
     def __repr__(self) -> str:
@@ -113,7 +113,7 @@ class Identity:
         return {"mnemonic": self._mnemonic, "passphrase": self._passphrase, "secrets": dict(self._secrets)}
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> "Identity":
+    def from_payload(cls, payload: dict[str, Any]) -> Identity:
         return cls(payload["mnemonic"], payload.get("passphrase", ""), payload.get("secrets") or {})
 
     def leak_needles(self, min_len: int = 8) -> list[bytes]:

@@ -153,7 +153,7 @@ def expand_ed25519_seed(seed32: bytes) -> bytes:
 class NostrKey:
     """A Nostr (secp256k1 / BIP-340) key pair; repr shows only the npub."""
 
-    __slots__ = ("_secret", "public_key", "path")
+    __slots__ = ("_secret", "path", "public_key")
 
     def __init__(self, secret: bytes, path: str | None = None) -> None:
         if len(secret) != 32 or not 0 < int.from_bytes(secret, "big") < SECP256K1_N:
@@ -163,7 +163,7 @@ class NostrKey:
         self.path = path
 
     @classmethod
-    def from_seed(cls, seed: bytes, account: int = 0) -> "NostrKey":
+    def from_seed(cls, seed: bytes, account: int = 0) -> NostrKey:
         path = nostr_path(account)
         return cls(bip32_derive(seed, path)[0], path)
 
@@ -222,7 +222,7 @@ class NostrKey:
 class CatalogKey:
     """The ed25519 catalog / BEP 44 signing key; repr shows only the public key."""
 
-    __slots__ = ("_seed", "public_key", "path")
+    __slots__ = ("_seed", "path", "public_key")
 
     def __init__(self, seed32: bytes, path: str | None = None) -> None:
         if len(seed32) != 32:
@@ -232,7 +232,7 @@ class CatalogKey:
         self.path = path
 
     @classmethod
-    def from_seed(cls, seed: bytes, path: str = CATALOG_PATH) -> "CatalogKey":
+    def from_seed(cls, seed: bytes, path: str = CATALOG_PATH) -> CatalogKey:
         return cls(slip10_ed25519_derive(seed, path)[0], path)
 
     @property

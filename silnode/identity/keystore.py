@@ -52,15 +52,17 @@ import stat
 import struct
 import time
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from silnode.fsutil import atomic_write_bytes
 from silnode.identity.errors import (
     IdentityExists,
     IdentityNotFound,
     InvalidMnemonic,
+    InvalidSecretName,
     KeystoreCorrupt,
     KeystoreError,
     KeystoreVersionError,
@@ -90,7 +92,7 @@ class KdfParams:
     memory_cost: int = 128 * 1024  # KiB
     parallelism: int = 4
 
-    def check(self) -> "KdfParams":
+    def check(self) -> KdfParams:
         """Bounds for params read from a file: a damaged or hostile header must not ask for 100 GiB."""
         if not (1 <= self.time_cost <= 64 and 1 <= self.parallelism <= 64
                 and 8 * self.parallelism <= self.memory_cost <= 4 * 1024 * 1024):
@@ -153,11 +155,11 @@ class Keystore:
         self.last_backup: Path | None = None  # set when create/save(force=True) moved an old file aside
 
     @classmethod
-    def for_home(cls, home: str | os.PathLike[str], kdf: KdfParams = DEFAULT_KDF) -> "Keystore":
+    def for_home(cls, home: str | os.PathLike[str], kdf: KdfParams = DEFAULT_KDF) -> Keystore:
         return cls(Path(home) / FILENAME, kdf)
 
     @classmethod
-    def for_config(cls, config: Any, kdf: KdfParams = DEFAULT_KDF) -> "Keystore":
+    def for_config(cls, config: Any, kdf: KdfParams = DEFAULT_KDF) -> Keystore:
         return cls.for_home(config.home, kdf)
 
     @property
@@ -339,10 +341,10 @@ class Keystore:
         ciphertext = body[_PREFIX.size + header_len:]
         try:
             header = json.loads(header_bytes)
-            if not isinstance(header, dict):
-                raise ValueError("the header is not a JSON object")
         except ValueError as exc:
             raise self._corrupt(f"unreadable header ({exc.__class__.__name__})") from None
+        if not isinstance(header, dict):
+            raise self._corrupt("unreadable header (not a JSON object)")
         return header, header_bytes, ciphertext
 
     def _kdf_from_header(self, header: dict[str, Any]) -> tuple[KdfParams, bytes, bytes]:
@@ -381,6 +383,8 @@ class Keystore:
             identity = Identity.from_payload(payload)
         except InvalidMnemonic:
             raise self._corrupt("the stored recovery phrase is not valid BIP39") from None
+        except InvalidSecretName:
+            raise self._corrupt("a stored secret has an invalid name") from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             reason = str(exc) if isinstance(exc, ValueError) and "header" in str(exc) else "unreadable contents"
             raise self._corrupt(reason) from None

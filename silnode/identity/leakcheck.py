@@ -21,9 +21,10 @@ import json
 import os
 import secrets as _secrets
 import urllib.parse
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 _CHUNK = 1 << 20
 

@@ -8,6 +8,7 @@ plus a short list of passwords that top every leak list.
 
 from __future__ import annotations
 
+import itertools
 import math
 import string
 
@@ -38,7 +39,7 @@ def estimate_bits(password: str) -> float:
         pool += 100
     # characters that repeat or continue a sequence of the previous one add little
     effective = 1.0
-    for prev, cur in zip(password, password[1:]):
+    for prev, cur in itertools.pairwise(password):
         effective += 0.25 if abs(ord(cur) - ord(prev)) <= 1 else 1.0
     return effective * math.log2(max(pool, 2))
 

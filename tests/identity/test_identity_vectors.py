@@ -8,8 +8,7 @@ import unicodedata
 
 import pytest
 
-from silnode.identity import CATALOG_PATH, NOSTR_PATH, Identity, mnemonic
-from silnode.identity import bech32
+from silnode.identity import CATALOG_PATH, NOSTR_PATH, Identity, bech32, mnemonic
 from silnode.identity.keys import (
     CatalogKey,
     NostrKey,
@@ -29,8 +28,8 @@ NIP06 = [
         "npub1zutzeysacnf9rru6zqwmxd54mud0k44tst6l70ja5mhv8jjumytsd2x7nu",
     ),
     (
-        "what bleak badge arrange retreat wolf trade produce cricket blur garlic valid proud rude strong choose "
-        "busy staff weather area salt hollow arm fade",
+        ("what bleak badge arrange retreat wolf trade produce cricket blur garlic valid proud rude strong choose "
+        "busy staff weather area salt hollow arm fade"),
         "c15d739894c81a2fcfd3a2df85a0d2c0dbc47a280d092799f144d73d7ae78add",
         "nsec1c9wh8xy5eqdzln7n5t0ctgxjcrdug73gp5yj0x03gntn67h83twssdfhel",
         "d41b22899549e1f3d335a31002cfd382174006e166d3e658e3a5eecdb6463573",
@@ -250,8 +249,8 @@ def test_catalog_sign_verify_and_libtorrent_expanded_secret():
 
 @pytest.mark.parametrize("phrase,seed", [
     ("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about",
-     "c55257c360c07c72029aebc1b53c05ed0362ada38ead3e3e9efa3708e53495531f09a6987599d18264c1e1c92f2cf141630c7a3c4ab7c8"
-     "1b2f001698e7463b04"),
+     ("c55257c360c07c72029aebc1b53c05ed0362ada38ead3e3e9efa3708e53495531f09a6987599d18264c1e1c92f2cf141630c7a3c4ab7c8"
+     "1b2f001698e7463b04")),
 ])
 def test_bip39_seed_vector(phrase, seed):
     assert mnemonic.to_seed(phrase, "TREZOR").hex() == seed
