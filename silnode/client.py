@@ -14,6 +14,8 @@ import time
 from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
+import silnode.identity.errors  # noqa: F401  (registers the identity error codes for from_json)
+import silnode.torrent.errors  # noqa: F401  (and the torrent ones)
 from silnode.config import Config
 from silnode.errors import DaemonError, DaemonNotRunning, SilnodeError
 
@@ -88,6 +90,9 @@ class Client:
 
     def shutdown(self) -> dict[str, Any]:
         return self.request("POST", "/api/v1/admin/shutdown")
+
+    def identity(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/identity")["identity"]
 
     def openapi(self) -> dict[str, Any]:
         return self.request("GET", "/api/v1/openapi.json")

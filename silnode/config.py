@@ -20,7 +20,7 @@ from silnode.errors import ConfigError
 
 ENV_PREFIX = "SILNODE_"
 # SILNODE_* names that are not config keys (see design.md, Conventions)
-RESERVED_ENV = {"SILNODE_HOME", "SILNODE_PASSWORD", "SILNODE_DEBUG", "SILNODE_API_URL"}
+RESERVED_ENV = {"SILNODE_HOME", "SILNODE_PASSWORD", "SILNODE_NEW_PASSWORD", "SILNODE_DEBUG", "SILNODE_API_URL"}
 
 
 @dataclass(frozen=True)

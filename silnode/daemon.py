@@ -25,7 +25,7 @@ from typing import Any
 
 from silnode import __version__
 from silnode.config import Config
-from silnode.errors import Conflict, SilnodeError
+from silnode.errors import Conflict
 from silnode.fsutil import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,23 @@ class DaemonLock:
             self.fd = None
 
 
-async def serve(config: Config) -> None:
+def unlock_identity(config: Config, password: str | None):
+    """The node's identity, unlocked, or None (none created, or no password given: keys stay locked)."""
+    from silnode.identity import Keystore
+
+    ks = Keystore.for_config(config)
+    if not ks.exists():
+        log.info("no identity yet (`silnode identity new`); features that need keys are off")
+        return None
+    if password is None:
+        log.warning("identity locked (no password given); features that need keys are off")
+        return None
+    ident = ks.unlock(password)  # WrongPassword / KeystoreCorrupt stop the start with one clear line
+    log.info("identity unlocked: %s", ident.npub)
+    return ident
+
+
+async def serve(config: Config, password: str | None = None) -> None:
     """Run the node until SIGTERM/SIGINT or admin/shutdown. Raises SilnodeError on startup failure."""
     from aiohttp import web
 
@@ -158,7 +174,12 @@ async def serve(config: Config) -> None:
     prepare_home(config)
     lock = DaemonLock(config.lock_file)
     lock.acquire()
-    node = Node(config)
+    try:
+        identity = await asyncio.to_thread(unlock_identity, config, password)
+    except BaseException:
+        lock.release()
+        raise
+    node = Node(config, identity=identity)
     runner: web.AppRunner | None = None
     try:
         await node.start()
@@ -200,11 +221,8 @@ async def serve(config: Config) -> None:
         log.info("stopped")
 
 
-def run_foreground(config: Config) -> int:
+def run_foreground(config: Config, password: str | None = None) -> int:
     prepare_home(config)
     setup_logging(config, to_stderr=True)
-    try:
-        asyncio.run(serve(config))
-    except SilnodeError:
-        raise
+    asyncio.run(serve(config, password))
     return 0

@@ -146,8 +146,9 @@ class StoreService:
 
 
 class Node:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, identity: Any = None) -> None:
         self.config = config
+        self.identity = identity  # silnode.identity.Identity (unlocked, in memory only) or None
         self.started_at = time.time()
         self.store = Store(config.base_dir, min_free_bytes=config.storage.min_free_bytes)
         self.tasks = Tasks()
@@ -178,6 +179,17 @@ class Node:
         self.shutdown_requested.set()
 
     # ------------------------------------------------------------------ queries
+    def identity_info(self) -> dict[str, Any]:
+        """Public parts only: from the unlocked identity, else from the keystore's clear header."""
+        from silnode.identity import IdentityNotFound, Keystore
+
+        if self.identity is not None:
+            return {**self.identity.public_info(), "unlocked": True}
+        ks = Keystore.for_config(self.config)
+        if not ks.exists():
+            raise IdentityNotFound("this node has no identity yet", hint="run `silnode identity new`")
+        return {**ks.read_public_info(), "unlocked": False}
+
     def health(self) -> dict[str, Any]:
         return {"ok": True, "version": __version__, "pid": os.getpid()}
 

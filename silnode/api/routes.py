@@ -311,3 +311,12 @@ async def seeding(request: web.Request) -> web.Response:
 async def recheck(request: web.Request) -> web.Response:
     await read_body(request, {})
     return ok(await request.app[NODE].torrents.recheck(model_name(request)))
+
+
+# ---------------------------------------------------------------------- identity
+
+
+@route("GET", "/api/v1/identity", "The node's public keys (npub, Nostr hex key, catalog key); never a secret",
+       responses={200: "OK", 404: "no identity"})
+async def identity(request: web.Request) -> web.Response:
+    return ok({"identity": request.app[NODE].identity_info()})

@@ -31,10 +31,13 @@ storage:
 
 @click.command()
 @click.option("--force-config", is_flag=True, help="Rewrite config.yaml even if it exists.")
+@click.option("--password-file", type=click.Path(dir_okay=False, exists=True),
+              help="Keystore password for the new identity (else SILNODE_PASSWORD, else a prompt).")
+@click.option("--no-identity", is_flag=True, help="Do not create an identity now.")
 @json_option
 @pass_ctx
-def init(ctx: Ctx, force_config: bool) -> None:
-    """Create SILNODE_HOME: config.yaml, api.token (0600) and the model store."""
+def init(ctx: Ctx, force_config: bool, password_file: str | None, no_identity: bool) -> None:
+    """Create SILNODE_HOME: config.yaml, api.token (0600), the model store and an identity (seed phrase)."""
     from silnode.api.security import ensure_token
     from silnode.daemon import prepare_home
     from silnode.fsutil import atomic_write_bytes
@@ -51,10 +54,29 @@ def init(ctx: Ctx, force_config: bool) -> None:
     if not had_token:
         created.append(str(config.token_file))
     Store(config.base_dir).ensure_dirs()
+    from silnode.cli.identity import create_identity, read_password, show_phrase_once, warn_weak
+    from silnode.identity import Keystore
+
+    ks = Keystore.for_config(config)
+    npub = None
+    if ks.exists():
+        npub = ks.read_public_info()["npub"]
+    elif not no_identity:
+        password = read_password(password_file, new=True, prompt="New keystore password", required=False)
+        if password is None:
+            ctx.out.info("no identity created (no password: set SILNODE_PASSWORD or use --password-file); "
+                         "create one later with `silnode identity new`")
+        else:
+            warn_weak(ctx, password)
+            ks, ident = create_identity(ctx, password, 12)
+            created.append(str(ks.path))
+            npub = ident.npub
+            show_phrase_once(ctx, ident)
     ctx.out.data(
         {"home": str(config.home), "config": str(config.config_file), "token": str(config.token_file),
-         "store": str(config.base_dir), "created": created},
-        f"silnode home ready at {config.home}" + (f" (created {len(created)} file(s))" if created else ""),
+         "store": str(config.base_dir), "created": created, "npub": npub},
+        f"silnode home ready at {config.home}" + (f" (created {len(created)} file(s))" if created else "")
+        + (f"\nnpub {npub}" if npub else ""),
     )
     ctx.out.info("next: `silnode daemon start`, then `silnode import FILE.gguf --name org/model`")
 
@@ -69,9 +91,13 @@ def daemon() -> None:
 @click.option("--port", type=int, help="Override daemon.port.")
 @click.option("--bind", help="Override daemon.bind_address.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the daemon to answer.")
+@click.option("--password-file", type=click.Path(dir_okay=False, exists=True),
+              help="Keystore password (else SILNODE_PASSWORD, else a prompt; without one the keys stay locked).")
+@click.option("--password-fd", type=int, hidden=True)  # how a background daemon gets the password from its CLI
 @json_option
 @pass_ctx
-def start(ctx: Ctx, foreground: bool, port: int | None, bind: str | None, timeout: float) -> None:
+def start(ctx: Ctx, foreground: bool, port: int | None, bind: str | None, timeout: float,
+          password_file: str | None, password_fd: int | None) -> None:
     """Start the daemon (in the background unless --foreground)."""
     from silnode.daemon import daemon_state, prepare_home, run_foreground
 
@@ -84,19 +110,32 @@ def start(ctx: Ctx, foreground: bool, port: int | None, bind: str | None, timeou
     if state == "stale":
         ctx.out.info(f"removing stale {config.daemon_file}")
         config.daemon_file.unlink(missing_ok=True)
+    password = _daemon_password(config, password_file, password_fd)
     if foreground:
-        sys.exit(run_foreground(config))
+        sys.exit(run_foreground(config, password))
 
     prepare_home(config)
-    env = dict(os.environ, SILNODE_HOME=str(config.home))
+    # the password goes to the daemon through an inherited pipe: never on its command line or in its
+    # environment (both are readable in /proc by other processes of the user)
+    env = {k: v for k, v in os.environ.items() if k != "SILNODE_PASSWORD"}
+    env["SILNODE_HOME"] = str(config.home)
     args = [sys.executable, "-m", "silnode", "daemon", "start", "--foreground"]
     if port is not None:
         args += ["--port", str(port)]
     if bind is not None:
         args += ["--bind", bind]
+    pass_fds: tuple[int, ...] = ()
+    if password is not None:
+        r, w = os.pipe()
+        os.write(w, password.encode())  # a pipe buffer (64 KiB) holds any password
+        os.close(w)
+        args += ["--password-fd", str(r)]
+        pass_fds = (r,)
     with open(config.log_file, "ab") as log:
         proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, close_fds=True)
+                                start_new_session=True, close_fds=True, pass_fds=pass_fds)
+    for fd in pass_fds:
+        os.close(fd)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -111,6 +150,19 @@ def start(ctx: Ctx, foreground: bool, port: int | None, bind: str | None, timeou
         time.sleep(0.05)
     proc.terminate()
     raise SilnodeError(f"daemon did not answer within {timeout:.0f} s", hint=f"see {config.log_file}")
+
+
+def _daemon_password(config: Any, password_file: str | None, password_fd: int | None) -> str | None:
+    """The keystore password for the daemon, or None (no identity, or none given: keys stay locked)."""
+    from silnode.cli.identity import read_password
+    from silnode.identity import Keystore
+
+    if password_fd is not None:
+        with os.fdopen(password_fd, "rb") as fh:
+            return fh.read().decode()
+    if not Keystore.for_config(config).exists():
+        return None
+    return read_password(password_file, prompt="Keystore password (to unlock the node's keys)", required=False)
 
 
 def _log_tail(path: Path, n: int = 1) -> str:

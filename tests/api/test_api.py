@@ -241,3 +241,18 @@ async def test_import_from_hf_cache(api, tmp_path, tiny_gguf, monkeypatch):
     # importing again skips it
     r = await api.post("/api/v1/models/import", json={"from": "hf", "wait": True}, headers=api.auth)
     assert (await r.json())["task"]["result"]["skipped"][0]["reason"] == "already in the store"
+
+
+async def test_identity_route(api, node):
+    r = await api.get("/api/v1/identity")
+    assert r.status == 404 and (await r.json())["code"] == "no_identity"
+    from silnode.identity import FAST_TEST_KDF, Identity, Keystore
+
+    ident = Identity.generate()
+    Keystore(node.config.home / "identity.enc", kdf=FAST_TEST_KDF).save(ident, "pw-for-tests-only-123")
+    body = (await (await api.get("/api/v1/identity")).json())["identity"]
+    assert body["npub"] == ident.npub and body["unlocked"] is False  # locked: public header only
+    node.identity = ident
+    body = (await (await api.get("/api/v1/identity")).json())["identity"]
+    assert body["unlocked"] is True and set(body) == {"npub", "nostr_pubkey", "catalog_pubkey", "nostr_path",
+                                                      "catalog_path", "unlocked"}
