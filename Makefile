@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(PY) bench/gguf_header.py
 	$(PY) bench/import_speed.py
 	$(PY) bench/transfer.py
+	$(PY) bench/identity_unlock.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
