@@ -91,6 +91,9 @@ class Client:
     def shutdown(self) -> dict[str, Any]:
         return self.request("POST", "/api/v1/admin/shutdown")
 
+    def hardware(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/hardware")["hardware"]
+
     def identity(self) -> dict[str, Any]:
         return self.request("GET", "/api/v1/identity")["identity"]
 

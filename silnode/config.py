@@ -64,7 +64,16 @@ class NetworkConfig:
     dht_private: bool = False  # relax DHT anti-abuse limits for a private/LAN DHT where nodes share an IP
 
 
-SECTIONS: dict[str, type] = {"daemon": DaemonConfig, "storage": StorageConfig, "network": NetworkConfig}
+@dataclass(frozen=True)
+class HardwareConfig:
+    # caps on what the probes report (bytes; 0 = use the probe). For machines whose probes lie or fail, or to
+    # keep part of the memory for other programs
+    ram_bytes: int = 0
+    vram_bytes: int = 0
+
+
+SECTIONS: dict[str, type] = {"daemon": DaemonConfig, "storage": StorageConfig, "network": NetworkConfig,
+                             "hardware": HardwareConfig}
 
 
 def default_home() -> Path:
@@ -77,6 +86,7 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
 
     # --- paths (all under home or storage.base_dir) ---
     @property
@@ -252,6 +262,9 @@ def _validate(config: Config) -> None:
         host, sep, port = item.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ConfigError(f"network.dht_bootstrap entry {item!r} must be host:port")
+    for section, name in (("hardware", "ram_bytes"), ("hardware", "vram_bytes")):
+        if getattr(getattr(config, section), name) < 0:
+            raise ConfigError(f"{section}.{name} must be >= 0")
     for name in ("upload_rate_limit", "download_rate_limit", "seed_time_limit", "recheck_interval",
                  "web_seed_max_seeds"):
         if getattr(config.network, name) < 0:

@@ -209,6 +209,16 @@ class Node:
             "torrents": self.torrents.summary(),
         }
 
+    async def hardware(self) -> dict[str, Any]:
+        """What the probes see (NVML, AMD sysfs, Apple, RAM; ggml only in a child process), with the
+        config caps applied. Probing runs off the loop: NVML's first init takes ~20 ms."""
+        from silnode.fit.hardware import probe
+
+        hw = self.config.hardware
+        overrides = {k: v for k, v in (("ram_bytes", hw.ram_bytes), ("vram_bytes", hw.vram_bytes)) if v}
+        report = await asyncio.to_thread(probe, overrides or None)
+        return report.to_dict()
+
     async def models(self) -> list[dict[str, Any]]:
         return [summary(m) for m in await asyncio.to_thread(self.store.list)]
 

@@ -320,3 +320,12 @@ async def recheck(request: web.Request) -> web.Response:
        responses={200: "OK", 404: "no identity"})
 async def identity(request: web.Request) -> web.Response:
     return ok({"identity": request.app[NODE].identity_info()})
+
+
+# ---------------------------------------------------------------------- fit
+
+
+@route("GET", "/api/v1/hardware", "Devices (GPUs, CPU RAM) with total/free memory, which probe answered, "
+       "and the probes that failed and why")
+async def hardware(request: web.Request) -> web.Response:
+    return ok({"hardware": await request.app[NODE].hardware()})

@@ -150,3 +150,19 @@ def test_share_get_transfers_seeding(run, live_daemon, tmp_path, tiny_q8):
             os.environ["SILNODE_HOME"] = str(live_daemon.home)
     finally:
         stop_daemon(other)
+
+
+def test_hardware(run, live_daemon):
+    report = json.loads(run("hardware", "--json").stdout)
+    cpu = next(d for d in report["devices"] if d["id"] == "CPU")
+    assert cpu["free_bytes"] > 0 and cpu["source"] == "cpu"
+    nvml = next(p for p in report["probes"] if p["name"] == "nvml")
+    assert nvml["status"] in ("ok", "not_found", "failed") and nvml["detail"]
+    assert "probes:" in run("hardware").stdout
+
+
+def test_hardware_caps_from_config(run, clean_env, monkeypatch):
+    monkeypatch.setenv("SILNODE_HARDWARE__RAM_BYTES", str(2 << 30))
+    report = json.loads(run("hardware", "--local", "--json").stdout)
+    cpu = next(d for d in report["devices"] if d["id"] == "CPU")
+    assert cpu["total_bytes"] <= 2 << 30 and cpu["overridden"] is True
