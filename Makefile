@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(PY) bench/import_speed.py
 	$(PY) bench/transfer.py
 	$(PY) bench/identity_unlock.py
+	$(PY) bench/estimate.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
