@@ -166,3 +166,14 @@ def test_hardware_caps_from_config(run, clean_env, monkeypatch):
     report = json.loads(run("hardware", "--local", "--json").stdout)
     cpu = next(d for d in report["devices"] if d["id"] == "CPU")
     assert cpu["total_bytes"] <= 2 << 30 and cpu["overridden"] is True
+
+
+def test_inspect_file_and_refusal_under_a_cap(run, tiny_gguf, monkeypatch):
+    data = json.loads(run("inspect", str(tiny_gguf), "--ctx", "512", "--json").stdout)
+    assert data["gguf"]["arch"] == "llama" and data["fits"] is True and data["device"] == "CPU"
+    est = data["estimate"]
+    assert est["total_bytes"] == est["weights_bytes"] + est["kv_bytes"] + est["compute_bytes"] + est["overhead_bytes"]
+    monkeypatch.setenv("SILNODE_HARDWARE__RAM_BYTES", str(40 << 20))  # a 40 MiB machine
+    r = run("inspect", str(tiny_gguf))
+    assert "does not fit: needs" in r.stdout and "free on CPU" in r.stdout
+    run("inspect", "no/such-model", code=1)
