@@ -213,11 +213,15 @@ class Node:
         """What the probes see (NVML, AMD sysfs, Apple, RAM; ggml only in a child process), with the
         config caps applied. Probing runs off the loop: NVML's first init takes ~20 ms."""
         from silnode.fit.hardware import probe
+        from silnode.fit.inspect import hardware_overrides
 
-        hw = self.config.hardware
-        overrides = {k: v for k, v in (("ram_bytes", hw.ram_bytes), ("vram_bytes", hw.vram_bytes)) if v}
-        report = await asyncio.to_thread(probe, overrides or None)
+        report = await asyncio.to_thread(probe, hardware_overrides(self.config))
         return report.to_dict()
+
+    async def inspect(self, model: str, *, n_ctx: int | None = None, flash_attn: bool = False) -> dict[str, Any]:
+        from silnode.fit.inspect import inspect_model
+
+        return await asyncio.to_thread(inspect_model, self.config, model, n_ctx=n_ctx, flash_attn=flash_attn)
 
     async def models(self) -> list[dict[str, Any]]:
         return [summary(m) for m in await asyncio.to_thread(self.store.list)]

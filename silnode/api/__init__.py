@@ -80,6 +80,9 @@ def openapi_document() -> dict[str, Any]:
             {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
             for p in _path_params(r.path)
         ]
+        for name, f in (r.query or {}).items():
+            params.append({"name": name, "in": "query", "required": f.required,
+                           "description": f.description, "schema": {"type": f.type}})
         if params:
             op["parameters"] = params
         if r.body is not None:

@@ -329,3 +329,21 @@ async def identity(request: web.Request) -> web.Response:
        "and the probes that failed and why")
 async def hardware(request: web.Request) -> web.Response:
     return ok({"hardware": await request.app[NODE].hardware()})
+
+
+@route("GET", "/api/v1/inspect", "GGUF facts, memory need (weights, KV, compute, overhead) and fit of a model",
+       query={"model": Field("string", required=True, description="org/model in the store, or a .gguf path"),
+              "ctx": Field("integer", description="context size (default: the model's, capped at 4096)"),
+              "flash_attn": Field("boolean", description="estimate with flash attention")},
+       responses={200: "OK", 404: "no such model"})
+async def inspect(request: web.Request) -> web.Response:
+    q = request.query
+    model = q.get("model")
+    if not model or "\x00" in model or len(model) > 4096:
+        raise BadRequest("query parameter 'model' is required (org/model or a .gguf path)")
+    ctx_text = q.get("ctx")
+    if ctx_text is not None and not (ctx_text.isdigit() and 0 < int(ctx_text) <= 1 << 22):
+        raise BadRequest("query parameter 'ctx' must be a positive integer")
+    data = await request.app[NODE].inspect(model, n_ctx=int(ctx_text) if ctx_text else None,
+                                           flash_attn=q.get("flash_attn", "").lower() in ("1", "true", "yes"))
+    return ok({"inspect": data})

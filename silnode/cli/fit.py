@@ -1,6 +1,8 @@
-"""Fit commands: what this machine has (`hardware`)."""
+"""Fit commands: what this machine has (`hardware`) and what a model needs (`inspect`)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -18,10 +20,9 @@ def hardware(ctx: Ctx, local: bool) -> None:
     """Each device: name, backend, total/free memory, which probe answered; failed probes and why."""
     if local:
         from silnode.fit.hardware import probe
+        from silnode.fit.inspect import hardware_overrides
 
-        hw = ctx.config().hardware
-        overrides = {k: v for k, v in (("ram_bytes", hw.ram_bytes), ("vram_bytes", hw.vram_bytes)) if v}
-        report = probe(overrides or None).to_dict()
+        report = probe(hardware_overrides(ctx.config())).to_dict()
     else:
         report = ctx.client().hardware()
     rows = [(d["id"], d["name"], d["backend"], human_size(d["total_bytes"]),
@@ -46,48 +47,23 @@ def hardware(ctx: Ctx, local: bool) -> None:
 def inspect(ctx: Ctx, model: str, n_ctx: int | None, flash_attn: bool) -> None:
     """GGUF facts and memory need (weights, KV, compute, overhead, total) of a file or a store model,
     and whether it fits this machine's best device."""
-    from pathlib import Path
-
     from silnode.cli.output import human_params
-    from silnode.fit.estimate import estimate, fits
-    from silnode.fit.gguf import read_header
-    from silnode.fit.hardware import best_device, probe
-    from silnode.names import is_valid_name
-    from silnode.store import Store
+    from silnode.fit.inspect import inspect_model
 
-    path = Path(model)
-    if not path.is_file() and is_valid_name(model):
-        config = ctx.config()
-        store = Store(config.base_dir)
-        manifest = store.read_manifest(model)
-        path = store.model_dir(model) / manifest["files"][0]["path"]
-    elif not path.is_file():
-        from silnode.errors import NotFound
-
-        raise NotFound(f"{model}: no such file or store model", hint="give a .gguf path or an org/model name")
-    header = read_header(path)
-    hw = ctx.config().hardware
-    overrides = {k: v for k, v in (("ram_bytes", hw.ram_bytes), ("vram_bytes", hw.vram_bytes)) if v}
-    report = probe(overrides or None)
-    dev = best_device(report)
-    gpu = bool(dev and dev.is_gpu)
-    est = estimate(header, n_ctx=n_ctx, flash_attn=flash_attn, gpu=gpu, device=dev.id if dev else None)
-    ok_, reason = fits(est, dev.free_bytes) if dev and dev.free_bytes else (False, "no device with known free memory")
-    from silnode.fit.gguf import facts_from_header
-
-    facts = facts_from_header(header).to_dict()
-    data = {"path": str(path), "gguf": facts, "estimate": est.to_dict(), "device": dev.id if dev else None,
-            "fits": ok_, "reason": reason}
+    data = inspect_model(ctx.config(), model, n_ctx=n_ctx, flash_attn=flash_attn)
+    facts, est = data["gguf"], data["estimate"]
+    name = Path(data["path"]).name
     mib = 2**20
     lines = [
-        f"{path.name}: {facts.get('arch')} {human_params(facts.get('params'))} {facts.get('quant')}, "
+        f"{name}: {facts.get('arch')} {human_params(facts.get('params'))} {facts.get('quant')}, "
         f"context {facts.get('context_length')}, vocab {facts.get('vocab_size')}",
-        f"memory at ctx {est.to_dict().get('n_ctx', n_ctx or '')} on {est.device}: weights "
-        f"{est.weights_bytes / mib:.0f} MiB + KV {est.kv_bytes / mib:.0f} + compute {est.compute_bytes / mib:.0f}"
-        f" + overhead {est.overhead_bytes / mib:.0f} = {est.total_bytes / mib:.0f} MiB",
-        reason if ok_ else f"does not fit: {reason}",
+        f"memory at ctx {est.get('n_ctx', n_ctx or '')} on {est['device']}: weights "
+        f"{est['weights_bytes'] / mib:.0f} MiB + KV {est['kv_bytes'] / mib:.0f} + compute "
+        f"{est['compute_bytes'] / mib:.0f} + overhead {est['overhead_bytes'] / mib:.0f} = "
+        f"{est['total_bytes'] / mib:.0f} MiB",
+        data["reason"] if data["fits"] else f"does not fit: {data['reason']}",
     ]
-    lines += [f"note: {n}" for n in est.notes]
+    lines += [f"note: {n}" for n in est.get("notes", [])]
     ctx.out.data(data, "\n".join(lines))
 
 

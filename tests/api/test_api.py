@@ -256,3 +256,19 @@ async def test_identity_route(api, node):
     body = (await (await api.get("/api/v1/identity")).json())["identity"]
     assert body["unlocked"] is True and set(body) == {"npub", "nostr_pubkey", "catalog_pubkey", "nostr_path",
                                                       "catalog_path", "unlocked"}
+
+
+async def test_inspect_route(api, tiny_gguf):
+    await api.post("/api/v1/models/import", json={"path": str(tiny_gguf), "name": "org/tiny", "wait": True},
+                   headers=api.auth)
+    body = (await (await api.get("/api/v1/inspect", params={"model": "org/tiny", "ctx": "512"})).json())["inspect"]
+    assert body["gguf"]["arch"] == "llama" and body["fits"] is True and body["estimate"]["total_bytes"] > 0
+    by_path = (await (await api.get("/api/v1/inspect", params={"model": str(tiny_gguf)})).json())["inspect"]
+    assert by_path["gguf"] == body["gguf"]
+    for params, status in (({}, 400), ({"model": "no/such"}, 404), ({"model": "org/tiny", "ctx": "-1"}, 400),
+                           ({"model": "org/tiny", "ctx": "x"}, 400)):
+        r = await api.get("/api/v1/inspect", params=params)
+        assert r.status == status, (params, await r.text())
+    doc = await (await api.get("/api/v1/openapi.json")).json()
+    names = {p["name"] for p in doc["paths"]["/api/v1/inspect"]["get"]["parameters"]}
+    assert names == {"model", "ctx", "flash_attn"}

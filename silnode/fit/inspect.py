@@ -1,0 +1,49 @@
+"""`inspect`: a GGUF's facts, its memory need, and whether it fits this machine's best device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from silnode.config import Config
+from silnode.errors import NotFound
+
+
+def resolve_model_path(config: Config, model: str) -> Path:
+    """A .gguf path, or a store model's first file (part 1 of a split model carries the facts)."""
+    from silnode.names import is_valid_name
+    from silnode.store import Store
+
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path
+    if is_valid_name(model):
+        store = Store(config.base_dir)
+        manifest = store.read_manifest(model)  # ModelNotFound (404) when absent
+        return store.model_dir(model) / manifest["files"][0]["path"]
+    raise NotFound(f"{model}: no such file or store model", hint="give a .gguf path or an org/model name")
+
+
+def hardware_overrides(config: Config) -> dict[str, int] | None:
+    hw = config.hardware
+    caps = {k: v for k, v in (("ram_bytes", hw.ram_bytes), ("vram_bytes", hw.vram_bytes)) if v}
+    return caps or None
+
+
+def inspect_model(config: Config, model: str, *, n_ctx: int | None = None, flash_attn: bool = False) -> dict[str, Any]:
+    """Blocking (reads a header, probes hardware): call it off the event loop."""
+    from silnode.fit.estimate import estimate, fits
+    from silnode.fit.gguf import facts_from_header, read_header
+    from silnode.fit.hardware import best_device, probe
+
+    path = resolve_model_path(config, model)
+    header = read_header(path)
+    dev = best_device(probe(hardware_overrides(config)))
+    est = estimate(header, n_ctx=n_ctx, flash_attn=flash_attn, gpu=bool(dev and dev.is_gpu),
+                   device=dev.id if dev else None)
+    if dev and dev.free_bytes:
+        ok, reason = fits(est, dev.free_bytes)
+    else:
+        ok, reason = False, "no device with known free memory (see `silnode hardware`)"
+    return {"path": str(path), "gguf": facts_from_header(header).to_dict(), "estimate": est.to_dict(),
+            "device": dev.id if dev else None, "fits": ok, "reason": reason}
