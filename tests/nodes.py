@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from ggufgen import make_sized_gguf as big_gguf  # noqa: F401  (re-exported for the tests)
+from mounts import tmpfs  # noqa: F401  (re-exported for the tests)
 
 from silnode.node import Node
 
@@ -39,15 +37,3 @@ async def get(node: Node, target: str, *, peers: tuple[str, ...] = (), timeout: 
     t = await node.torrents.download(target, peers=peers, **kw)
     await asyncio.wait_for(node.torrents.wait(t.id), timeout)
     return t
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str):
-    path.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {r.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)

@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-import subprocess
 from pathlib import Path
 
 import libtorrent as lt
 import pytest
 from ggufgen import make_gguf, make_split_gguf
+from mounts import tmpfs
 from torrent_helpers import file_record, poll, random_file, same_bytes
 
 from silnode.torrent import TorrentError, create
@@ -187,17 +187,8 @@ async def test_resume_data_restores_the_pieces_without_a_recheck(make_session, m
 @pytest.fixture
 def tiny_tmpfs(tmp_path):
     """A 1 MiB tmpfs: the disk that fills up."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                           capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"cannot mount a tmpfs: {exc}")
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs (needs root): {r.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=10, check=False)
+    with tmpfs(tmp_path / "tiny", "1m") as mnt:
+        yield mnt
 
 
 @pytest.mark.root

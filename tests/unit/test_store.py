@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from ggufgen import make_gguf
+from mounts import tmpfs
 
 from silnode.errors import BadRequest, InsufficientStorage, InvalidGGUF, ModelExists, ModelNotFound, UnsafePath
 from silnode.store import MANIFEST, Store, sha256_file
@@ -174,18 +173,6 @@ def test_list_survives_broken_manifest(store, tiny_gguf):
 
 
 # ---------------------------------------------------------------- real small filesystems (tmpfs, needs root)
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str):
-    path.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {r.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 @pytest.fixture(scope="module")
