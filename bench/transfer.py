@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from ggufgen import make_sized_gguf  # noqa: E402
+from origin import Origin  # noqa: E402
 
 from silnode.config import NetworkConfig  # noqa: E402
 from silnode.store import sha256_file  # noqa: E402
@@ -63,55 +64,6 @@ async def bt_once(torrent: bytes, src_dir: Path, dst: Path, net: NetworkConfig, 
         await leecher.stop()
         if seeder:
             await seeder.stop()
-
-
-class Origin:
-    """aiohttp serving one file; optionally capped (bytes/s) by pacing the writes."""
-
-    def __init__(self, path: Path, cap: int = 0) -> None:
-        self.path, self.cap = path, cap
-        self.url = ""
-
-    async def __aenter__(self) -> "Origin":
-        from aiohttp import web
-
-        app = web.Application()
-        if self.cap:
-            app.router.add_get("/{name}", self._paced)
-        else:
-            app.router.add_static("/", self.path.parent)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/{self.path.name}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.runner.cleanup()
-
-    async def _paced(self, request):
-        from aiohttp import web
-
-        size = self.path.stat().st_size
-        rng = request.http_range
-        start, stop = rng.start or 0, min(rng.stop or size, size)
-        resp = web.StreamResponse(status=206 if request.headers.get("Range") else 200, headers={
-            "Content-Range": f"bytes {start}-{stop - 1}/{size}", "Accept-Ranges": "bytes",
-            "Content-Length": str(stop - start)})
-        await resp.prepare(request)
-        t0 = time.perf_counter()
-        sent = 0
-        with open(self.path, "rb") as fh:
-            fh.seek(start)
-            while sent < stop - start:
-                chunk = fh.read(min(stop - start - sent, 256 * 1024))
-                await resp.write(chunk)
-                sent += len(chunk)
-                ahead = sent / self.cap - (time.perf_counter() - t0)
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-        return resp
 
 
 async def http_once(origin: Origin, dst: Path) -> float:
@@ -163,7 +115,7 @@ async def run(a: argparse.Namespace) -> dict:
         ws_dir = ws_src.parent
         ws_torrent = torrent if ws_src == src else make_torrent(
             ws_dir, [{"path": ws_src.name, "size": ws_src.stat().st_size, "sha256": sha256_file(ws_src)}])
-        async with Origin(ws_src, cap=40 << 20) as origin:
+        async with Origin(ws_src, cap=40 << 20, chunk=256 * 1024) as origin:
             for i in range(a.runs):
                 for label, peer in (("web seed alone (40 MiB/s)", False), ("web seed + 1 peer (20 MiB/s)", True)):
                     dst = scratch / f"ws-{i}-{peer}"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from nodes import big_gguf, get, peer_of, sha256, share, tmpfs
+from origin import Origin
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -156,52 +157,18 @@ async def test_disk_fills_mid_download(make_node, tmp_path, monkeypatch):
 
 
 async def test_web_seed_and_peer_together(make_node, tmp_path):
-    from aiohttp import web
-
     src = big_gguf(tmp_path / "w.gguf", 16 << 20, seed=5)
-    served = {"bytes": 0}
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        """A Range-serving origin capped at ~4 MiB/s, so the peer has time to contribute too."""
-        size = src.stat().st_size
-        rng = request.http_range
-        start, stop = rng.start or 0, min(rng.stop or size, size)
-        resp = web.StreamResponse(status=206 if request.headers.get("Range") else 200, headers={
-            "Content-Range": f"bytes {start}-{stop - 1}/{size}", "Accept-Ranges": "bytes",
-            "Content-Length": str(stop - start)})
-        await resp.prepare(request)
-        with open(src, "rb") as fh:
-            fh.seek(start)
-            left = stop - start
-            while left:
-                chunk = fh.read(min(left, 64 * 1024))
-                await resp.write(chunk)
-                served["bytes"] += len(chunk)
-                left -= len(chunk)
-                await asyncio.sleep(len(chunk) / (4 << 20))
-        return resp
-
-    app = web.Application()
-    app.router.add_get("/files/w.gguf", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/files/w.gguf"
-    try:
+    async with Origin(src, cap=4 << 20) as origin:  # capped, so the peer has time to contribute too
         a = await make_node("a", **{"network.upload_rate_limit": 2 << 20})  # a capped peer
         shared = await share(a, src, "alice/w")
         b = await make_node("b")
-        t = await get(b, shared["magnet"], web_seeds=(url,))
+        t = await get(b, shared["magnet"], web_seeds=(origin.url,))
         assert t.state == "done"
         assert b.store.read_manifest("alice/w")["files"][0]["sha256"] == sha256(src)
-        assert served["bytes"] > 0, "the HTTP origin served nothing"
+        assert origin.served_bytes > 0, "the HTTP origin served nothing"
         uploaded = a.torrents.session.status(shared["infohash"]).all_time_upload
         assert uploaded > 0, "the peer served nothing"
-        print(json.dumps({"origin_bytes": served["bytes"], "peer_bytes": uploaded}))
-    finally:
-        await runner.cleanup()
-    await asyncio.sleep(0)
+        print(json.dumps({"origin_bytes": origin.served_bytes, "peer_bytes": uploaded}))
 
 
 async def test_verify_rechecks_seeds_and_stops_seeding_damage(make_node, tiny_q8, tmp_path):
@@ -243,39 +210,12 @@ async def test_periodic_recheck_catches_damage_while_seeding(make_node, tiny_q8,
 async def test_origin_dropped_once_enough_peers_seed(make_node, tmp_path):
     """network.web_seed_max_seeds: with that many seeding peers the HTTP origin is dropped (the swarm carries
     the load)."""
-    from aiohttp import web
-
     src = big_gguf(tmp_path / "o.gguf", 8 << 20, seed=6)
-
-    async def slow(request: web.Request) -> web.StreamResponse:
-        size = src.stat().st_size
-        rng = request.http_range
-        start, stop = rng.start or 0, min(rng.stop or size, size)
-        resp = web.StreamResponse(status=206, headers={"Content-Range": f"bytes {start}-{stop - 1}/{size}",
-                                                       "Content-Length": str(stop - start)})
-        await resp.prepare(request)
-        with open(src, "rb") as fh:
-            fh.seek(start)
-            left = stop - start
-            while left:
-                chunk = fh.read(min(left, 16 * 1024))
-                await resp.write(chunk)
-                left -= len(chunk)
-                await asyncio.sleep(len(chunk) / (512 << 10))  # 512 KiB/s
-        return resp
-
-    app = web.Application()
-    app.router.add_get("/o.gguf", slow)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/o.gguf"
-    try:
+    async with Origin(src, cap=512 << 10, chunk=16 * 1024) as origin:  # a slow origin: 512 KiB/s
         a = await make_node("a", **{"network.upload_rate_limit": 1 << 20})
         shared = await share(a, src, "alice/o")
         b = await make_node("b", **{"network.web_seed_max_seeds": 1})
-        t = await b.torrents.download(shared["magnet"], web_seeds=(url,))
+        t = await b.torrents.download(shared["magnet"], web_seeds=(origin.url,))
         for _ in range(200):
             if not t.web_seeds or t.state == "done":
                 break
@@ -283,8 +223,6 @@ async def test_origin_dropped_once_enough_peers_seed(make_node, tmp_path):
         assert t.web_seeds == [], "the origin was not dropped although a peer seeds the model"
         await asyncio.wait_for(b.torrents.wait(t.id), 120)
         assert t.state == "done"
-    finally:
-        await runner.cleanup()
 
 
 async def test_get_by_bare_infohash_through_a_private_dht(make_node, tiny_q8):
