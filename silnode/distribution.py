@@ -421,9 +421,16 @@ class DistributionService:
 
     def get(self, tid: str) -> Transfer:
         for key, t in self.transfers.items():
-            if key == tid or key.startswith(tid) and len(tid) >= 8:
+            if _same_id(key, tid):
                 return t
         raise NotFound(f"no transfer {tid}", hint="`silnode transfers` lists them")
+
+    def describe(self, tid: str) -> dict[str, Any]:
+        """One row as `transfers` lists it (seeds included); ``tid`` may be an 8+ hex-digit prefix."""
+        for row in self.list():
+            if _same_id(row["id"], tid):
+                return row
+        return self.get(tid).public(None)  # a finished download, or NotFound
 
     def pause(self, tid: str) -> Transfer:
         t = self.get(tid)
@@ -655,6 +662,11 @@ class DistributionService:
                 t.state = "downloading"
                 self.session.release(t.id)
             log.info("resumed transfer %s (%s)", t.id[:12], t.name or "?")
+
+
+def _same_id(full: str, given: str) -> bool:
+    """Transfers are named by infohash or by a prefix of at least 8 hex digits."""
+    return full == given or (len(given) >= 8 and full.startswith(given))
 
 
 def parse_peers(values: list[str] | None) -> tuple[str, ...]:

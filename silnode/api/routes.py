@@ -248,14 +248,7 @@ async def download(request: web.Request) -> web.Response:
     body = await read_body(request, DOWNLOAD_BODY)
     t = await node.torrents.download(body["target"], peers=parse_peers(body["peers"]), name=body["name"],
                                      license=body["license"], web_seeds=tuple(body["web_seeds"] or ()))
-    return ok({"transfer": _transfer_json(node, t.id)}, status=202)
-
-
-def _transfer_json(node: Node, tid: str) -> dict[str, Any]:
-    for t in node.torrents.list():
-        if t["id"] == tid:
-            return t
-    return node.torrents.get(tid).public(None)
+    return ok({"transfer": node.torrents.describe(t.id)}, status=202)
 
 
 @route("GET", "/api/v1/transfers", "Every transfer: downloads and seeds, with progress, rates, peers, ratio")
@@ -265,28 +258,21 @@ async def transfers(request: web.Request) -> web.Response:
 
 @route("GET", "/api/v1/transfers/{transfer_id}", "One transfer", responses={200: "OK", 404: "no such transfer"})
 async def transfer(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    tid = request.match_info["transfer_id"]
-    for t in node.torrents.list():  # seeds are listed here too
-        if t["id"] == tid or (len(tid) >= 8 and t["id"].startswith(tid)):
-            return ok({"transfer": t})
-    return ok({"transfer": _transfer_json(node, node.torrents.get(tid).id)})  # get() raises NotFound
+    return ok({"transfer": request.app[NODE].torrents.describe(request.match_info["transfer_id"])})
 
 
 @route("POST", "/api/v1/transfers/{transfer_id}/pause", "Pause a download",
        responses={200: "OK", 404: "no such transfer", 409: "not running"})
 async def pause_transfer(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    t = node.torrents.pause(request.match_info["transfer_id"])
-    return ok({"transfer": _transfer_json(node, t.id)})
+    torrents = request.app[NODE].torrents
+    return ok({"transfer": torrents.describe(torrents.pause(request.match_info["transfer_id"]).id)})
 
 
 @route("POST", "/api/v1/transfers/{transfer_id}/resume", "Resume a paused or failed download",
        responses={200: "OK", 404: "no such transfer", 409: "not paused"})
 async def resume_transfer(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    t = node.torrents.resume(request.match_info["transfer_id"])
-    return ok({"transfer": _transfer_json(node, t.id)})
+    torrents = request.app[NODE].torrents
+    return ok({"transfer": torrents.describe(torrents.resume(request.match_info["transfer_id"]).id)})
 
 
 @route("POST", "/api/v1/transfers/{transfer_id}/cancel", "Cancel a download and delete its partial data",
