@@ -284,8 +284,13 @@ def test_refusal_message() -> None:
 
 # ---- against llama.cpp -------------------------------------------------------------------------------------
 
-llama_cpp_missing = importlib.util.find_spec("llama_cpp") is None
-needs_llama = pytest.mark.skipif(llama_cpp_missing, reason="llama-cpp-python not installed (the test extra)")
+@pytest.fixture
+def llama_cpp_installed() -> None:
+    """llama-cpp-python is a test extra (`make test` installs it): missing, these tests fail rather than skip."""
+    assert importlib.util.find_spec("llama_cpp") is not None, "llama-cpp-python missing: pip install -e '.[test]'"
+
+
+needs_llama = pytest.mark.usefixtures("llama_cpp_installed")
 
 
 def _bench():

@@ -11,9 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("libtorrent")
-
 from torrent_helpers import LOOPBACK
 
 from silnode.config import NetworkConfig

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("aiohttp")
 
 from fakehub import FakeHub, download, fake_gguf, git_sha1, serve_hub, sha256  # noqa: E402,F401
 
