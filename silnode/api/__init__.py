@@ -27,6 +27,23 @@ def envelope(message: str, code: str, status: int) -> web.Response:
     return web.json_response({"ok": False, "error": message, "code": code, "status": status}, status=status)
 
 
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                 404: "invalid_request_error", 409: "invalid_request_error", 429: "rate_limit_error"}
+_OPENAI_CODES = {"model_not_loaded": "model_not_found", "context_overflow": "context_length_exceeded"}
+
+
+def openai_error(request: web.Request, message: str, code: str, status: int, *, param: str | None = None,
+                 hint: str | None = None, retry_after: int | None = None) -> web.Response | None:
+    """The same failure in OpenAI's shape, for the /v1 routes (OpenAI clients read error.message)."""
+    if not request.path.startswith("/v1/"):
+        return None
+    text = f"{message} ({hint})" if hint else message
+    body = {"error": {"message": text, "type": _OPENAI_TYPES.get(status, "server_error"), "param": param,
+                      "code": _OPENAI_CODES.get(code, code)}}
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return web.json_response(body, status=status, headers=headers)
+
+
 @web.middleware
 async def error_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -37,15 +54,21 @@ async def error_middleware(
     except SilnodeError as exc:
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.path, exc)
-        return web.json_response(exc.to_json(), status=exc.status)
+        retry_after = getattr(exc, "retry_after", None)
+        return (openai_error(request, exc.message, exc.code, exc.status, param=exc.details.get("param"),
+                             hint=exc.hint, retry_after=retry_after)
+                or web.json_response(exc.to_json(), status=exc.status,
+                                     headers={"Retry-After": str(retry_after)} if retry_after else None))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        return envelope(exc.reason or code, code, exc.status)
+        return openai_error(request, exc.reason or code, code, exc.status) or envelope(exc.reason or code, code,
+                                                                                    exc.status)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        return envelope("internal error (see the daemon log)", "internal", 500)
+        message = "internal error (see the daemon log)"
+        return openai_error(request, message, "internal", 500) or envelope(message, "internal", 500)
 
 
 def openapi_document() -> dict[str, Any]:
@@ -104,6 +127,15 @@ def openapi_document() -> dict[str, Any]:
             op["responses"].setdefault("401", {"description": "token missing or wrong", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
         paths.setdefault(r.path, {})[r.method.lower()] = op
+    from silnode.api import openai
+
+    for method, path, handler, summary in openai.ROUTES:  # OpenAI's own schema applies; errors in its shape
+        paths.setdefault(path, {})[method.lower()] = {
+            "summary": summary, "operationId": handler.__name__, "tags": ["openai"],
+            "responses": {"200": {"description": "OK"}, "400": {"description": "bad request (OpenAI error body)"}},
+        }
+        if method == "POST":  # the token is needed off loopback (on loopback, /v1 is open like Ollama's)
+            paths[path]["post"]["security"] = [{"bearer": []}]
     return {
         "openapi": "3.0.3",
         "info": {"title": "silnode node API", "version": __version__},
@@ -134,6 +166,10 @@ def make_app(node: Node) -> web.Application:
     app[NODE] = node
     for r in ROUTES:
         app.router.add_route(r.method, r.path, r.handler)
+    from silnode.api import openai
+
+    for method, path, handler, _ in openai.ROUTES:
+        app.router.add_route(method, path, handler)
     return app
 
 

@@ -231,7 +231,11 @@ async def share(request: web.Request) -> web.Response:
 
 
 DOWNLOAD_BODY = {
-    "target": Field("string", required=True, description="magnet link, or a v1 (40 hex) / v2 (64 hex) infohash"),
+    "target": Field("string", description="magnet link, a v1 (40 hex) / v2 (64 hex) infohash, or a seed-catalog "
+                                          "model name; omit with auto"),
+    "auto": Field("boolean", description="the best model that fits this machine (on disk first, else the catalog)"),
+    "force": Field("boolean", description="download even when the model won't fit this machine's memory"),
+    "ctx": Field("integer", description="context size the fit check assumes (default: the model's, capped at 4096)"),
     "peers": Field("array", description="peers to connect to, host:port"),
     "name": Field("string", description="store name (default: the magnet's dn, or derived from the files)"),
     "license": Field("string", description="license for the manifest"),
@@ -239,16 +243,21 @@ DOWNLOAD_BODY = {
 }
 
 
-@route("POST", "/api/v1/models/download", "Start a download into the store (202 + transfer)",
-       body=DOWNLOAD_BODY, responses={202: "transfer started", 400: "bad target", 409: "already here"})
+@route("POST", "/api/v1/models/download", "Get a model: a magnet/infohash (202 + transfer), a catalog model "
+       "(202 + task) or, with auto, the best fit (200 + model when it is already on disk)",
+       body=DOWNLOAD_BODY, responses={200: "the best fit is on disk", 202: "transfer or task started",
+                                      400: "bad target", 409: "already here, or won't fit (does_not_fit)"})
 async def download(request: web.Request) -> web.Response:
     from silnode.distribution import parse_peers
 
-    node = request.app[NODE]
     body = await read_body(request, DOWNLOAD_BODY)
-    t = await node.torrents.download(body["target"], peers=parse_peers(body["peers"]), name=body["name"],
-                                     license=body["license"], web_seeds=tuple(body["web_seeds"] or ()))
-    return ok({"transfer": node.torrents.describe(t.id)}, status=202)
+    if body["ctx"] is not None and not 0 < body["ctx"] <= 1 << 22:
+        raise BadRequest("field 'ctx' must be a positive integer")
+    result = await request.app[NODE].get(
+        body["target"], auto=bool(body["auto"]), force=bool(body["force"]), n_ctx=body["ctx"],
+        peers=parse_peers(body["peers"]), name=body["name"], license=body["license"],
+        web_seeds=tuple(body["web_seeds"] or ()))
+    return ok(result, status=200 if result.get("on_disk") else 202)
 
 
 @route("GET", "/api/v1/transfers", "Every transfer: downloads and seeds, with progress, rates, peers, ratio")
@@ -333,3 +342,59 @@ async def inspect(request: web.Request) -> web.Response:
     data = await request.app[NODE].inspect(model, n_ctx=int(ctx_text) if ctx_text else None,
                                            flash_attn=q.get("flash_attn", "").lower() in ("1", "true", "yes"))
     return ok({"inspect": data})
+
+
+@route("GET", "/api/v1/recommend", "What fits this machine, best first (store and seed catalog), and why the "
+       "others don't",
+       query={"ctx": Field("integer", description="context size (default: each model's, capped at 4096)"),
+              "catalog": Field("boolean", description="include the seed catalog (default true)")})
+async def recommend(request: web.Request) -> web.Response:
+    q = request.query
+    ctx_text = q.get("ctx")
+    if ctx_text is not None and not (ctx_text.isdigit() and 0 < int(ctx_text) <= 1 << 22):
+        raise BadRequest("query parameter 'ctx' must be a positive integer")
+    catalog = q.get("catalog", "true").lower() not in ("0", "false", "no")
+    data = await request.app[NODE].recommend(n_ctx=int(ctx_text) if ctx_text else None, catalog=catalog)
+    return ok({"recommend": data})
+
+
+# ---------------------------------------------------------------------- serving
+
+LOAD_BODY = {
+    "name": Field("string", required=True, description="a store model, org/model"),
+    "ctx": Field("integer", description="context size (default: serve.n_ctx, at most the model's trained one)"),
+    "force": Field("boolean", description="load even when the memory estimate says it won't fit"),
+}
+
+
+@route("GET", "/api/v1/serving", "The loaded models: state, worker, queue depth and counters")
+async def serving(request: web.Request) -> web.Response:
+    return ok({"models": request.app[NODE].serve.list()})
+
+
+@route("POST", "/api/v1/serving/load", "Load a store model into a worker; returns when it is ready",
+       body=LOAD_BODY, responses={200: "ready", 404: "no such model", 409: "won't fit (does_not_fit)",
+                                  500: "llama.cpp could not load it (its reason in the message)"})
+async def load_model(request: web.Request) -> web.Response:
+    body = await read_body(request, LOAD_BODY)
+    validate_name(body["name"])
+    if body["ctx"] is not None and not 0 < body["ctx"] <= 1 << 22:
+        raise BadRequest("field 'ctx' must be a positive integer")
+    model = await request.app[NODE].serve.load(body["name"], n_ctx=body["ctx"], force=bool(body["force"]))
+    return ok({"model": model})
+
+
+UNLOAD_BODY = {"name": Field("string", required=True, description="a loaded model")}
+
+
+@route("POST", "/api/v1/serving/unload", "Stop serving a model: its worker exits and frees its memory",
+       body=UNLOAD_BODY, responses={200: "OK", 404: "not loaded"})
+async def unload_model(request: web.Request) -> web.Response:
+    body = await read_body(request, UNLOAD_BODY)
+    return ok(await request.app[NODE].serve.unload(body["name"]))
+
+
+@route("POST", "/api/v1/models/starter", "Import the starter model (Gemma-3-270M from its pip package) as a task",
+       responses={202: "task started", 404: "package not installed", 409: "already in the store"})
+async def import_starter(request: web.Request) -> web.Response:
+    return ok({"task": request.app[NODE].import_starter().to_json()}, status=202)

@@ -109,9 +109,9 @@ def cli(ctx: click.Context, home: str | None, api_url: str | None) -> None:
 
 
 def _register() -> None:
-    from silnode.cli import daemon_cmds, fit, identity, models, transfers
+    from silnode.cli import daemon_cmds, fit, identity, models, serve, transfers
 
-    for mod in (daemon_cmds, models, transfers, identity, fit):
+    for mod in (daemon_cmds, models, transfers, identity, fit, serve):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)
 

@@ -67,4 +67,44 @@ def inspect(ctx: Ctx, model: str, n_ctx: int | None, flash_attn: bool) -> None:
     ctx.out.data(data, "\n".join(lines))
 
 
-COMMANDS = [hardware, inspect]
+@click.command()
+@click.option("--ctx", "n_ctx", type=click.IntRange(min=1), help="Context size (default: each model's, capped at 4096).")
+@click.option("--no-catalog", is_flag=True, help="Only the models in the store.")
+@click.option("--local", is_flag=True, help="Compute in this process instead of asking the daemon.")
+@json_option
+@pass_ctx
+def recommend(ctx: Ctx, n_ctx: int | None, no_catalog: bool, local: bool) -> None:
+    """What fits this machine, best first (the store and the seed catalog), and why the others don't.
+
+    Ranked by parameters x bits per weight; a model on disk wins a tie."""
+    from silnode.cli.output import human_params
+
+    if local:
+        from silnode.fit.recommend import rank
+
+        data = rank(ctx.config(), n_ctx=n_ctx, catalog=not no_catalog)
+    else:
+        data = ctx.client().recommend(n_ctx, catalog=not no_catalog)
+
+    def row(i: int | str, c: dict) -> tuple:
+        where = "on disk" if c["on_disk"] else "catalog"
+        return (i, c["name"], human_params(c["params"]), c["quant"] or "-", human_size(c["need_bytes"]), where)
+
+    free = human_size(data["free_bytes"]) if data["free_bytes"] else "unknown"
+    lines = [f"device {data['device'] or 'unknown'}: {free} free"]
+    headers = ["#", "MODEL", "PARAMS", "QUANT", "NEEDS", "WHERE"]
+    if data["fits"]:
+        lines += ["fits, best first:", table([row(i + 1, c) for i, c in enumerate(data["fits"])], headers)]
+    else:
+        lines.append("nothing fits" + (f" at ctx {n_ctx}" if n_ctx else ""))
+    if data["others"]:
+        lines.append("does not fit or cannot be judged:")
+        lines += [f"  {c['name']}: {c['reason']}" for c in data["others"]]
+    if data["fits"]:
+        best = data["fits"][0]
+        lines.append(f"next: `silnode serve {best['name']}`" if best["on_disk"]
+                     else f"next: `silnode get {best['name']}` (or `silnode get --auto`)")
+    ctx.out.data(data, "\n".join(lines))
+
+
+COMMANDS = [hardware, inspect, recommend]

@@ -60,7 +60,10 @@ def _fmt_rate(n: int) -> str:
 
 
 @click.command()
-@click.argument("target")
+@click.argument("target", required=False)
+@click.option("--auto", is_flag=True, help="The best model that fits this machine (on disk first, else the seed catalog).")
+@click.option("--force", is_flag=True, help="Download even when the model won't fit this machine's memory.")
+@click.option("--ctx", "n_ctx", type=click.IntRange(min=1), help="Context size the fit check assumes.")
 @click.option("--peer", "peers", multiple=True, metavar="HOST:PORT", help="A peer to connect to (repeatable).")
 @click.option("--name", help="Store name (default: from the magnet, else derived from the files).")
 @click.option("--license", "license_", metavar="LICENSE", help="License for the manifest.")
@@ -68,15 +71,31 @@ def _fmt_rate(n: int) -> str:
 @click.option("--no-wait", is_flag=True, help="Print the transfer id and return at once.")
 @json_option
 @pass_ctx
-def get(ctx: Ctx, target: str, peers: tuple[str, ...], name: str | None, license_: str | None,
-        web_seeds: tuple[str, ...], no_wait: bool) -> None:
-    """Download a model by magnet link or infohash, verify it, and add it to the store.
+def get(ctx: Ctx, target: str | None, auto: bool, force: bool, n_ctx: int | None, peers: tuple[str, ...],
+        name: str | None, license_: str | None, web_seeds: tuple[str, ...], no_wait: bool) -> None:
+    """Download a model by magnet link, infohash or seed-catalog name, verify it, and add it to the store.
 
-    Blocks with a progress bar until the model is verified and placed; Ctrl-C detaches (the daemon goes on).
+    A model that won't fit this machine's memory is refused (--force overrides); --auto takes the best one
+    that fits. Blocks with a progress bar until the model is verified and placed; Ctrl-C detaches (the daemon
+    goes on).
     """
+    if bool(target) == auto:
+        raise click.UsageError("give a magnet link, an infohash or a catalog model name, or --auto")
     client = ctx.client()
-    t = client.download(target, peers=list(peers) or None, name=name, license=license_,
-                        web_seeds=list(web_seeds) or None)
+    result = client.get(target, auto=auto, force=force, n_ctx=n_ctx, peers=list(peers) or None, name=name,
+                        license=license_, web_seeds=list(web_seeds) or None)
+    if result.get("on_disk"):
+        ctx.out.data(result, f"{result['model']} is already in the store and is the best fit: {result['reason']}")
+        return
+    if "task" in result:  # a seed-catalog model, from its origin
+        ctx.out.info(f"getting {result['model']}: {result['reason']}")
+        if no_wait:
+            ctx.out.data(result, result["task"]["id"])
+            return
+        done = _run_task(ctx, client, result["task"], f"get {result['model']}")
+        ctx.out.data(done, f"got {done['name']}, sha256 verified; now seeding it\n{done['magnet']}")
+        return
+    t = result["transfer"]
     if no_wait:
         ctx.out.data(t, t["id"])
         return
@@ -97,8 +116,10 @@ def get(ctx: Ctx, target: str, peers: tuple[str, ...], name: str | None, license
         sys.exit(130)
     bar.close()
     if t["state"] not in ("done", "seeding"):
+        won_t_fit = "won't fit" in (t.get("error") or "")
         raise SilnodeError(f"download {t['state']}: {t.get('error') or 'stopped'}",
-                           hint=f"`silnode transfers resume {t['id'][:12]}` after fixing the cause")
+                           hint="`silnode recommend` lists what fits" if won_t_fit
+                           else f"`silnode transfers resume {t['id'][:12]}` after fixing the cause")
     ctx.out.data(t, f"got {t['name']} ({human_size(t.get('total_bytes'))}), sha256 verified; now seeding it")
 
 

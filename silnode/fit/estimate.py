@@ -1,6 +1,6 @@
 """How much memory a GGUF needs to run under llama.cpp, from its header alone.
 
-    estimate(header_or_path, *, n_ctx=None, n_ubatch=512, n_batch=512, flash_attn=False, gpu=False,
+    estimate(model, *, n_ctx=None, n_ubatch=512, n_batch=512, flash_attn=False, gpu=False,
              kv_type_bytes=2, swa_full=True) -> MemoryEstimate
     fits(estimate, free_bytes, *, margin=None) -> (ok, reason)
 
@@ -98,6 +98,7 @@ class ModelShape:
     token_embd_bytes: int
     tied_embeddings: bool  # no output.weight: the output layer reuses token_embd
     repack: dict[str, int] = field(default_factory=dict)  # CPU repack candidates: type -> bytes (see estimate)
+    header_bytes: int = 0  # the GGUF header (metadata + tensor infos): mmapped and populated with the weights
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ def model_shape(h: GGUFHeader, *, repack_rules: Mapping[str, int] | None = None)
         tensor_bytes=sum(t.n_bytes for t in h.tensors),
         token_embd_bytes=emb.n_bytes if emb is not None else 0,
         tied_embeddings=emb is not None and "output.weight" not in by_name,
-        repack=repack,
+        repack=repack, header_bytes=h.data_offset,
     )
 
 
@@ -263,17 +264,21 @@ def compute_bytes_for(s: ModelShape, *, n_kv: int, n_kv_swa: int | None, n_token
     return max(out_peak, attn_peak), logits, min(touched, max(out_peak, attn_peak))
 
 
-def estimate(header_or_path: GGUFHeader | str | os.PathLike, *, n_ctx: int | None = None, n_ubatch: int = 512,
+def estimate(model: GGUFHeader | ModelShape | str | os.PathLike, *, n_ctx: int | None = None, n_ubatch: int = 512,
              n_batch: int = 512, flash_attn: bool = False, gpu: bool = False, kv_type_bytes: float = 2,
              swa_full: bool = True, device: str | None = None, cpu_repack: bool | None = None) -> MemoryEstimate:
     """Memory llama.cpp needs to run the model at `n_ctx` (None: the trained context, capped at
     DEFAULT_N_CTX). gpu=True: all layers offloaded to one GPU (`device`, default "CUDA0").
     kv_type_bytes: bytes per KV element (2 = f16, 34/32 = q8_0). cpu_repack (None: on CPU, by this
-    machine's architecture) adds llama.cpp's CPU_REPACK weight copies."""
-    h = header_or_path if isinstance(header_or_path, GGUFHeader) else read_header(header_or_path)
+    machine's architecture) adds llama.cpp's CPU_REPACK weight copies. `model` may also be a ModelShape
+    built from published facts (a catalog entry not yet downloaded)."""
     if cpu_repack is None:
         cpu_repack = not gpu
-    s = model_shape(h, repack_rules=None if cpu_repack else {})
+    if isinstance(model, ModelShape):
+        s = model
+    else:
+        h = model if isinstance(model, GGUFHeader) else read_header(model)
+        s = model_shape(h, repack_rules=None if cpu_repack else {})
     if n_ctx is None:
         n_ctx = min(s.n_ctx_train or DEFAULT_N_CTX, DEFAULT_N_CTX)
     if n_ctx <= 0 or n_ubatch <= 0 or n_batch <= 0:
@@ -305,7 +310,7 @@ def estimate(header_or_path: GGUFHeader | str | os.PathLike, *, n_ctx: int | Non
     untouched = compute - touched  # a CPU run computes logits for the last token only
     # weights and overhead
     repack = sum(s.repack.values()) if cpu_repack else 0
-    runtime = {"runtime": CPU_BASELINE, "vocab": s.n_vocab * VOCAB_BYTES_PER_TOKEN, "gguf_header": h.data_offset}
+    runtime = {"runtime": CPU_BASELINE, "vocab": s.n_vocab * VOCAB_BYTES_PER_TOKEN, "gguf_header": s.header_bytes}
     if gpu:
         dev = device or "CUDA0"
         weights = s.tensor_bytes - (0 if s.tied_embeddings else s.token_embd_bytes)

@@ -64,8 +64,8 @@ def test_start_status_stop_background(clean_env, tiny_gguf):
     assert r.returncode == 3 and "not running" in r.stdout
     log = (home / "logs" / "daemon.log").read_text()
     # services stop in reverse order of start
-    starts = [log.index("starting store"), log.index("starting tasks"), log.index("starting torrents")]
-    stops = [log.index("stopping torrents"), log.index("stopping tasks"), log.index("stopping store")]
+    starts = [log.index(f"starting {s}") for s in ("store", "tasks", "torrents", "serve")]
+    stops = [log.index(f"stopping {s}") for s in ("serve", "torrents", "tasks", "store")]
     assert starts == sorted(starts) and stops == sorted(stops) and starts[-1] < stops[0]
     assert log.count("stopping store") == 1  # one handler: no duplicated lines
 

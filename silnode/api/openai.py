@@ -1,0 +1,285 @@
+"""The OpenAI-compatible surface on the daemon's port: /v1/models, /v1/chat/completions, /v1/completions
+(SSE streaming as OpenAI sends it), and Prometheus /metrics. Errors here use OpenAI's body
+({"error": {"message", "type", "param", "code"}}) so OpenAI clients show them; see api/__init__.py.
+
+A request is checked here, queued on its model (fair across clients: the `user` field names the client,
+else the bearer token, else the peer address), and its tokens are relayed as the worker produces them. A
+client that hangs up — while waiting or while streaming — cancels its request, which stops the generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from silnode.api.routes import NODE
+from silnode.errors import BadRequest
+from silnode.serve.pool import Request, ServedModel
+
+DEFAULTS = {"temperature": 0.8, "top_p": 0.95, "top_k": 40}  # llama-server's sampling defaults
+MAX_STOP = 16
+
+# fields OpenAI clients send that only work at their default here: accepted at it, 400 otherwise
+AT_DEFAULT_ONLY = {"n": 1, "echo": False, "best_of": 1, "logprobs": None, "top_logprobs": None,
+                   "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": None, "suffix": None,
+                   "tools": None, "tool_choice": None, "parallel_tool_calls": None,
+                   "response_format": None, "store": None, "metadata": None, "service_tier": None}
+COMMON = {"model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "seed", "stop",
+          "stream", "stream_options", "user"}
+
+
+class OpenAIBadRequest(BadRequest):
+    """A 400 that names the offending field (OpenAI's `param`)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message, **({"param": param} if param else {}))
+
+
+def _number(body: dict, key: str, lo: float, hi: float, *, integer: bool = False) -> Any:
+    v = body.get(key)
+    if v is None:
+        return None
+    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+    if isinstance(v, bool) or not ok or not lo <= v <= hi:
+        kind = "an integer" if integer else "a number"
+        raise OpenAIBadRequest(f"'{key}' must be {kind} from {lo:g} to {hi:g}", key)
+    return v
+
+
+async def _parse(request: web.Request, kind: str) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise OpenAIBadRequest(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise OpenAIBadRequest("the request body must be a JSON object")
+    allowed = COMMON | ({"messages"} if kind == "chat" else {"prompt"})
+    for key, value in body.items():
+        if key in allowed:
+            continue
+        if key in AT_DEFAULT_ONLY:
+            if value not in (AT_DEFAULT_ONLY[key], None) and value != {"type": "text"}:
+                raise OpenAIBadRequest(f"'{key}' is not supported by this server (only its default)", key)
+            continue
+        raise OpenAIBadRequest(f"unknown field '{key}'", key)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise OpenAIBadRequest("'model' is required: a loaded model's name (GET /v1/models)", "model")
+    return body
+
+
+def _messages(body: dict) -> list[dict[str, str]]:
+    msgs = body.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise OpenAIBadRequest("'messages' must be a non-empty list of {role, content}", "messages")
+    out = []
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "developer", "user", "assistant"):
+            raise OpenAIBadRequest(f"messages[{i}] needs a role of system, user or assistant", "messages")
+        content = m.get("content")
+        if isinstance(content, list):  # [{"type": "text", "text": ...}]: the text parts, joined
+            if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                       for p in content):
+                raise OpenAIBadRequest(f"messages[{i}].content: only text parts are supported", "messages")
+            content = "".join(p["text"] for p in content)
+        if not isinstance(content, str):
+            raise OpenAIBadRequest(f"messages[{i}].content must be a string", "messages")
+        out.append({"role": "system" if m["role"] == "developer" else m["role"], "content": content})
+    return out
+
+
+def _prompt(body: dict) -> str:
+    p = body.get("prompt")
+    if isinstance(p, list) and len(p) == 1:
+        p = p[0]
+    if not isinstance(p, str):
+        raise OpenAIBadRequest("'prompt' must be a string (or a list of one string)", "prompt")
+    return p
+
+
+def _worker_request(body: dict, kind: str, model: ServedModel, default_max: int) -> dict[str, Any]:
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        stop = [stop]
+    if stop is not None and not (isinstance(stop, list) and len(stop) <= MAX_STOP
+                                 and all(isinstance(s, str) and s for s in stop)):
+        raise OpenAIBadRequest(f"'stop' must be a string or a list of up to {MAX_STOP} non-empty strings", "stop")
+    max_tokens = _number(body, "max_tokens", 1, model.n_ctx, integer=True)
+    max_tokens = max_tokens or _number(body, "max_completion_tokens", 1, model.n_ctx, integer=True)
+    seed = _number(body, "seed", -(2**63), 2**64 - 1, integer=True)
+    req: dict[str, Any] = {
+        "kind": kind,
+        "max_tokens": max_tokens or default_max,
+        "temperature": _number(body, "temperature", 0, 2) if body.get("temperature") is not None
+        else DEFAULTS["temperature"],
+        "top_p": _number(body, "top_p", 0, 1) if body.get("top_p") is not None else DEFAULTS["top_p"],
+        "top_k": _number(body, "top_k", 0, 1 << 20, integer=True) if body.get("top_k") is not None
+        else DEFAULTS["top_k"],
+        "seed": seed % 2**32 if seed is not None else None,  # llama.cpp seeds are uint32
+        "stop": stop or [],
+    }
+    if kind == "chat":
+        req["messages"] = _messages(body)
+    else:
+        req["prompt"] = _prompt(body)
+    return req
+
+
+def _client_key(request: web.Request, body: dict) -> str:
+    """Who is asking, for the fair queue: the OpenAI `user` field, else the token, else the peer address."""
+    user = body.get("user")
+    if isinstance(user, str) and user:
+        return f"user:{user[:200]}"
+    auth = request.headers.get("Authorization")
+    if auth:
+        return "token:" + hashlib.sha256(auth.encode()).hexdigest()[:16]  # never the token itself
+    return f"addr:{request.remote}"
+
+
+async def _watch_disconnect(request: web.Request, req: Request) -> None:
+    """aiohttp does not cancel a handler when its client hangs up: notice it and cancel the request."""
+    while not req.cancelled:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            req.cancel()
+            return
+        await asyncio.sleep(0.05)
+
+
+def _usage(done: dict[str, Any]) -> dict[str, int]:
+    p, c = int(done.get("prompt_tokens") or 0), int(done.get("completion_tokens") or 0)
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+async def _complete(request: web.Request, kind: str) -> web.StreamResponse:
+    node = request.app[NODE]
+    body = await _parse(request, kind)
+    model = node.serve.get(body["model"])
+    wreq = _worker_request(body, kind, model, node.config.serve.max_tokens)
+    if body.get("stream") not in (None, False, True):
+        raise OpenAIBadRequest("'stream' must be a boolean", "stream")
+    try:
+        req = model.submit(_client_key(request, body), wreq)
+    except Exception as exc:
+        if getattr(exc, "status", None) == 429:
+            exc.retry_after = model.retry_after()  # type: ignore[attr-defined]
+        raise
+    watcher = asyncio.create_task(_watch_disconnect(request, req))
+    rid = ("chatcmpl-" if kind == "chat" else "cmpl-") + req.id
+    meta = {"id": rid, "created": int(time.time()), "model": model.name}
+    try:
+        if body.get("stream"):
+            opts = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+            return await _stream(request, req, kind, meta, bool(opts.get("include_usage")))
+        return await _whole(req, kind, meta)
+    finally:
+        watcher.cancel()
+        req.cancel()  # a no-op once it is done; otherwise the client is gone or we failed: stop it
+
+
+async def _whole(req: Request, kind: str, meta: dict[str, Any]) -> web.Response:
+    parts: list[str] = []
+    done: dict[str, Any] = {}
+    async for ev in req.stream():
+        if ev["type"] == "delta":
+            parts.append(ev["text"])
+        elif ev["type"] == "done":
+            done = ev
+    text = "".join(parts)
+    finish = done.get("finish_reason", "stop")
+    if kind == "chat":
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
+                  "logprobs": None}
+        obj = "chat.completion"
+    else:
+        choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
+        obj = "text_completion"
+    return web.json_response({**meta, "object": obj, "choices": [choice], "usage": _usage(done)})
+
+
+async def _stream(request: web.Request, req: Request, kind: str, meta: dict[str, Any],
+                  include_usage: bool) -> web.StreamResponse:
+    events = req.stream()
+    first = await anext(events, None)  # errors (context overflow, ...) still become a plain JSON error
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                       "X-Accel-Buffering": "no"})
+    await resp.prepare(request)
+    obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
+
+    async def send(choice: dict[str, Any] | None, usage: dict[str, int] | None = None) -> None:
+        chunk = {**meta, "object": obj, "choices": [choice] if choice else []}
+        if usage is not None:
+            chunk["usage"] = usage
+        await resp.write(b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n")
+
+    def choice(text: str | None, finish: str | None) -> dict[str, Any]:
+        if kind == "chat":
+            delta = {"content": text} if text is not None else {}
+            return {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return {"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}
+
+    try:
+        if kind == "chat":
+            await send({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None,
+                        "logprobs": None})
+        ev = first
+        while ev is not None:
+            if ev["type"] == "delta" and ev["text"]:
+                await send(choice(ev["text"], None))
+            elif ev["type"] == "done":
+                await send(choice(None, ev.get("finish_reason", "stop")))
+                if include_usage:
+                    await send(None, _usage(ev))
+            ev = await anext(events, None)
+        await resp.write(b"data: [DONE]\n\n")
+    except (ConnectionResetError, ConnectionError):
+        req.cancel()  # the client hung up mid-stream
+        return resp
+    except Exception as exc:  # the headers are out: report in-band, as OpenAI does
+        err = {"error": {"message": str(exc), "type": "server_error", "param": None,
+                         "code": getattr(exc, "code", "internal")}}
+        try:
+            await resp.write(b"data: " + json.dumps(err).encode() + b"\n\n")
+        except (ConnectionResetError, ConnectionError):
+            pass
+        return resp
+    await resp.write_eof()
+    return resp
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _complete(request, "chat")
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _complete(request, "completion")
+
+
+async def list_models(request: web.Request) -> web.Response:
+    data = []
+    for m in request.app[NODE].serve.list():
+        info = m.get("info") or {}
+        data.append({"id": m["name"], "object": "model", "created": int(m["loaded_at"] or 0),
+                     "owned_by": "silnode", "state": m["state"], "n_ctx": m["n_ctx"],
+                     "chat_template": info.get("chat_template")})
+    return web.json_response({"object": "list", "data": data})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[NODE].serve.prometheus(), content_type="text/plain",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+# (method, path, handler, summary): outside /api/v1, so OpenAI clients and Prometheus find them where they look
+ROUTES = [
+    ("GET", "/v1/models", list_models, "OpenAI: the loaded models"),
+    ("POST", "/v1/chat/completions", chat_completions, "OpenAI: chat completion (SSE with stream=true)"),
+    ("POST", "/v1/completions", completions, "OpenAI: text completion (SSE with stream=true)"),
+    ("GET", "/metrics", metrics, "Prometheus: per-model requests, tokens, tokens/s, queue depth, restarts"),
+]

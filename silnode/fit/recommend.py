@@ -1,0 +1,214 @@
+"""`recommend` and `--auto`: which models fit this machine, best first, and why the others don't.
+
+Candidates are the models in the store (estimated from their GGUF headers) and the seed catalog's entries
+(estimated from their published facts before anything is downloaded). Quality proxy: parameters x bits per
+weight — more parameters and finer quantisation both help, and the product is the weight size in bits, so a
+7B Q4 (≈ 34 Gbit) outranks a 3B Q8 (≈ 26 Gbit). Among the models that fit, the best proxy wins; a model on
+disk wins a tie with the catalog (the catalog entry of a model already in the store is the same model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from silnode.config import Config
+from silnode.errors import DoesNotFit, SilnodeError
+from silnode.fit.estimate import MemoryEstimate, ModelShape, estimate, fits, fmt_gib
+
+# llama.cpp's nominal bits per weight per quantisation (tools/quantize/quantize.cpp, its "bpw" column), used
+# for a catalog entry whose exact file size is not known
+NOMINAL_BPW = {
+    "F32": 32.0, "BF16": 16.0, "F16": 16.0, "Q8_0": 8.5, "Q6_K": 6.56, "Q5_K_M": 5.69, "Q5_K_S": 5.54,
+    "Q5_0": 5.5, "Q4_K_M": 4.89, "Q4_K_S": 4.58, "Q4_0": 4.5, "IQ4_XS": 4.25, "Q3_K_L": 4.27, "Q3_K_M": 3.91,
+    "Q3_K_S": 3.5, "Q2_K": 2.96,
+}
+
+
+@dataclass
+class Candidate:
+    name: str
+    source: str  # "store" | "catalog"
+    params: int | None
+    quant: str | None
+    bits_per_weight: float | None
+    size_bytes: int | None
+    need_bytes: int | None = None
+    fits: bool = False
+    reason: str = ""
+    on_disk: bool = False
+    origin_url: str | None = None
+    tier: str | None = None
+    license: str | None = None
+    estimate: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def quality(self) -> float:
+        """parameters x bits per weight; 0 when unknown (ranks last)."""
+        return float(self.params or 0) * float(self.bits_per_weight or 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["quality"] = self.quality
+        return d
+
+
+# ---- candidates ------------------------------------------------------------------------------------------
+
+
+def store_candidates(config: Config) -> list[tuple[Candidate, ModelShape | None]]:
+    from silnode.fit.estimate import model_shape
+    from silnode.fit.gguf import facts_from_header, read_header
+    from silnode.store import Store
+
+    store = Store(config.base_dir)
+    out = []
+    for name in store.names():
+        try:
+            manifest = store.read_manifest(name)
+            size = sum(int(f["size"]) for f in manifest["files"])
+            if manifest.get("state", "ok") != "ok":
+                out.append((Candidate(name, "store", None, None, None, size, on_disk=True,
+                                      reason=f"state {manifest.get('state')}: `silnode verify {name}`"), None))
+                continue
+            header = read_header(store.model_dir(name) / manifest["files"][0]["path"])
+        except SilnodeError as exc:
+            out.append((Candidate(name, "store", None, None, None, None, on_disk=True,
+                                  reason=f"unreadable: {exc}"), None))
+            continue
+        facts = facts_from_header(header)
+        bpw = facts.tensor_bytes * 8 / facts.params if facts.params else None
+        cand = Candidate(name, "store", facts.params, facts.quant, bpw, size, on_disk=True,
+                         license=manifest.get("license"))
+        out.append((cand, model_shape(header)))
+    return out
+
+
+def shape_from_facts(arch: dict[str, Any], weight_bytes: int, bits_per_weight: float) -> ModelShape | None:
+    """A ModelShape from a catalog entry's published architecture facts; None when a needed one is unknown.
+
+    Weights are the file size (the header is a small part of it); token_embd is n_vocab x n_embd at the
+    model's average bits per weight. Sliding-window layers don't change the need at llama-cpp-python's
+    default full-size SWA cache, so they are not modelled here."""
+    need = ("n_layer", "n_embd", "n_head", "n_head_kv", "n_vocab")
+    if any(not isinstance(arch.get(k), int) or arch[k] <= 0 for k in need):
+        return None
+    n_layer, n_embd, n_head = arch["n_layer"], arch["n_embd"], arch["n_head"]
+    head_dim = arch.get("head_dim") or n_embd // n_head
+    return ModelShape(
+        arch=None, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_head_kv=(arch["n_head_kv"],) * n_layer,
+        head_dim_k=head_dim, head_dim_v=head_dim, n_ff=arch.get("n_ff") or 4 * n_embd, n_vocab=arch["n_vocab"],
+        n_ctx_train=arch.get("context_length"), n_swa=0, swa_layers=(False,) * n_layer,
+        tensor_bytes=weight_bytes, token_embd_bytes=int(arch["n_vocab"] * n_embd * bits_per_weight / 8),
+        tied_embeddings=False,
+    )
+
+
+def catalog_candidates(on_disk: dict[str, Candidate]) -> list[tuple[Candidate, ModelShape | None]]:
+    """The seed catalog's entries not already in the store (matched by sha256 or name)."""
+    from silnode.fit.seed import load_seed_catalog
+
+    out = []
+    for m in load_seed_catalog():
+        twin = on_disk.get(m.name) or (on_disk.get(f"sha256:{m.sha256}") if m.sha256 else None)
+        if twin is not None:
+            twin.origin_url, twin.tier = twin.origin_url or m.origin_url, twin.tier or m.tier
+            continue
+        bpw = (m.size_bytes * 8 / m.params if m.size_bytes and m.params else NOMINAL_BPW.get((m.quant or "").upper()))
+        weight_bytes = m.size_bytes or (int(m.params * bpw / 8) if m.params and bpw else None)
+        cand = Candidate(m.name, "catalog", m.params, m.quant, bpw, m.size_bytes, origin_url=m.origin_url,
+                         tier=m.tier, license=m.license)
+        shape = shape_from_facts(m.arch or {}, weight_bytes, bpw) if weight_bytes and bpw else None
+        if shape is None:
+            cand.reason = "the catalog lacks the facts to estimate its memory need (size or architecture)"
+        out.append((cand, shape))
+    return out
+
+
+# ---- ranking ---------------------------------------------------------------------------------------------
+
+
+def _judge(cand: Candidate, shape: ModelShape | None, dev: Any, n_ctx: int | None) -> None:
+    if shape is None:
+        return
+    est: MemoryEstimate = estimate(shape, n_ctx=n_ctx, gpu=dev.is_gpu, device=dev.id)
+    cand.estimate = est.to_dict()
+    cand.need_bytes = est.total_bytes
+    cand.fits, cand.reason = fits(est, dev.free_bytes)
+    if cand.source == "catalog":
+        cand.reason += " (estimated from published facts)"
+
+
+def rank(config: Config, *, n_ctx: int | None = None, catalog: bool = True, report: Any = None) -> dict[str, Any]:
+    """Blocking (reads headers, probes hardware). {device, free_bytes, n_ctx, fits: [...], others: [...]}:
+    `fits` best first; `others` with the reason each is left out."""
+    from silnode.fit.hardware import best_device, probe
+    from silnode.fit.inspect import hardware_overrides
+
+    report = report or probe(hardware_overrides(config))
+    dev = best_device(report)
+    pairs = store_candidates(config)
+    by_key: dict[str, Candidate] = {c.name: c for c, _ in pairs}
+    if catalog:
+        from silnode.store import Store
+
+        store = Store(config.base_dir)
+        for c, _ in pairs:  # let a catalog entry find its downloaded twin by content
+            try:
+                by_key[f"sha256:{store.read_manifest(c.name)['files'][0]['sha256']}"] = c
+            except (SilnodeError, KeyError, IndexError):
+                pass
+        pairs += catalog_candidates(by_key)
+    if dev is None or not dev.free_bytes:
+        for c, _ in pairs:
+            c.reason = c.reason or "no device with known free memory (see `silnode hardware`)"
+    else:
+        for c, shape in pairs:
+            _judge(c, shape, dev, n_ctx)
+    cands = [c for c, _ in pairs]
+    good = sorted((c for c in cands if c.fits), key=lambda c: (c.quality, c.on_disk), reverse=True)
+    rest = sorted((c for c in cands if not c.fits), key=lambda c: (c.need_bytes is None, c.need_bytes or 0))
+    return {
+        "device": dev.id if dev else None,
+        "free_bytes": dev.free_bytes if dev else None,
+        "n_ctx": n_ctx,
+        "fits": [c.to_dict() for c in good],
+        "others": [c.to_dict() for c in rest],
+    }
+
+
+def pick_auto(ranking: dict[str, Any]) -> dict[str, Any]:
+    """The model `--auto` takes: the first that fits. Raises with what the best other needs when none does."""
+    if ranking["fits"]:
+        return ranking["fits"][0]
+    others = [c for c in ranking["others"] if c.get("need_bytes")]
+    detail = f"; the smallest, {others[0]['name']}: {others[0]['reason']}" if others else ""
+    raise DoesNotFit(f"no model fits on {ranking['device'] or 'this machine'}{detail}")
+
+
+def fit_check(config: Config, model: str, *, n_ctx: int | None = None) -> tuple[bool, str, dict[str, Any]]:
+    """Blocking: would the store model or file `model` fit the best device? (ok, reason, estimate dict)."""
+    from silnode.fit.inspect import inspect_model
+
+    data = inspect_model(config, model, n_ctx=n_ctx)
+    return data["fits"], data["reason"], data["estimate"]
+
+
+def weights_lower_bound_check(config: Config, total_bytes: int) -> tuple[bool, str]:
+    """Before a download whose GGUF header is not yet here: do the weights alone fit? (ok, reason)."""
+    from silnode.fit.hardware import best_device, probe
+    from silnode.fit.inspect import hardware_overrides
+
+    dev = best_device(probe(hardware_overrides(config)))
+    if dev is None or not dev.free_bytes:
+        return True, "free memory unknown; not checked"
+    ok, _ = fits(_weights_only(total_bytes, dev), dev.free_bytes)
+    return ok, (f"needs at least {fmt_gib(total_bytes)} for its weights alone; {fmt_gib(dev.free_bytes)} free "
+                f"on {dev.id}")
+
+
+def _weights_only(total: int, dev: Any) -> MemoryEstimate:
+    return MemoryEstimate(n_ctx=0, n_ubatch=0, n_batch=0, flash_attn=False, gpu=dev.is_gpu, device=dev.id,
+                          weights_bytes=total, host_bytes=0, kv_bytes=0, compute_bytes=0, overhead_bytes=0,
+                          total_bytes=total, kv_cells=0, kv_cells_swa=None, repack_bytes=0, logits_bytes=0,
+                          cpu_peak_bytes=None, per_device={dev.id: total})

@@ -1,0 +1,1 @@
+"""Serving: model worker processes, the per-model queue and the OpenAI-compatible API."""
