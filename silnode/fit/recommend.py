@@ -114,15 +114,38 @@ def catalog_candidates(on_disk: dict[str, Candidate]) -> list[tuple[Candidate, M
         if twin is not None:
             twin.origin_url, twin.tier = twin.origin_url or m.origin_url, twin.tier or m.tier
             continue
-        bpw = (m.size_bytes * 8 / m.params if m.size_bytes and m.params else NOMINAL_BPW.get((m.quant or "").upper()))
-        weight_bytes = m.size_bytes or (int(m.params * bpw / 8) if m.params and bpw else None)
-        cand = Candidate(m.name, "catalog", m.params, m.quant, bpw, m.size_bytes, origin_url=m.origin_url,
+        # a model card's "7.61B" is good enough to rank; else count the weights the architecture implies
+        params = m.params or _approx_count(m.params_approx) or params_from_arch(m.arch.to_dict())
+        bpw = (m.size_bytes * 8 / params if m.size_bytes and params else NOMINAL_BPW.get((m.quant or "").upper()))
+        weight_bytes = m.size_bytes or (int(params * bpw / 8) if params and bpw else None)
+        cand = Candidate(m.name, "catalog", params, m.quant, bpw, m.size_bytes, origin_url=m.origin_url,
                          tier=m.tier, license=m.license)
-        shape = shape_from_facts(m.arch or {}, weight_bytes, bpw) if weight_bytes and bpw else None
+        shape = shape_from_facts(m.arch.to_dict(), weight_bytes, bpw) if weight_bytes and bpw else None
         if shape is None:
             cand.reason = "the catalog lacks the facts to estimate its memory need (size or architecture)"
         out.append((cand, shape))
     return out
+
+
+def params_from_arch(arch: dict[str, Any]) -> int | None:
+    """Parameters of a llama-style transformer from its shape: per layer Q, K, V, O and a gated FFN (three
+    n_embd x n_ff matrices), plus untied input and output embeddings. None when a needed fact is unknown."""
+    need = ("n_layer", "n_embd", "n_head", "n_head_kv", "n_ff", "n_vocab")
+    if any(not arch.get(k) for k in need):
+        return None
+    e, hd = arch["n_embd"], arch.get("head_dim") or arch["n_embd"] // arch["n_head"]
+    attn = e * arch["n_head"] * hd * 2 + e * arch["n_head_kv"] * hd * 2
+    return arch["n_layer"] * (attn + 3 * e * arch["n_ff"]) + 2 * arch["n_vocab"] * e
+
+
+def _approx_count(text: str | None) -> int | None:
+    """"7.61B" -> 7_610_000_000; None when absent or not of that form."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMBT])\s*", text or "", re.IGNORECASE)
+    if not m:
+        return None
+    return int(float(m.group(1)) * {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}[m.group(2).upper()])
 
 
 # ---- ranking ---------------------------------------------------------------------------------------------

@@ -1,0 +1,345 @@
+"""The model worker: one subprocess per loaded model, driven by `silnode.serve.process.WorkerProcess`.
+
+    python -m silnode.serve.worker '<config JSON>'
+
+The config (argv[1]) holds: path (a .gguf; part 1 of a split model, llama.cpp finds the rest), n_ctx
+(0 = the model's training context), n_threads (default: the CPUs this process may run on), n_batch,
+n_gpu_layers (default: all when this llama.cpp build can offload, else 0), chat_format_fallback (used when the
+GGUF has no tokenizer.chat_template; default "chatml").
+
+Protocol, one JSON object per line:
+
+    stdin   {"op": "generate", "id", "kind": "chat"|"completion", "messages" | "prompt", "max_tokens",
+             "temperature", "top_p", "top_k", "seed", "stop"}    queued; run one at a time, in order
+            {"op": "cancel", "id"}          stop that request (no id: every request not yet done)
+            {"op": "shutdown"}, or EOF      cancel what is pending and exit 0 (EOF: the daemon is gone)
+    stdout  {"type": "ready", pid, n_ctx, n_ctx_train, n_vocab, chat_template, chat_format, gpu_offload,
+             n_gpu_layers, flash_attn, n_threads, n_batch, load_seconds, warmup_seconds}
+            {"type": "delta", "id", "text"}
+            {"type": "done", "id", "finish_reason": "stop"|"length"|"cancelled", "prompt_tokens",
+             "completion_tokens", "prompt_seconds", "gen_seconds"}
+            {"type": "error", "id", "code": "context_overflow"|"invalid_request"|"generation_failed", "message"}
+            {"type": "error", "phase": "load", "message"}         then exit 1
+    stderr  llama.cpp's log (verbose) and anything C code prints; the parent keeps and logs it.
+
+`llama_cpp.Llama` is created and called on the main thread only: calling it from another thread costs
++30-65 % per call (OpenMP, shared/research/gguf-llama-notes.md §3). A reader thread owns stdin, so a
+cancel lands while the main thread is inside llama.cpp; it is checked once per sampled token.
+Imports stay stdlib-only at module level: llama_cpp is imported after stdout is made safe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+CTX_PAD = 256  # llama.cpp rounds the context up to a multiple of this
+# llama-cpp-python's own prompt-length check (Llama._create_completion)
+OVERFLOW_RE = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+
+
+def log(message: str) -> None:
+    print(f"silnode worker: {message}", file=sys.stderr, flush=True)
+
+
+class Output:
+    """Protocol lines go to a private copy of fd 1; fd 1 itself is pointed at stderr, so whatever llama.cpp
+    (or anything else) prints cannot corrupt the protocol. Written from the main thread only."""
+
+    def __init__(self) -> None:
+        self._fd = os.dup(1)
+        os.dup2(2, 1)
+
+    def send(self, event: dict[str, Any]) -> None:
+        data = memoryview((json.dumps(event, ensure_ascii=False) + "\n").encode())
+        while data:  # one line per event, never interleaved, even past the pipe buffer size
+            data = data[os.write(self._fd, data):]
+
+
+class Inbox:
+    """Reads stdin on its own thread: generate requests are queued for the main thread, cancels set the
+    request's event at once. EOF or shutdown cancels everything pending and queues the stop marker (None)."""
+
+    def __init__(self) -> None:
+        self.requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.loaded = threading.Event()
+        self._cancels: dict[str, threading.Event] = {}  # requests received and not done yet
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        threading.Thread(target=self._read, name="stdin", daemon=True).start()
+
+    def cancel_event(self, rid: str) -> threading.Event:
+        with self._lock:
+            return self._cancels.setdefault(rid, threading.Event())
+
+    def finish(self, rid: str) -> None:
+        with self._lock:
+            self._cancels.pop(rid, None)
+
+    def _read(self) -> None:
+        for line in stdin_lines():
+            if not line.strip():
+                continue
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                log(f"ignoring a line that is not JSON: {line[:200]!r}")
+                continue
+            op = msg.get("op") if isinstance(msg, dict) else None
+            if op == "generate":
+                self.cancel_event(str(msg.get("id", "")))
+                self.requests.put(msg)
+            elif op == "cancel":
+                self._cancel(msg.get("id"))
+            elif op == "shutdown":
+                break
+            else:
+                log(f"ignoring unknown op {op!r}")
+        self._close()
+
+    def _cancel(self, rid: str | None) -> None:
+        with self._lock:
+            events = list(self._cancels.values()) if rid is None else [self._cancels.get(str(rid))]
+        for ev in events:
+            if ev is not None:
+                ev.set()
+
+    def _close(self) -> None:
+        if not self.loaded.is_set():
+            # still inside llama.cpp's load, which cannot be interrupted: a worker must never outlive its
+            # daemon holding a model's memory, and nothing is half-written yet
+            os._exit(0)
+        self._cancel(None)
+        self.requests.put(None)
+
+
+def stdin_lines() -> Iterator[bytes]:
+    """Lines from fd 0 read raw: a thread blocked in sys.stdin's buffered reader makes the interpreter abort
+    at exit ("could not acquire lock for <stdin> at interpreter shutdown") when the main thread ends first."""
+    pending = b""
+    while chunk := os.read(0, 1 << 16):
+        *lines, pending = (pending + chunk).split(b"\n")
+        yield from lines
+    if pending:
+        yield pending
+
+
+class TokenCounter:
+    """The stopping criterion: llama-cpp-python calls it once per sampled token with the token ids evaluated
+    so far. At the first call those are the prompt, so the k-th call sees prompt + k - 1 ids. It calls it once
+    more after its loop with the same ids, hence the max() rather than counting calls."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self.cancel = cancel
+        self.started = time.monotonic()
+        self.first_token_at: float | None = None
+        self.prompt_tokens = 0
+        self.sampled = 0
+        self.cancelled = False
+
+    def __call__(self, input_ids: Any, logits: Any) -> bool:
+        if self.first_token_at is None:
+            self.first_token_at = time.monotonic()
+            self.prompt_tokens = len(input_ids)
+        self.sampled = max(self.sampled, len(input_ids) - self.prompt_tokens + 1)
+        if self.cancel.is_set():
+            self.cancelled = True
+        return self.cancelled
+
+
+def cancellable_llama_class() -> type:
+    """A Llama whose every completion also runs `self.stopping`, including the completions the chat handlers
+    start (create_chat_completion takes no stopping_criteria of its own in llama-cpp-python 0.3.36)."""
+    from llama_cpp import Llama, StoppingCriteriaList
+
+    class CancellableLlama(Llama):
+        stopping: TokenCounter | None = None
+
+        def create_completion(self, *args: Any, stopping_criteria: Any = None, **kwargs: Any) -> Any:
+            if self.stopping is not None:
+                stopping_criteria = StoppingCriteriaList([self.stopping, *(stopping_criteria or [])])
+            return super().create_completion(*args, stopping_criteria=stopping_criteria, **kwargs)
+
+    return CancellableLlama
+
+
+# ---- load ---------------------------------------------------------------------------------------------------
+
+def padded_ctx(n_ctx: int) -> int:
+    """llama-cpp-python 0.3.36 sizes its token buffer with the n_ctx asked for while llama.cpp pads the real
+    context up to CTX_PAD: a prompt between the two crashes with a numpy broadcast error instead of a clean
+    overflow. Asking for the padded size keeps both equal."""
+    return -(-n_ctx // CTX_PAD) * CTX_PAD
+
+
+def load(config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    import llama_cpp
+
+    offload = llama_cpp.llama_supports_gpu_offload()
+    n_gpu_layers = config.get("n_gpu_layers")
+    if n_gpu_layers is None:
+        n_gpu_layers = -1 if offload else 0
+    gpu = offload and n_gpu_layers != 0
+    n_threads = config.get("n_threads") or len(os.sched_getaffinity(0))
+    started = time.monotonic()
+    # verbose: on a failed load, llama.cpp's stderr names the reason (the exception only says "Failed to load")
+    llm = cancellable_llama_class()(
+        model_path=str(config["path"]), n_ctx=padded_ctx(int(config.get("n_ctx") or 0)),
+        n_batch=int(config.get("n_batch") or 512), n_threads=n_threads, n_threads_batch=n_threads,
+        n_gpu_layers=n_gpu_layers, flash_attn=gpu, verbose=True)
+    loaded = time.monotonic()
+    if len(llm.input_ids) != llm.n_ctx():  # n_ctx 0 took an unpadded training context
+        raise ValueError(f"llama.cpp made a {llm.n_ctx()}-token context, not {len(llm.input_ids)}: "
+                         f"give the context size explicitly (a multiple of {CTX_PAD})")
+    chat_template = "tokenizer.chat_template" in llm.metadata
+    if not chat_template:
+        llm.chat_format = config.get("chat_format_fallback") or "chatml"
+        log(f"the GGUF has no tokenizer.chat_template; chat uses chat_format={llm.chat_format!r}")
+    warm_up(llm)
+    info = {
+        "pid": os.getpid(), "n_ctx": llm.n_ctx(), "n_ctx_train": llama_cpp.llama_model_n_ctx_train(llm.model),
+        "n_vocab": llm.n_vocab(), "chat_template": chat_template, "chat_format": llm.chat_format,
+        "gpu_offload": gpu, "n_gpu_layers": n_gpu_layers, "flash_attn": gpu, "n_threads": n_threads,
+        "n_batch": llm.n_batch, "load_seconds": round(loaded - started, 3),
+        "warmup_seconds": round(time.monotonic() - loaded, 3),
+    }
+    return llm, info
+
+
+def warm_up(llm: Any) -> None:
+    """One real decode and sample, so the first request does not pay for lazy setup (buffers, GPU kernels)."""
+    llm.create_completion("Hello", max_tokens=1, temperature=0.0)
+    llm.reset()
+
+
+# ---- requests -----------------------------------------------------------------------------------------------
+
+class InvalidRequest(ValueError):
+    pass
+
+
+def sampling_args(req: dict[str, Any]) -> dict[str, Any]:
+    def get(key: str, cast: type, default: Any) -> Any:
+        return cast(req[key]) if req.get(key) is not None else default
+
+    try:
+        args = {"temperature": get("temperature", float, 0.8), "top_p": get("top_p", float, 0.95),
+                "top_k": get("top_k", int, 40), "seed": get("seed", int, None),
+                "max_tokens": get("max_tokens", int, None)}  # max_tokens None: up to the end of the context
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"bad sampling parameter: {exc}") from None
+    stop = req.get("stop") or []
+    if not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
+        raise InvalidRequest("'stop' must be a list of strings")
+    args["stop"] = stop
+    return args
+
+
+def stream(llm: Any, req: dict[str, Any], args: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
+    """(text, finish_reason) per streamed chunk."""
+    kind = req.get("kind")
+    if kind == "chat":
+        messages = req.get("messages")
+        if not (isinstance(messages, list) and messages and all(isinstance(m, dict) for m in messages)):
+            raise InvalidRequest("'messages' must be a non-empty list of objects")
+        for chunk in llm.create_chat_completion(messages, stream=True, **args):
+            choice = chunk["choices"][0]
+            yield choice["delta"].get("content") or "", choice["finish_reason"]
+    elif kind == "completion":
+        if not isinstance(req.get("prompt"), str):
+            raise InvalidRequest("'prompt' must be a string")
+        for chunk in llm.create_completion(req["prompt"], stream=True, **args):
+            choice = chunk["choices"][0]
+            yield choice["text"], choice["finish_reason"]
+    else:
+        raise InvalidRequest(f"'kind' must be 'chat' or 'completion', not {kind!r}")
+
+
+def run_request(llm: Any, req: dict[str, Any], cancel: threading.Event,
+                send: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Stream one request's deltas through `send`; return its final event (done or error)."""
+    rid = str(req.get("id", ""))
+    counter = TokenCounter(cancel)
+    finish = None
+    try:
+        args = sampling_args(req)
+        if args["seed"] is None:
+            # else llama-cpp-python derives it from the previous request's seed, so a fresh worker would
+            # write the same "random" texts in the same order after every load
+            args["seed"] = random.getrandbits(32)
+        else:
+            # a prefix reused from the KV cache was computed in other batches, and llama.cpp's numbers may
+            # depend on the batch (notably on GPUs): evaluate from scratch so a seed reproduces exactly
+            llm.reset()
+        llm.stopping = counter
+        if cancel.is_set():  # cancelled while it waited in the queue: nothing to run
+            counter.cancelled = True
+        else:
+            for text, reason in stream(llm, req, args):
+                if text:
+                    send({"type": "delta", "id": rid, "text": text})
+                finish = reason or finish
+    except InvalidRequest as exc:
+        return {"type": "error", "id": rid, "code": "invalid_request", "message": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - any failure is this request's; the worker serves the next
+        return request_error(rid, exc)
+    finally:
+        llm.stopping = None
+    end = time.monotonic()
+    first = counter.first_token_at or end
+    return {"type": "done", "id": rid,
+            "finish_reason": "cancelled" if counter.cancelled else finish or "stop",
+            "prompt_tokens": counter.prompt_tokens, "completion_tokens": counter.sampled,
+            "prompt_seconds": round(first - counter.started, 4), "gen_seconds": round(end - first, 4)}
+
+
+def request_error(rid: str, exc: Exception) -> dict[str, Any]:
+    overflow = OVERFLOW_RE.search(str(exc)) if isinstance(exc, ValueError) else None
+    if overflow:
+        n, m = overflow.groups()
+        return {"type": "error", "id": rid, "code": "context_overflow", "message":
+                f"prompt is {n} tokens; the context is {m} (load with a larger --ctx or shorten the prompt)"}
+    log(f"request {rid} failed: {type(exc).__name__}: {exc}")
+    return {"type": "error", "id": rid, "code": "generation_failed", "message": f"{type(exc).__name__}: {exc}"}
+
+
+def serve(llm: Any, inbox: Inbox, out: Output) -> None:
+    while (req := inbox.requests.get()) is not None:
+        rid = str(req.get("id", ""))
+        try:
+            out.send(run_request(llm, req, inbox.cancel_event(rid), out.send))
+        finally:
+            inbox.finish(rid)
+
+
+def main(argv: list[str]) -> int:
+    out = Output()  # first: nothing may reach the protocol stream but protocol lines
+    inbox = Inbox()
+    inbox.start()
+    try:
+        llm, info = load(json.loads(argv[1]))
+    except Exception as exc:  # noqa: BLE001 - whatever stops the load is reported, then the worker exits
+        out.send({"type": "error", "phase": "load", "message": f"{type(exc).__name__}: {exc}"})
+        return 1
+    inbox.loaded.set()
+    try:
+        out.send({"type": "ready", **info})
+        serve(llm, inbox, out)
+    except BrokenPipeError:
+        pass  # the daemon is gone: nobody to answer
+    finally:
+        llm.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
