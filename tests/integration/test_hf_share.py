@@ -6,22 +6,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from fakehub import serve_hub
 from nodes import get, sha256
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def online_hub(monkeypatch):
-    import huggingface_hub.constants as hfc
-
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(hfc, "HF_HUB_OFFLINE", False)
-    with serve_hub() as hub:
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-        yield hub
 
 
 async def test_share_hf_ref_then_get_from_peer_and_origin(make_node, online_hub, tiny_q8, tmp_path):

@@ -1,0 +1,119 @@
+"""Know before downloading: `recommend` ranks the store and the seed catalog under a configured capacity,
+`get --auto` takes the best fit (the copy on disk before a download of the same model), and `get` refuses
+a model that won't fit — a catalog model before any byte moves, a magnet once its metadata says how big the
+weights are — unless forced."""
+
+from __future__ import annotations
+
+import pytest
+from nodes import big_gguf, get, peer_of, share, sha256
+
+from silnode.errors import Conflict, DoesNotFit
+from silnode.fit.seed import load_seed_catalog
+from silnode.serve import starter
+
+pytestmark = pytest.mark.timeout(180)
+
+MiB, GiB = 1 << 20, 1 << 30
+GEMMA = starter.NAME  # the catalog's Gemma-3-270M entry has the starter model's name and sha256
+
+
+async def _import(node, path, name):
+    task = node.import_path(str(path), name, license="mit")
+    await node.tasks.wait(task)
+    assert task.state == "done", task.error
+
+
+def names(cands):
+    return [c["name"] for c in cands]
+
+
+async def test_small_capacity_picks_the_model_on_disk(make_node, tiny_gguf):
+    node = await make_node("a", **{"hardware.ram_bytes": 512 * MiB})
+    await _import(node, tiny_gguf, "test/tiny")
+    ranking = await node.recommend()
+    assert ranking["device"] == "CPU" and ranking["free_bytes"] <= 512 * MiB
+    assert names(ranking["fits"]) == ["test/tiny"] and ranking["fits"][0]["on_disk"]
+    gemma = next(c for c in ranking["others"] if c["name"] == GEMMA)
+    assert not gemma["fits"] and gemma["reason"].startswith("needs ") and "free on CPU" in gemma["reason"]
+    result = await node.get(None, auto=True)
+    assert result == {"model": "test/tiny", "on_disk": True, "reason": ranking["fits"][0]["reason"]}
+
+
+async def test_big_capacity_ranks_by_params_times_bits(make_node, tiny_gguf):
+    node = await make_node("a", **{"hardware.ram_bytes": 64 * GiB})
+    await _import(node, tiny_gguf, "test/tiny")
+    ranking = await node.recommend()
+    fits = ranking["fits"]
+    assert len(fits) >= 3 and fits[-1]["name"] == "test/tiny"  # the tiny test model is the weakest
+    quality = [c["quality"] for c in fits]
+    assert quality == sorted(quality, reverse=True)
+    assert not fits[0]["on_disk"] and fits[0]["source"] == "catalog"
+    assert all(c["need_bytes"] for c in fits)
+    # every catalog entry is either judged or says what it lacks
+    judged = {c["name"] for c in fits + ranking["others"]}
+    assert {m.name for m in load_seed_catalog()} <= judged
+    # a smaller context needs less memory
+    small = await node.recommend(n_ctx=512)
+    need = {c["name"]: c["need_bytes"] for c in small["fits"]}
+    assert all(need[c["name"]] < c["need_bytes"] for c in fits if c["name"] in need and c["need_bytes"])
+
+
+async def test_same_model_on_disk_wins_over_its_catalog_entry(make_node, gemma_gguf):
+    node = await make_node("a", **{"hardware.ram_bytes": 2 * GiB})
+    before = await node.recommend()
+    assert before["fits"][0]["name"] == GEMMA and before["fits"][0]["source"] == "catalog"
+    await _import(node, gemma_gguf, "mine/gemma")  # another name, the same bytes
+    after = await node.recommend()
+    assert GEMMA not in names(after["fits"] + after["others"])  # one model, not two
+    mine = after["fits"][0]
+    assert mine["name"] == "mine/gemma" and mine["on_disk"] and mine["origin_url"].startswith("https://")
+    assert (await node.get(None, auto=True))["on_disk"] is True  # nothing to download
+    with pytest.raises(Conflict):
+        await node.get(GEMMA)
+
+
+async def test_get_auto_downloads_the_best_catalog_fit_from_its_origin(make_node, online_hub, gemma_gguf,
+                                                                      tiny_gguf):
+    entry = next(m for m in load_seed_catalog() if m.name == GEMMA)
+    online_hub.publish(entry.repo, "d" * 40, {entry.file: gemma_gguf.read_bytes(),
+                                              "README.md": b"---\nlicense: gemma\n---\n"})
+    node = await make_node("a", **{"hardware.ram_bytes": 2 * GiB})
+    await _import(node, tiny_gguf, "test/tiny")
+    result = await node.get(None, auto=True)
+    assert result["model"] == GEMMA and "fits" in result["reason"]
+    task = node.tasks.get(result["task"]["id"])
+    await node.tasks.wait(task)
+    assert task.state == "done", task.error
+    m = node.store.read_manifest(GEMMA)
+    assert m["files"][0]["sha256"] == entry.sha256 == sha256(gemma_gguf)
+    assert m["files"][0]["size"] == entry.size_bytes
+    # now on disk: --auto stops there
+    assert (await node.get(None, auto=True))["model"] == GEMMA
+
+
+async def test_catalog_model_that_wont_fit_is_refused_with_numbers(make_node):
+    node = await make_node("a", **{"hardware.ram_bytes": 2 * GiB})
+    big = "qwen/qwen2.5-7b-instruct-q4_k_m"
+    with pytest.raises(DoesNotFit) as exc:
+        await node.get(big)
+    msg = str(exc.value)
+    assert msg.startswith(f"{big} won't fit: needs ") and "at ctx 4096" in msg and "GiB free on CPU" in msg
+    assert "--force" in exc.value.hint
+    assert node.tasks._tasks == {}  # nothing started
+    forced = await node.get(big, force=True)  # the download starts (offline here, so it fails later)
+    assert forced["model"] == big and forced["task"]["state"] in ("running", "failed", "error")
+
+
+async def test_magnet_whose_weights_cannot_fit_stops_at_metadata(make_node, tmp_path):
+    model = big_gguf(tmp_path / "m.gguf", 16 * MiB)
+    a = await make_node("a")
+    shared = await share(a, model, "test/big")
+    b = await make_node("b", **{"hardware.ram_bytes": 8 * MiB})
+    t = await get(b, shared["magnet"], peers=(peer_of(a),))
+    assert t.state == "error" and "won't fit" in t.error and "--force" in t.error
+    assert "needs at least" in t.error and "for its weights alone" in t.error and "free on CPU" in t.error
+    assert not b.store.exists("test/big")
+    await b.torrents.cancel(t.id)
+    t = await get(b, shared["magnet"], peers=(peer_of(a),), force=True)
+    assert t.state in ("done", "seeding") and b.store.read_manifest("test/big")["files"][0]["sha256"] == sha256(model)
