@@ -132,12 +132,16 @@ def unload(ctx: Ctx, name: str) -> None:
 @click.option("--temperature", type=click.FloatRange(0, 2), default=0.8, show_default=True)
 @click.option("--system", help="A system message (chat models).")
 @click.option("--complete", is_flag=True, help="Continue the text (/v1/completions) instead of chatting.")
+@json_option
 @pass_ctx
 def chat(ctx: Ctx, model: str, prompt: str | None, max_tokens: int, temperature: float, system: str | None,
          complete: bool) -> None:
     """Stream a reply from a loaded model; interactive when no PROMPT is given (an empty line ends).
 
-    A base model (no chat template) continues your text instead of chatting."""
+    A base model (no chat template) continues your text instead of chatting. With --json (and a PROMPT):
+    {"model", "prompt", "text"} once the reply is complete."""
+    if ctx.out.json_mode and prompt is None:
+        raise click.UsageError("--json needs a PROMPT (the interactive mode is for people)")
     client = ctx.client()
     info = next((m for m in client.serving() if m["name"] == model), None)
     if info is None:
@@ -159,15 +163,19 @@ def chat(ctx: Ctx, model: str, prompt: str | None, max_tokens: int, temperature:
         out = []
         for piece in pieces:
             out.append(piece)
-            click.echo(piece, nl=False)
-            sys.stdout.flush()
-        click.echo()
+            if not ctx.out.json_mode:
+                click.echo(piece, nl=False)
+                sys.stdout.flush()
+        if not ctx.out.json_mode:
+            click.echo()
         if not complete:
             history.append({"role": "assistant", "content": "".join(out)})
         return "".join(out)
 
     if prompt is not None:
-        reply(prompt)
+        text = reply(prompt)
+        if ctx.out.json_mode:
+            ctx.out.data({"model": model, "prompt": prompt, "text": text})
         return
     while True:
         try:
