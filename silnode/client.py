@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
 import silnode.identity.errors  # noqa: F401  (registers the identity error codes for from_json)
+import silnode.serve.pool  # noqa: F401  (and the serving ones: model_not_loaded, queue_full, worker_crashed, ...)
+import silnode.serve.process  # noqa: F401
 import silnode.torrent.errors  # noqa: F401  (and the torrent ones)
 from silnode.config import Config
 from silnode.errors import DaemonError, DaemonNotRunning, SilnodeError

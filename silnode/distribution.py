@@ -65,7 +65,9 @@ class Transfer:
         if status is not None:
             total = status.total_wanted or status.total_size
             d.update(
-                progress=round(status.progress, 4) if self.state != "done" else 1.0,
+                # held at the metadata nothing is wanted yet, and libtorrent calls that 100 % done
+                progress=1.0 if self.state == "done" else 0.0 if self.state == "metadata"
+                else round(status.progress, 4),
                 total_bytes=total,
                 done_bytes=status.total_done,
                 download_rate=status.download_rate,

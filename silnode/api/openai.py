@@ -33,11 +33,9 @@ COMMON = {"model", "max_tokens", "max_completion_tokens", "temperature", "top_p"
           "stream", "stream_options", "user"}
 
 
-class OpenAIBadRequest(BadRequest):
-    """A 400 that names the offending field (OpenAI's `param`)."""
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message, **({"param": param} if param else {}))
+def OpenAIBadRequest(message: str, param: str | None = None) -> BadRequest:
+    """A 400 that names the offending field (OpenAI's `param`; the error body carries it)."""
+    return BadRequest(message, **({"param": param} if param else {}))
 
 
 def _number(body: dict, key: str, lo: float, hi: float, *, integer: bool = False) -> Any:

@@ -18,3 +18,13 @@ def test_unknown_code_keeps_status():
 def test_defaults():
     assert ModelNotFound("x").status == 404 and ModelNotFound("x").hint
     assert InvalidGGUF("bad").status == 400
+
+
+def test_every_code_names_one_class():
+    """The client rebuilds errors by code: two classes with one code would come back as the wrong one."""
+    import silnode.client  # noqa: F401  (imports every module that defines errors)
+    from silnode.errors import _all_subclasses
+
+    classes = set([SilnodeError, *_all_subclasses(SilnodeError)])  # multiple inheritance lists some twice
+    codes = [c.code for c in classes]
+    assert len(codes) == len(set(codes)), sorted(c for c in codes if codes.count(c) > 1)
