@@ -56,7 +56,7 @@ class Transfer:
     hash_failures: int = 0
     banned_peers: list[str] = field(default_factory=list)
     paused_by_user: bool = False
-    force: bool = False  # download even when the weights alone won't fit this machine's memory
+    force: bool = False  # download even when the model won't fit this machine's memory
 
     def public(self, status: Any | None) -> dict[str, Any]:
         d = asdict(self)
@@ -265,7 +265,8 @@ class DistributionService:
     async def download(self, target: str, *, peers: tuple[str, ...] = (), name: str | None = None,
                        license: str | None = None, web_seeds: tuple[str, ...] = (), force: bool = False) -> Transfer:
         """Start a download; returns at once with the transfer (state 'metadata'). Unless `force`, it stops
-        at the metadata when the model's weights alone won't fit this machine's free memory."""
+        at the metadata when the model won't fit this machine's free memory: the full estimate from the shape our
+        torrents carry, else (a foreign torrent) whether the weights alone fit."""
         from silnode.torrent.create import parse_peer, parse_target, target_magnet
 
         if name is not None:
@@ -351,11 +352,13 @@ class DistributionService:
                                        f"{self.config.storage.min_free_bytes / 2**30:.2f} GiB headroom, "
                                        f"{free / 2**30:.2f} GiB free", remove=True)
         if not t.force:
-            from silnode.fit.recommend import weights_lower_bound_check
+            from silnode.fit.recommend import metadata_fit_check
+            from silnode.torrent.create import read_our_shape
 
-            # the header (and so the KV cache's size) is not here yet; the weights are a lower bound
+            # silnode torrents carry the model's shape: the full estimate before any data moves
             gguf_bytes = sum(int(f["size"] or 0) for f in files if f["path"].endswith(".gguf"))
-            fit, why = await asyncio.to_thread(weights_lower_bound_check, self.config, gguf_bytes)
+            shape = read_our_shape(data) if data else None
+            fit, why = await asyncio.to_thread(metadata_fit_check, self.config, gguf_bytes, shape)
             if not fit:
                 return await self._fail(t, f"this model won't fit: {why}; get it with --force to download "
                                            f"anyway", remove=True)

@@ -48,7 +48,7 @@ from silnode.fit.gguf import GGML_TYPES, ArrayInfo, GGUFHeader, read_header
 __all__ = [
     "CPU_BASELINE", "CUDA_CONTEXT", "DEFAULT_N_CTX", "ESTIMATE_ERROR", "GPU_POOL_HEADROOM", "VOCAB_BYTES_PER_TOKEN",
     "GiB", "MemoryEstimate", "MiB", "ModelShape", "compute_bytes_for", "default_margin", "estimate", "fits",
-    "fmt_gib", "fmt_mib", "fmt_size", "model_shape",
+    "fmt_gib", "fmt_mib", "fmt_size", "model_shape", "portable_shape", "shape_from_portable",
 ]
 
 MiB = 1 << 20
@@ -215,6 +215,81 @@ def model_shape(h: GGUFHeader, *, repack_rules: Mapping[str, int] | None = None)
         token_embd_bytes=emb.n_bytes if emb is not None else 0,
         tied_embeddings=emb is not None and "output.weight" not in by_name,
         repack=repack, header_bytes=h.data_offset,
+    )
+
+
+# ---- a shape that travels (in a torrent's metadata) -------------------------------------------------------
+
+# the row multiples any CPU repack rule uses (x86 and ARM): a portable shape lists bytes per type per multiple
+_REPACK_MULTS = (4, 8)
+_PORTABLE_INTS = ("n_layer", "n_embd", "n_head", "head_dim_k", "head_dim_v", "n_ff", "n_vocab", "n_swa",
+                  "tensor_bytes", "token_embd_bytes", "header_bytes")
+_MAX_INT = 1 << 50  # bigger than any real model's byte count; bounds what an untrusted peer can send
+_MAX_LAYERS = 4096
+
+
+def portable_shape(h: GGUFHeader) -> dict[str, Any]:
+    """The ModelShape facts of a GGUF as plain ints, lists and strings (bencode-able), independent of the
+    machine: CPU repack candidates are listed per ggml type and row multiple, and the machine that reads it
+    applies its own rules (shape_from_portable). Deterministic: a function of the header only."""
+    s = model_shape(h, repack_rules={})
+    repack: dict[str, dict[str, int]] = {}
+    kinds = set(_REPACK_X86_AVX2) | set(_REPACK_ARM)
+    for t in h.tensors:
+        name = GGML_TYPES[t.ggml_type][0]
+        if name in kinds and len(t.shape) == 2 and t.name != "token_embd.weight" and t.name.endswith(".weight"):
+            for mult in _REPACK_MULTS:
+                if t.shape[1] % mult == 0:
+                    row = repack.setdefault(name, {})
+                    row[str(mult)] = row.get(str(mult), 0) + t.n_bytes
+    d: dict[str, Any] = {k: getattr(s, k) for k in _PORTABLE_INTS}
+    d.update(arch=s.arch or "", n_head_kv=list(s.n_head_kv), swa_layers=[int(x) for x in s.swa_layers],
+             tied_embeddings=int(s.tied_embeddings), n_ctx_train=s.n_ctx_train or 0, repack=repack)
+    return d
+
+
+def shape_from_portable(d: Mapping[str, Any]) -> ModelShape:
+    """A ModelShape from portable_shape()'s dict (maybe from an untrusted peer: every value is checked).
+    Raises ValueError naming the bad field."""
+    def num(key: str, v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < _MAX_INT:
+            raise ValueError(f"{key} must be an integer from 0 to 2^50")
+        return v
+
+    if not isinstance(d, Mapping):
+        raise ValueError("expected a dict")
+    ints = {k: num(k, d.get(k)) for k in _PORTABLE_INTS}
+    n_layer = ints["n_layer"]
+    if n_layer > _MAX_LAYERS:
+        raise ValueError(f"n_layer {n_layer} is not plausible")
+    lists = {}
+    for key in ("n_head_kv", "swa_layers"):
+        v = d.get(key)
+        if not isinstance(v, list) or len(v) != n_layer:
+            raise ValueError(f"{key} must list one value per layer")
+        lists[key] = [num(key, x) for x in v]
+    arch = d.get("arch")
+    if not isinstance(arch, str) or len(arch) > 64:
+        raise ValueError("arch must be a short string")
+    repack_in = d.get("repack")
+    if not isinstance(repack_in, Mapping) or len(repack_in) > 32:
+        raise ValueError("repack must be a small dict")
+    rules = _repack_rules()
+    repack = {}
+    for name, by_mult in repack_in.items():
+        if not isinstance(by_mult, Mapping):
+            raise ValueError("repack entries must be dicts")
+        mult = rules.get(str(name))
+        if mult is not None and str(mult) in by_mult:
+            repack[str(name)] = num("repack", by_mult[str(mult)])
+    return ModelShape(
+        arch=arch or None, n_layer=n_layer, n_embd=ints["n_embd"], n_head=ints["n_head"],
+        n_head_kv=tuple(lists["n_head_kv"]), head_dim_k=ints["head_dim_k"], head_dim_v=ints["head_dim_v"],
+        n_ff=ints["n_ff"], n_vocab=ints["n_vocab"], n_ctx_train=num("n_ctx_train", d.get("n_ctx_train")) or None,
+        n_swa=ints["n_swa"], swa_layers=tuple(bool(x) for x in lists["swa_layers"]),
+        tensor_bytes=ints["tensor_bytes"], token_embd_bytes=ints["token_embd_bytes"],
+        tied_embeddings=bool(num("tied_embeddings", d.get("tied_embeddings"))), repack=repack,
+        header_bytes=ints["header_bytes"],
     )
 
 
@@ -397,9 +472,9 @@ def fits(est: MemoryEstimate, free_bytes: int | Mapping[str, int], *,
         want = need + math.ceil(need * ESTIMATE_ERROR) + keep
         if want > free:
             ok = False
-            reasons.append(f"needs {fmt_gib(need)} at ctx {est.n_ctx}; {fmt_gib(free)} free on {dev} "
-                           f"(keeping {fmt_gib(keep)} + {ESTIMATE_ERROR:.0%} spare)")
+            reasons.append(f"needs {fmt_size(need)} at ctx {est.n_ctx}; {fmt_size(free)} free on {dev} "
+                           f"(keeping {fmt_size(keep)} + {ESTIMATE_ERROR:.0%} spare)")
         else:
-            reasons.append(f"fits: needs {fmt_gib(need)} at ctx {est.n_ctx}; {fmt_gib(free)} free on {dev}")
+            reasons.append(f"fits: needs {fmt_size(need)} at ctx {est.n_ctx}; {fmt_size(free)} free on {dev}")
     bad = [r for r in reasons if not r.startswith("fits")]
     return ok, "; ".join(bad) if bad else "; ".join(reasons)

@@ -14,7 +14,7 @@ from typing import Any
 
 from silnode.config import Config
 from silnode.errors import DoesNotFit, SilnodeError
-from silnode.fit.estimate import MemoryEstimate, ModelShape, estimate, fits, fmt_gib
+from silnode.fit.estimate import MemoryEstimate, ModelShape, estimate, fits, fmt_size
 
 # llama.cpp's nominal bits per weight per quantisation (tools/quantize/quantize.cpp, its "bpw" column), used
 # for a catalog entry whose exact file size is not known
@@ -217,16 +217,26 @@ def fit_check(config: Config, model: str, *, n_ctx: int | None = None) -> tuple[
     return data["fits"], data["reason"], data["estimate"]
 
 
-def weights_lower_bound_check(config: Config, total_bytes: int) -> tuple[bool, str]:
-    """Before a download whose GGUF header is not yet here: do the weights alone fit? (ok, reason)."""
+def metadata_fit_check(config: Config, total_bytes: int, shape: dict[str, Any] | None) -> tuple[bool, str]:
+    """Before a download, from the torrent's metadata: (ok, reason). With the shape silnode torrents carry,
+    the full estimate at serve.n_ctx (capped at the model's trained context); without one (a foreign
+    torrent, or a lying peer's shape), whether the weights alone fit."""
+    from silnode.fit.estimate import shape_from_portable
     from silnode.fit.hardware import best_device, probe
     from silnode.fit.inspect import hardware_overrides
 
     dev = best_device(probe(hardware_overrides(config)))
     if dev is None or not dev.free_bytes:
         return True, "free memory unknown; not checked"
+    try:
+        s = shape_from_portable(shape) if shape is not None else None
+    except ValueError:
+        s = None
+    if s is not None:
+        n_ctx = min(config.serve.n_ctx or s.n_ctx_train or 4096, s.n_ctx_train or 1 << 30)
+        return fits(estimate(s, n_ctx=n_ctx, gpu=dev.is_gpu, device=dev.id), dev.free_bytes)
     ok, _ = fits(_weights_only(total_bytes, dev), dev.free_bytes)
-    return ok, (f"needs at least {fmt_gib(total_bytes)} for its weights alone; {fmt_gib(dev.free_bytes)} free "
+    return ok, (f"needs at least {fmt_size(total_bytes)} for its weights alone; {fmt_size(dev.free_bytes)} free "
                 f"on {dev.id}")
 
 

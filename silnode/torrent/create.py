@@ -25,6 +25,10 @@ goes into the info dict is a function of the files' *content and file names* onl
   dict). ``sha256`` is the 64-character lowercase **hex string** (as bytes), not 32 raw bytes: it reads the
   same in the manifest, the catalog and any bencode dump, and 32 extra bytes per file do not matter.
   Files are listed sorted by path, the order libtorrent uses for v2 file trees.
+  Optional ``gguf``: the model's shape as :func:`silnode.fit.estimate.portable_shape` gives it (layers,
+  heads, KV heads, head sizes, FFN, vocabulary, tensor bytes, ...: a function of the GGUF header, so the
+  infohash stays a function of the content). It lets a downloader compute the full memory estimate from the
+  metadata alone, before any data, and refuse a model that won't fit its machine.
 * No ``creation date``, ``created by`` or ``comment``: outside ``info`` they do not change the infohash, but
   without them the whole .torrent file is byte-for-byte reproducible. Web seeds (``url-list``, BEP 19) are
   outside ``info`` on purpose: adding an HTTP origin does not fork the swarm.
@@ -125,12 +129,50 @@ def torrent_dir_name(paths: Sequence[str]) -> str:
     return stem if FILE_NAME_RE.fullmatch(stem) else "model"
 
 
-def _our_key_entry(recs: list[dict[str, Any]]) -> dict[bytes, Any]:
-    return {
+def _our_key_entry(recs: list[dict[str, Any]], shape: dict[str, Any] | None) -> dict[bytes, Any]:
+    entry = {
         b"v": OUR_KEY_VERSION,
         b"files": [{b"path": r["path"].encode(), b"size": r["size"], b"sha256": r["sha256"].encode()}
                    for r in recs],
     }
+    if shape is not None:
+        entry[b"gguf"] = _to_bencode(shape)
+    return entry
+
+
+def _to_bencode(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k).encode(): _to_bencode(v) for k, v in obj.items()}
+    if isinstance(obj, str):
+        return obj.encode()
+    if isinstance(obj, (list, tuple)):
+        return [_to_bencode(v) for v in obj]
+    return int(obj)
+
+
+def _from_bencode(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k.decode("ascii", "replace"): _from_bencode(v) for k, v in obj.items()}
+    if isinstance(obj, bytes):
+        return obj.decode("ascii", "replace")
+    if isinstance(obj, list):
+        return [_from_bencode(v) for v in obj]
+    return obj
+
+
+def _gguf_shape(base_dir: Path, recs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first file's shape (part 1 of a split GGUF holds the header), None when it is not a GGUF."""
+    from silnode.errors import SilnodeError
+    from silnode.fit.estimate import portable_shape
+    from silnode.fit.gguf import read_header
+
+    first = recs[0]["path"]
+    if not first.endswith(".gguf"):
+        return None
+    try:
+        return portable_shape(read_header(base_dir / first))
+    except (SilnodeError, ValueError, OSError):
+        return None
 
 
 # --------------------------------------------------------------------------------------------- make_torrent
@@ -207,13 +249,21 @@ def make_torrent(
 
     for key in (b"creation date", b"created by", b"comment"):
         entry.pop(key, None)
-    entry[b"info"][OUR_KEY] = _our_key_entry(recs)
+    entry[b"info"][OUR_KEY] = _our_key_entry(recs, _gguf_shape(base_dir, recs))
     data = bytes(lt.bencode(entry))
     # libtorrent must still accept it, and our key must read back exactly (it is what peers will check)
     ti = load_torrent_info(data)
     if read_our_key(ti) != recs:  # pragma: no cover - would be a bug in this module
         raise TorrentError("internal error: the silnode key did not read back from the new torrent")
     return data
+
+
+def read_our_shape(source: Any) -> dict[str, Any] | None:
+    """The model shape a torrent's ``silnode`` key carries (``gguf``), as plain Python values; None when it
+    carries none. Untrusted: check it with :func:`silnode.fit.estimate.shape_from_portable` before use."""
+    key = info_dict(source).get(OUR_KEY)
+    shape = key.get(b"gguf") if isinstance(key, dict) else None
+    return _from_bencode(shape) if isinstance(shape, dict) else None
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -301,8 +351,8 @@ def read_our_key(source: Any) -> list[dict[str, Any]] | None:
     """The ``[{path, size, sha256}]`` a torrent's ``silnode`` key promises, or None for a foreign torrent.
 
     ``source``: an ``lt.torrent_info`` (e.g. metadata received from peers via a magnet), .torrent bytes,
-    bencoded info-dict bytes or a decoded dict. Validation is strict: exactly the keys ``v`` (= 1) and
-    ``files``; each file exactly ``path`` (a plain file name), ``size`` (an int), ``sha256`` (64 lowercase
+    bencoded info-dict bytes or a decoded dict. Validation is strict: the keys ``v`` (= 1) and
+    ``files`` (and the optional ``gguf`` shape, read by :func:`read_our_shape`); each file exactly ``path`` (a plain file name), ``size`` (an int), ``sha256`` (64 lowercase
     hex); no duplicates; and the list must match the torrent's own files (names and sizes), so the key
     cannot describe something else than what the pieces deliver.
 
@@ -314,8 +364,8 @@ def read_our_key(source: Any) -> list[dict[str, Any]] | None:
     if key is None:
         return None
     where = "silnode key"
-    if not isinstance(key, dict) or set(key) != {b"v", b"files"}:
-        raise BadTorrent(f"{where}: expected exactly the keys v and files")
+    if not isinstance(key, dict) or not {b"v", b"files"} <= set(key) <= {b"v", b"files", b"gguf"}:
+        raise BadTorrent(f"{where}: expected the keys v and files (and optionally gguf)")
     if key[b"v"] != OUR_KEY_VERSION or isinstance(key[b"v"], bool):
         raise BadTorrent(f"{where}: unsupported version {key[b'v']!r}")
     files = key[b"files"]

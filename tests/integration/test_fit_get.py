@@ -6,7 +6,7 @@ weights are — unless forced."""
 from __future__ import annotations
 
 import pytest
-from nodes import big_gguf, get, peer_of, share, sha256
+from nodes import get, peer_of, share, sha256
 
 from silnode.errors import Conflict, DoesNotFit
 from silnode.fit.seed import load_seed_catalog
@@ -105,15 +105,29 @@ async def test_catalog_model_that_wont_fit_is_refused_with_numbers(make_node):
     assert forced["model"] == big and forced["task"]["state"] in ("running", "failed", "error")
 
 
-async def test_magnet_whose_weights_cannot_fit_stops_at_metadata(make_node, tmp_path):
-    model = big_gguf(tmp_path / "m.gguf", 16 * MiB)
+async def test_magnet_that_wont_fit_stops_at_metadata_with_the_full_estimate(make_node, tiny_gguf):
+    """The tiny model's weights are 0.7 MB, but at its context it needs ~76 MiB: the shape in the torrent's
+    metadata says so before any data is fetched."""
     a = await make_node("a")
-    shared = await share(a, model, "test/big")
-    b = await make_node("b", **{"hardware.ram_bytes": 8 * MiB})
+    shared = await share(a, tiny_gguf, "test/tiny")
+    b = await make_node("b", **{"hardware.ram_bytes": 32 * MiB})
     t = await get(b, shared["magnet"], peers=(peer_of(a),))
-    assert t.state == "error" and "won't fit" in t.error and "--force" in t.error
-    assert "needs at least" in t.error and "for its weights alone" in t.error and "free on CPU" in t.error
-    assert not b.store.exists("test/big")
+    assert t.state == "error" and "won't fit: needs " in t.error and "at ctx 2048" in t.error, t.error
+    assert "free on CPU" in t.error and "--force" in t.error
+    assert not b.store.exists("test/tiny")
+    assert b.torrents.describe(t.id)["done_bytes"] == 0  # refused before any data
     await b.torrents.cancel(t.id)
     t = await get(b, shared["magnet"], peers=(peer_of(a),), force=True)
-    assert t.state in ("done", "seeding") and b.store.read_manifest("test/big")["files"][0]["sha256"] == sha256(model)
+    assert t.state in ("done", "seeding") and b.store.read_manifest("test/tiny")["files"][0]["sha256"] == sha256(tiny_gguf)
+
+
+async def test_without_a_shape_the_weights_alone_are_checked(make_node, tmp_path):
+    from silnode.fit.recommend import metadata_fit_check
+
+    a = await make_node("a", **{"hardware.ram_bytes": 8 * MiB})
+    ok, why = metadata_fit_check(a.config, 16 * MiB, None)  # a foreign torrent: no shape
+    assert not ok and why.startswith("needs at least 16 MiB for its weights alone; 8 MiB free on CPU") and "free on CPU" in why
+    ok, why = metadata_fit_check(a.config, 16 * MiB, {"n_layer": "lies"})  # a bad shape counts as none
+    assert not ok and "weights alone" in why
+    ok, _ = metadata_fit_check(a.config, 1 * MiB, None)
+    assert ok

@@ -72,8 +72,16 @@ def test_make_torrent_is_deterministic_hybrid_and_carries_our_key(gguf_path, tmp
     info = top[b"info"]
     assert info[b"meta version"] == 2 and b"pieces" in info  # v2 + v1 = hybrid
     assert info[b"name"] == gguf_path.name.encode()  # single file: name = file name, never the model name
-    assert info[b"silnode"] == {b"v": 1, b"files": [
+    ours = dict(info[b"silnode"])
+    shape = ours.pop(b"gguf")  # the model's shape, from its header: a downloader's memory estimate before data
+    assert ours == {b"v": 1, b"files": [
         {b"path": rec["path"].encode(), b"size": rec["size"], b"sha256": rec["sha256"].encode()}]}
+    from silnode.fit.estimate import estimate, shape_from_portable
+    from silnode.torrent.create import read_our_shape
+
+    assert shape[b"arch"] == b"llama" and shape[b"n_layer"] == 2
+    carried = shape_from_portable(read_our_shape(t1))
+    assert estimate(carried, n_ctx=4096) == estimate(d / gguf_path.name, n_ctx=4096)
     v1, v2 = infohashes(t1)
     assert len(v1) == 40 and len(v2) == 64
     # both infohashes cover our key: they are the hashes of the info dict that contains it
@@ -274,3 +282,25 @@ def test_magnet_carries_web_seeds(gguf_path):
     assert "ws=http%3A%2F%2Forigin.example%2Fm.gguf%3Fx%3D1" in link
     assert parse_target(link)["web_seeds"] == ["http://origin.example/m.gguf?x=1"]
     assert parse_target(link + "&ws=file:///etc/passwd")["web_seeds"] == ["http://origin.example/m.gguf?x=1"]
+
+
+@pytest.mark.parametrize("bad", [
+    {"n_layer": "two"}, {"n_layer": 1 << 20}, {"n_layer": 2, "n_head_kv": [1]}, {"tensor_bytes": -1},
+    {"tensor_bytes": True}, {"arch": "x" * 100}, {"repack": ["no"]},
+])
+def test_a_carried_shape_is_checked_before_use(gguf_path, bad):
+    """A peer sends the metadata, so the shape is untrusted: every value is checked."""
+    from silnode.fit.estimate import portable_shape, shape_from_portable
+    from silnode.fit.gguf import read_header
+
+    shape = {**portable_shape(read_header(gguf_path)), **bad}
+    with pytest.raises(ValueError):
+        shape_from_portable(shape)
+
+
+def test_a_file_that_is_not_a_gguf_carries_no_shape(tmp_path):
+    f = random_file(tmp_path / "m.gguf", 300_000, seed=3)
+    t = make_torrent(tmp_path, [file_record(f)])
+    from silnode.torrent.create import read_our_shape
+
+    assert read_our_shape(t) is None and read_our_key(t) == [file_record(f)]
