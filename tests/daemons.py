@@ -64,3 +64,12 @@ def stop_daemon(d: LiveDaemon) -> None:
         except subprocess.TimeoutExpired:
             d.proc.kill()
             d.proc.wait()
+
+
+def run_cli(home: Path, *args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess:
+    """`silnode ARGS` as a user runs it, in its own process, against the node in `home`."""
+    r = subprocess.run([sys.executable, "-m", "silnode", *args], env=dict(os.environ, SILNODE_HOME=str(home)),
+                       capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    if check:
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r

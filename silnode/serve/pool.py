@@ -134,11 +134,14 @@ class ServedModel:
         gone = ModelUnavailable(f"{self.name} was unloaded", hint=f"`silnode serve {self.name}` loads it again")
         for req in self.queue.drain():
             req.events.put_nowait(gone)
-        if self.running is not None:
-            self.running.cancel()
+        running = self.running
+        if running is not None:
+            running.cancel()
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             await asyncio.gather(self._dispatcher, return_exceptions=True)
+        if running is not None:  # its dispatcher is gone: end its stream (after what it already has)
+            running.events.put_nowait(gone)
         if self._worker is not None:
             await self._worker.stop()
 
@@ -222,6 +225,10 @@ class ServedModel:
                 self.running = None
                 if not await self._restart(str(exc)):
                     self._fail_waiting()
+            except Exception as exc:  # a bug here must fail one request, not stop the model's queue
+                log.exception("%s: request %s failed", self.name, req.id)
+                self.counters.failed += 1
+                req.events.put_nowait(ModelUnavailable(f"internal error while generating: {exc}"))
             finally:
                 self.running = None
 

@@ -6,25 +6,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from daemons import ROOT, start_daemon, stop_daemon
+from daemons import run_cli, start_daemon, stop_daemon
 
 from silnode.serve import starter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
-def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "silnode", *args], env=dict(os.environ, SILNODE_HOME=str(home)),
-                       capture_output=True, text=True, timeout=240, cwd=ROOT)
-    if check:
-        assert r.returncode == 0, (args, r.stdout, r.stderr)
-    return r
+cli = run_cli
 
 
 def loaded(home: Path) -> dict[str, dict]:
