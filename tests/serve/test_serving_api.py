@@ -352,3 +352,51 @@ async def test_load_refused_when_it_wont_fit_unless_forced(clean_env, tiny_gguf)
         assert m["state"] == "ready"
     finally:
         await node.stop()
+
+
+async def test_load_error_carries_llama_cpp_reason_and_crash_limit_leaves_model_down(clean_env, tiny_gguf,
+                                                                                 aiohttp_client, tmp_path):
+    config = load_config(clean_env, overrides={"daemon.port": 0, "serve.restart_limit": 0})
+    node = Node(config)
+    await node.start()
+    try:
+        client = await aiohttp_client(make_app(node))
+        auth = {"Authorization": f"Bearer {config.token_file.read_text().strip()}"}
+        # a file cut short: our own header reader says so before a worker starts
+        task = node.import_path(str(tiny_gguf), "test/cut", license="mit", link=False)
+        await node.tasks.wait(task)
+        stored = node.store.model_dir("test/cut") / tiny_gguf.name
+        with open(stored, "r+b") as fh:
+            fh.truncate(stored.stat().st_size // 2)
+        r = await client.post("/api/v1/serving/load", json={"name": "test/cut"}, headers=auth)
+        body = await r.json()
+        assert r.status == 400 and body["code"] == "invalid_gguf" and "truncated" in body["error"], body
+        # a well-formed GGUF that llama.cpp refuses (an architecture it does not know): its own reason
+        odd = tmp_path / "odd.gguf"
+        odd.write_bytes(tiny_gguf.read_bytes().replace(b"llama", b"llamx"))
+        await _import(node, odd, "test/odd")
+        r = await client.post("/api/v1/serving/load", json={"name": "test/odd"}, headers=auth)
+        body = await r.json()
+        assert r.status == 500 and body["code"] == "model_load_failed", body
+        assert "unknown model architecture" in body["error"] and "llamx" in body["error"]
+        assert node.serve.list() == []  # an interactive load that failed leaves nothing behind
+
+        # restart_limit 0: the first crash leaves the model down, with the reason, until it is loaded again
+        await _import(node, tiny_gguf, TINY)
+        await node.serve.load(TINY)
+        os.kill(node.serve.get(TINY).describe()["pid"], signal.SIGKILL)
+        r = await client.post("/v1/completions", json={"model": TINY, "prompt": "a", "max_tokens": 2})
+        assert r.status in (503, 200)  # 503 when the crash is found by this request
+        while node.serve.get(TINY).state != "failed":
+            await asyncio.sleep(0.02)
+        desc = node.serve.get(TINY).describe()
+        assert "left down" in desc["error"] and desc["pid"] is None
+        r = await client.post("/v1/completions", json={"model": TINY, "prompt": "a", "max_tokens": 2})
+        body = await r.json()
+        assert r.status == 503 and body["error"]["code"] == "model_unavailable" and "models load" in body["error"]["message"]
+        r = await client.post("/api/v1/serving/load", json={"name": TINY}, headers=auth)
+        assert r.status == 200 and (await r.json())["model"]["state"] == "ready"
+        r = await client.post("/v1/completions", json={"model": TINY, "prompt": "a", "max_tokens": 2})
+        assert r.status == 200
+    finally:
+        await node.stop()
