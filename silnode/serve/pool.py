@@ -10,10 +10,10 @@ when its client goes away it calls Request.cancel(), and the dispatcher stops th
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -24,9 +24,6 @@ from silnode.fsutil import atomic_write_json
 from silnode.serve.queue import FairQueue
 
 log = logging.getLogger(__name__)
-
-_ids = itertools.count(1)
-
 
 class ModelNotLoaded(NotFound):
     code = "model_not_loaded"
@@ -43,7 +40,7 @@ class Request:
     """One inference request on its way through a model's queue."""
     client: str
     body: dict[str, Any]  # the worker's generate request (see silnode/serve/worker.py)
-    id: str = field(default_factory=lambda: f"req-{next(_ids)}")
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:24])  # unique across restarts (OpenAI ids)
     events: asyncio.Queue = field(default_factory=asyncio.Queue)  # worker events, then None
     cancelled: bool = False
     _on_cancel: Any = None
