@@ -22,11 +22,13 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/gguf_header.py
 	$(PY) bench/import_speed.py
 	$(PY) bench/transfer.py
 	$(PY) bench/identity_unlock.py
 	$(PY) bench/estimate.py
+	$(PY) bench/serve.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
