@@ -162,6 +162,7 @@ async def _complete(request: web.Request, kind: str) -> web.StreamResponse:
     wreq = _worker_request(body, kind, model, node.config.serve.max_tokens)
     if body.get("stream") not in (None, False, True):
         raise OpenAIBadRequest("'stream' must be a boolean", "stream")
+    wreq["stream"] = bool(body.get("stream"))
     try:
         req = model.submit(_client_key(request, body), wreq)
     except Exception as exc:

@@ -10,7 +10,8 @@ GGUF has no tokenizer.chat_template; default "chatml").
 Protocol, one JSON object per line:
 
     stdin   {"op": "generate", "id", "kind": "chat"|"completion", "messages" | "prompt", "max_tokens",
-             "temperature", "top_p", "top_k", "seed", "stop"}    queued; run one at a time, in order
+             "temperature", "top_p", "top_k", "seed", "stop", "stream"}   queued; run one at a time, in
+            order. stream false: the text comes as one delta at the end instead of one per token
             {"op": "cancel", "id"}          stop that request (no id: every request not yet done)
             {"op": "shutdown"}, or EOF      cancel what is pending and exit 0 (EOF: the daemon is gone)
     stdout  {"type": "ready", pid, n_ctx, n_ctx_train, n_vocab, chat_template, chat_format, gpu_offload,
@@ -284,10 +285,18 @@ def run_request(llm: Any, req: dict[str, Any], cancel: threading.Event,
         if cancel.is_set():  # cancelled while it waited in the queue: nothing to run
             counter.cancelled = True
         else:
+            # a client that does not stream gets the text in one delta: a line per token would cost the
+            # daemon a JSON parse and a queue hop per token, CPU time taken from the decode on a small machine
+            per_token = req.get("stream", True) is not False
+            held: list[str] = []
             for text, reason in stream(llm, req, args):
-                if text:
+                if text and per_token:
                     send({"type": "delta", "id": rid, "text": text})
+                elif text:
+                    held.append(text)
                 finish = reason or finish
+            if held:
+                send({"type": "delta", "id": rid, "text": "".join(held)})
     except InvalidRequest as exc:
         return {"type": "error", "id": rid, "code": "invalid_request", "message": str(exc)}
     except Exception as exc:  # noqa: BLE001 - any failure is this request's; the worker serves the next
