@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from silnode.api.routes import NODE
+from silnode.api.routes import NODE, json_object
 from silnode.errors import BadRequest
 from silnode.serve.pool import Request, ServedModel
 
@@ -50,13 +50,7 @@ def _number(body: dict, key: str, lo: float, hi: float, *, integer: bool = False
 
 
 async def _parse(request: web.Request, kind: str) -> dict[str, Any]:
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise OpenAIBadRequest(f"the request body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise OpenAIBadRequest("the request body must be a JSON object")
+    body = await json_object(request)
     allowed = COMMON | ({"messages"} if kind == "chat" else {"prompt"})
     for key, value in body.items():
         if key in allowed:

@@ -51,18 +51,23 @@ def route(method: str, path: str, summary: str, *, body: dict[str, Field] | None
 _PY = {"string": str, "boolean": bool, "integer": int, "array": list}
 
 
-async def read_body(request: web.Request, spec: dict[str, Field]) -> dict[str, Any]:
-    """Parse and check a JSON object body against ``spec``: unknown and mistyped fields are 400s."""
+async def json_object(request: web.Request, *, empty_ok: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 saying what is wrong with it."""
     raw = await request.read()
-    if not raw.strip():
-        data: Any = {}
-    else:
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+    if empty_ok and not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
+    return data
+
+
+async def read_body(request: web.Request, spec: dict[str, Field]) -> dict[str, Any]:
+    """Parse and check a JSON object body against ``spec``: unknown and mistyped fields are 400s."""
+    data = await json_object(request, empty_ok=True)
     unknown = sorted(set(data) - set(spec))
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(map(str, unknown))}; allowed: {', '.join(spec)}")
