@@ -30,9 +30,25 @@ def hardware_overrides(config: Config) -> dict[str, int] | None:
     return caps or None
 
 
-def inspect_model(config: Config, model: str, *, n_ctx: int | None = None, flash_attn: bool = False) -> dict[str, Any]:
-    """Blocking (reads a header, probes hardware): call it off the event loop."""
-    from silnode.fit.estimate import estimate, fits
+def free_for_one_more(dev: Any, held_total: int = 0, held_mapped: int = 0) -> int:
+    """Free memory on `dev` for one more model, given what silnode's loaded models hold there.
+
+    The probe's free memory already excludes what those models allocated, except their mmapped weights:
+    page cache counts as available, yet evicting it makes the loaded model read its weights from disk
+    again. So those are subtracted. A configured cap (hardware.ram_bytes / vram_bytes) is a budget for
+    silnode's own models, so everything they need comes off it."""
+    probed = dev.probed_free_bytes if dev.overridden else dev.free_bytes
+    free = (probed or 0) - held_mapped
+    if dev.overridden:
+        free = min(free, (dev.total_bytes or 0) - held_total)
+    return max(free, 0)
+
+
+def inspect_model(config: Config, model: str, *, n_ctx: int | None = None, flash_attn: bool = False,
+                  held: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+    """Blocking (reads a header, probes hardware): call it off the event loop. `held`: device id ->
+    (bytes needed, bytes of mmapped weights) of the models already loaded (see free_for_one_more)."""
+    from silnode.fit.estimate import estimate, fits, fmt_size
     from silnode.fit.gguf import facts_from_header, read_header
     from silnode.fit.hardware import best_device, probe
 
@@ -42,7 +58,10 @@ def inspect_model(config: Config, model: str, *, n_ctx: int | None = None, flash
     est = estimate(header, n_ctx=n_ctx, flash_attn=flash_attn, gpu=bool(dev and dev.is_gpu),
                    device=dev.id if dev else None)
     if dev and dev.free_bytes:
-        ok, reason = fits(est, dev.free_bytes)
+        held_total, held_mapped = (held or {}).get(dev.id, (0, 0))
+        ok, reason = fits(est, free_for_one_more(dev, held_total, held_mapped))
+        if held_total:
+            reason += f" (after {fmt_size(held_total)} for the models already loaded)"
     else:
         ok, reason = False, "no device with known free memory (see `silnode hardware`)"
     return {"path": str(path), "gguf": facts_from_header(header).to_dict(), "estimate": est.to_dict(),

@@ -93,6 +93,7 @@ class ServedModel:
         self.counters = Counters()
         self.running: Request | None = None
         self.loaded_at: float | None = None
+        self.estimate: dict[str, Any] | None = None  # the memory estimate it was loaded under
         self._worker: Any = None
         self._crashes: list[float] = []
         self._dispatcher: asyncio.Task | None = None
@@ -311,12 +312,14 @@ class ServeService:
         if old is not None:
             await old.stop()
         want = n_ctx or self.config.serve.n_ctx or None  # None: the model's trained context
-        data = await asyncio.to_thread(inspect_model, self.config, name, n_ctx=want)
+        held = self._held()
+        data = await asyncio.to_thread(inspect_model, self.config, name, n_ctx=want, held=held)
         train = data["gguf"].get("context_length")
         if n_ctx is None and train and (want is None or want > train) and data["estimate"]["n_ctx"] != train:
             # the default never exceeds what the model was trained for (an explicit --ctx may)
-            data = await asyncio.to_thread(inspect_model, self.config, name, n_ctx=train)
+            data = await asyncio.to_thread(inspect_model, self.config, name, n_ctx=train, held=held)
         model = ServedModel(name, Path(data["path"]), data["estimate"]["n_ctx"], self.config)
+        model.estimate = data["estimate"]
         self.models[name] = model
         try:
             if not data["fits"] and not force:
@@ -341,6 +344,19 @@ class ServeService:
         await model.stop()
         self._write_served()
         return {"name": name, "unloaded": True}
+
+    def _held(self) -> dict[str, tuple[int, int]]:
+        """Per device: (bytes needed, bytes of mmapped weights) of the models loaded or loading."""
+        held: dict[str, tuple[int, int]] = {}
+        for m in self.models.values():
+            est = m.estimate
+            if not est or m.state == "failed":
+                continue
+            for dev, need in est["per_device"].items():
+                total, mapped = held.get(dev, (0, 0))
+                on_cpu_mapped = est["weights_bytes"] if dev == "CPU" and not est["gpu"] else 0
+                held[dev] = (total + need, mapped + on_cpu_mapped)
+        return held
 
     def get(self, name: str) -> ServedModel:
         model = self.models.get(name)

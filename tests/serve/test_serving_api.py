@@ -400,3 +400,23 @@ async def test_load_error_carries_llama_cpp_reason_and_crash_limit_leaves_model_
         assert r.status == 200
     finally:
         await node.stop()
+
+
+async def test_loaded_models_count_against_the_memory_budget(clean_env, gemma_gguf):
+    """Under a 2 GiB cap one Gemma fits and a second does not: the first one's need is held."""
+    config = load_config(clean_env, overrides={"daemon.port": 0, "hardware.ram_bytes": 2 << 30})
+    node = Node(config)
+    await node.start()
+    try:
+        await _import(node, gemma_gguf, "test/gemma-a")
+        await _import(node, gemma_gguf, "test/gemma-b")
+        await node.serve.load("test/gemma-a")
+        from silnode.errors import DoesNotFit
+
+        with pytest.raises(DoesNotFit) as exc:
+            await node.serve.load("test/gemma-b")
+        assert "for the models already loaded" in str(exc.value)
+        await node.serve.unload("test/gemma-a")
+        assert (await node.serve.load("test/gemma-b"))["state"] == "ready"  # the budget came back
+    finally:
+        await node.stop()
