@@ -256,7 +256,8 @@ class Node:
             if pick["on_disk"]:
                 return {"model": pick["name"], "on_disk": True, "reason": pick["reason"]}
             entry = catalog[pick["name"]]
-            task = self.share_hf(f"hf://{entry.repo}/{entry.file}", entry.name, license=entry.license)
+            task = self.share_hf(f"hf://{entry.repo}/{entry.file}", entry.name, license=entry.license,
+                                 expected_sha256=entry.sha256)
             return {"task": task.to_json(), "model": entry.name, "reason": pick["reason"]}
         if not target:
             raise BadRequest("give a magnet link, an infohash or a catalog model name, or --auto")
@@ -355,7 +356,7 @@ class Node:
         return self.tasks.submit("share", f"share {name}", run)
 
     def share_hf(self, ref: str, name: str | None = None, *, license: str | None = None,
-                 v1_compat: bool = False) -> Task:
+                 v1_compat: bool = False, expected_sha256: str | None = None) -> Task:
         """`share hf://org/repo/file.gguf`: download through huggingface_hub (resumable, into the HF cache),
         hardlink the blob into the store, and seed it with the Hub's resolve URL as a web seed."""
         from silnode import sources
@@ -372,6 +373,8 @@ class Node:
             if not self.store.exists(target):
                 srcs = [ImportSource(p, n) for p, n in zip(found.files, found.display_names)]
                 expected = found.origin.get("expected_sha256s") or [found.origin.get("expected_sha256")] * len(srcs)
+                if expected_sha256 and len(srcs) == 1:  # what the seed catalog says the file must be
+                    expected = [expected_sha256]
                 self.store.import_files(srcs, target, license=license or found.license, source=found.origin,
                                         expected_sha256=expected if len(expected) == len(srcs) else None,
                                         progress=progress)

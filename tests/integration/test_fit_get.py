@@ -131,3 +131,15 @@ async def test_without_a_shape_the_weights_alone_are_checked(make_node, tmp_path
     assert not ok and "weights alone" in why
     ok, _ = metadata_fit_check(a.config, 1 * MiB, None)
     assert ok
+
+
+async def test_a_catalog_download_must_have_the_catalogs_sha256(make_node, online_hub, tiny_gguf):
+    """The origin serves other bytes under the catalog's file name: refused, nothing lands in the store."""
+    entry = next(m for m in load_seed_catalog() if m.name == GEMMA)
+    online_hub.publish(entry.repo, "e" * 40, {entry.file: tiny_gguf.read_bytes()})
+    node = await make_node("a", **{"hardware.ram_bytes": 2 * GiB})
+    result = await node.get(GEMMA)
+    task = node.tasks.get(result["task"]["id"])
+    await node.tasks.wait(task)
+    assert task.state == "failed" and "sha256" in str(task.error).lower(), (task.state, task.error)
+    assert not node.store.exists(GEMMA)
