@@ -37,6 +37,8 @@ import platform
 import re
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -679,6 +681,25 @@ def probe(
         report.devices.extend(d for d in devices if d.id.upper() not in seen)
         report.probes.append(result)
     return apply_overrides(report, overrides)
+
+
+_recent: tuple[float, HardwareReport] | None = None
+_recent_lock = threading.Lock()
+
+
+def probe_recent(overrides: Mapping[str, Any] | None = None, *, max_age: float = 10.0) -> HardwareReport:
+    """probe(), reusing a report up to `max_age` seconds old (overrides applied to a fresh copy each time).
+
+    For fit decisions made in a row (recommend, every download's metadata check, every load): the ggml
+    probe's child process costs 0.5-0.8 s, seconds on a loaded machine, and while a download waits at its
+    metadata its peers may hang up. `silnode hardware` always probes afresh."""
+    global _recent
+    normalize_overrides(overrides)
+    with _recent_lock:
+        if _recent is None or time.monotonic() - _recent[0] > max_age:
+            _recent = (time.monotonic(), probe())
+        raw = _recent[1]
+    return apply_overrides(HardwareReport.from_dict(raw.to_dict()), overrides)
 
 
 def best_device(report: HardwareReport) -> Device | None:

@@ -50,11 +50,11 @@ def inspect_model(config: Config, model: str, *, n_ctx: int | None = None, flash
     (bytes needed, bytes of mmapped weights) of the models already loaded (see free_for_one_more)."""
     from silnode.fit.estimate import estimate, fits, fmt_size
     from silnode.fit.gguf import facts_from_header, read_header
-    from silnode.fit.hardware import best_device, probe
+    from silnode.fit.hardware import best_device, probe_recent
 
     path = resolve_model_path(config, model)
     header = read_header(path)
-    dev = best_device(probe(hardware_overrides(config)))
+    dev = best_device(probe_recent(hardware_overrides(config)))
     est = estimate(header, n_ctx=n_ctx, flash_attn=flash_attn, gpu=bool(dev and dev.is_gpu),
                    device=dev.id if dev else None)
     if dev and dev.free_bytes:

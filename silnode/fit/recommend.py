@@ -165,10 +165,10 @@ def _judge(cand: Candidate, shape: ModelShape | None, dev: Any, n_ctx: int | Non
 def rank(config: Config, *, n_ctx: int | None = None, catalog: bool = True, report: Any = None) -> dict[str, Any]:
     """Blocking (reads headers, probes hardware). {device, free_bytes, n_ctx, fits: [...], others: [...]}:
     `fits` best first; `others` with the reason each is left out."""
-    from silnode.fit.hardware import best_device, probe
+    from silnode.fit.hardware import best_device, probe_recent
     from silnode.fit.inspect import hardware_overrides
 
-    report = report or probe(hardware_overrides(config))
+    report = report or probe_recent(hardware_overrides(config))
     dev = best_device(report)
     pairs = store_candidates(config)
     by_key: dict[str, Candidate] = {c.name: c for c, _ in pairs}
@@ -222,10 +222,10 @@ def metadata_fit_check(config: Config, total_bytes: int, shape: dict[str, Any] |
     the full estimate at serve.n_ctx (capped at the model's trained context); without one (a foreign
     torrent, or a lying peer's shape), whether the weights alone fit."""
     from silnode.fit.estimate import shape_from_portable
-    from silnode.fit.hardware import best_device, probe
+    from silnode.fit.hardware import best_device, probe_recent
     from silnode.fit.inspect import hardware_overrides
 
-    dev = best_device(probe(hardware_overrides(config)))
+    dev = best_device(probe_recent(hardware_overrides(config)))
     if dev is None or not dev.free_bytes:
         return True, "free memory unknown; not checked"
     try:

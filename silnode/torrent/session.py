@@ -478,7 +478,9 @@ class TorrentSession:
         if t is lt.file_error_alert:
             return self._storage_error(id_, handle, a)
         if t is lt.torrent_error_alert:
-            return TorrentFailed(id_, a.error.message(), a.filename() or "")
+            # the Python binding of torrent_error_alert has no filename() (libtorrent 2.0/2.1): message() names it
+            filename = a.filename() if hasattr(a, "filename") else ""
+            return TorrentFailed(id_, f"{a.error.message()} ({a.message()})", filename or "")
         if t is lt.hash_failed_alert:
             return HashFailed(id_, int(a.piece_index), None)
         if t is lt.peer_ban_alert:

@@ -371,3 +371,22 @@ def test_to_dict_is_json_serialisable_and_round_trips(tmp_path):
     again = HardwareReport.from_dict(d)
     assert again.to_dict() == d
     assert isinstance(again.devices[0], Device)
+
+
+def test_probe_recent_reuses_a_report_but_never_shares_overrides(monkeypatch):
+    calls = []
+    real = hw.probe
+
+    def counting_probe(*a, **kw):
+        calls.append(1)
+        return real(*a, probes=[hw.cpu_probe()], **kw)
+
+    monkeypatch.setattr(hw, "probe", counting_probe)
+    monkeypatch.setattr(hw, "_recent", None)
+    capped = hw.probe_recent({"ram_bytes": 64 * MiB})
+    plain = hw.probe_recent()
+    assert len(calls) == 1  # the second fit decision reused the report
+    assert capped.cpu.free_bytes <= 64 * MiB and capped.cpu.overridden
+    assert not plain.cpu.overridden and plain.cpu.free_bytes > 64 * MiB  # the cap stayed on its own copy
+    hw.probe_recent(max_age=0)
+    assert len(calls) == 2
