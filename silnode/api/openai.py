@@ -157,12 +157,7 @@ async def _complete(request: web.Request, kind: str) -> web.StreamResponse:
     if body.get("stream") not in (None, False, True):
         raise OpenAIBadRequest("'stream' must be a boolean", "stream")
     wreq["stream"] = bool(body.get("stream"))
-    try:
-        req = model.submit(_client_key(request, body), wreq)
-    except Exception as exc:
-        if getattr(exc, "status", None) == 429:
-            exc.retry_after = model.retry_after()  # type: ignore[attr-defined]
-        raise
+    req = model.submit(_client_key(request, body), wreq)  # QueueFull (429) carries its retry_after
     watcher = asyncio.create_task(_watch_disconnect(request, req))
     rid = ("chatcmpl-" if kind == "chat" else "cmpl-") + req.id
     meta = {"id": rid, "created": int(time.time()), "model": model.name}

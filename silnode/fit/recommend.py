@@ -56,13 +56,16 @@ class Candidate:
 # ---- candidates ------------------------------------------------------------------------------------------
 
 
-def store_candidates(config: Config) -> list[tuple[Candidate, ModelShape | None]]:
+def store_candidates(config: Config) -> tuple[list[tuple[Candidate, ModelShape | None]], dict[str, Candidate]]:
+    """The store's models with their shapes, and a lookup by name and by "sha256:<first file's hash>" that
+    lets a catalog entry find its downloaded twin."""
     from silnode.fit.estimate import model_shape
     from silnode.fit.gguf import facts_from_header, read_header
     from silnode.store import Store
 
     store = Store(config.base_dir)
     out = []
+    twins: dict[str, Candidate] = {}
     for name in store.names():
         try:
             manifest = store.read_manifest(name)
@@ -81,7 +84,8 @@ def store_candidates(config: Config) -> list[tuple[Candidate, ModelShape | None]
         cand = Candidate(name, "store", facts.params, facts.quant, bpw, size, on_disk=True,
                          license=manifest.get("license"))
         out.append((cand, model_shape(header)))
-    return out
+        twins[name] = twins[f"sha256:{manifest['files'][0]['sha256']}"] = cand
+    return out, twins
 
 
 def shape_from_facts(arch: dict[str, Any], weight_bytes: int, bits_per_weight: float) -> ModelShape | None:
@@ -170,18 +174,9 @@ def rank(config: Config, *, n_ctx: int | None = None, catalog: bool = True, repo
 
     report = report or probe_recent(hardware_overrides(config))
     dev = best_device(report)
-    pairs = store_candidates(config)
-    by_key: dict[str, Candidate] = {c.name: c for c, _ in pairs}
+    pairs, twins = store_candidates(config)
     if catalog:
-        from silnode.store import Store
-
-        store = Store(config.base_dir)
-        for c, _ in pairs:  # let a catalog entry find its downloaded twin by content
-            try:
-                by_key[f"sha256:{store.read_manifest(c.name)['files'][0]['sha256']}"] = c
-            except (SilnodeError, KeyError, IndexError):
-                pass
-        pairs += catalog_candidates(by_key)
+        pairs += catalog_candidates(twins)
     if dev is None or not dev.free_bytes:
         for c, _ in pairs:
             c.reason = c.reason or "no device with known free memory (see `silnode hardware`)"
@@ -207,14 +202,6 @@ def pick_auto(ranking: dict[str, Any]) -> dict[str, Any]:
     others = [c for c in ranking["others"] if c.get("need_bytes")]
     detail = f"; the smallest, {others[0]['name']}: {others[0]['reason']}" if others else ""
     raise DoesNotFit(f"no model fits on {ranking['device'] or 'this machine'}{detail}")
-
-
-def fit_check(config: Config, model: str, *, n_ctx: int | None = None) -> tuple[bool, str, dict[str, Any]]:
-    """Blocking: would the store model or file `model` fit the best device? (ok, reason, estimate dict)."""
-    from silnode.fit.inspect import inspect_model
-
-    data = inspect_model(config, model, n_ctx=n_ctx)
-    return data["fits"], data["reason"], data["estimate"]
 
 
 def metadata_fit_check(config: Config, total_bytes: int, shape: dict[str, Any] | None) -> tuple[bool, str]:

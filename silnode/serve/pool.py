@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator
 from silnode.config import Config
 from silnode.errors import Conflict, DoesNotFit, NotFound, SilnodeError
 from silnode.fsutil import atomic_write_json
-from silnode.serve.queue import FairQueue
+from silnode.serve.queue import FairQueue, QueueFull
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +175,9 @@ class ServedModel:
         req = Request(client, body)
         try:
             self.queue.put(client, req)
-        except SilnodeError:
+        except QueueFull as exc:
             self.counters.rejected += 1
+            exc.retry_after = self.retry_after()  # the API sends it as the Retry-After header
             raise
         req._on_cancel = self._cancel
         return req
