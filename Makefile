@@ -3,12 +3,17 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.silnode-installed
+# llama.cpp backend: auto (CUDA/ROCm only when a GPU *and* its toolkit are present, Metal on macOS, else a
+# portable CPU build) or one of cpu, cuda, rocm, metal. scripts/install_llama.py is the one place that decides.
+LLAMA_BACKEND ?= auto
 
 .PHONY: install run test bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/install_llama.py
+	@echo "[install] creating $(VENV) and installing silnode (the llama.cpp build prints its own progress)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) scripts/install_llama.py --python $(PY) --backend $(LLAMA_BACKEND)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: silnode.fit.gguf.read_header against gguf.GGUFReader on big-vocabulary headers.
+"""Benchmark: silnode.gguf.read_header against gguf.GGUFReader on big-vocabulary headers.
 
     python bench/gguf_header.py [--json] [--skip-reader]
 
@@ -25,7 +25,7 @@ try:
 except ImportError:
     sys.path.insert(0, str(ROOT))
 
-from silnode.fit.gguf import read_header  # noqa: E402
+from silnode.gguf import read_header  # noqa: E402
 
 
 def best_of(n: int, fn) -> float:
@@ -43,8 +43,8 @@ def main() -> int:
     ap.add_argument("--skip-reader", action="store_true", help="time silnode only (no gguf.GGUFReader)")
     a = ap.parse_args()
 
-    import ggufgen  # tests/ggufgen.py (the test-model generator)
     import gguf
+    import ggufgen  # tests/ggufgen.py (the test-model generator)
 
     results = []
     with tempfile.TemporaryDirectory(prefix="silnode-bench-") as tmp:
@@ -54,27 +54,41 @@ def main() -> int:
             h = read_header(path)  # warm the page cache, and check the result
             assert h.metadata["tokenizer.ggml.tokens"].length == n_vocab
             ours = best_of(3, lambda p=path: read_header(p))
-            row = {"vocab": n_vocab, "label": label, "file_bytes": path.stat().st_size,
-                   "header_bytes": h.data_offset, "silnode_s": round(ours, 4)}
+            row = {
+                "vocab": n_vocab,
+                "label": label,
+                "file_bytes": path.stat().st_size,
+                "header_bytes": h.data_offset,
+                "silnode_s": round(ours, 4),
+            }
             if not a.skip_reader:
                 theirs = best_of(2, lambda p=path: gguf.GGUFReader(p))
                 row["gguf_reader_s"] = round(theirs, 3)
                 row["speedup"] = round(theirs / ours, 1)
             results.append(row)
 
-    out = {"benchmark": "gguf_header", "python": platform.python_version(), "gguf": version("gguf"),
-           "machine": platform.machine(), "results": results}
+    out = {
+        "benchmark": "gguf_header",
+        "python": platform.python_version(),
+        "gguf": version("gguf"),
+        "machine": platform.machine(),
+        "results": results,
+    }
     if a.json:
         print(json.dumps(out, indent=2))
         return 0
     print(f"{'vocab':>7} {'file MB':>8} {'header MB':>10} {'silnode s':>10} {'GGUFReader s':>13} {'speedup':>8}")
     for r in results:
-        print(f"{r['label']:>7} {r['file_bytes'] / 1e6:8.1f} {r['header_bytes'] / 1e6:10.1f} {r['silnode_s']:10.4f} "
-              f"{r.get('gguf_reader_s', float('nan')):13.2f} {r.get('speedup', float('nan')):7.0f}x")
+        print(
+            f"{r['label']:>7} {r['file_bytes'] / 1e6:8.1f} {r['header_bytes'] / 1e6:10.1f} {r['silnode_s']:10.4f} "
+            f"{r.get('gguf_reader_s', float('nan')):13.2f} {r.get('speedup', float('nan')):7.0f}x"
+        )
     for r in results:
         if "speedup" in r:
-            print(f"{r['label']} vocab: silnode {r['silnode_s']:.3f} s, gguf.GGUFReader {r['gguf_reader_s']:.1f} s, "
-                  f"{r['speedup']:.0f}x faster")
+            print(
+                f"{r['label']} vocab: silnode {r['silnode_s']:.3f} s, gguf.GGUFReader {r['gguf_reader_s']:.1f} s, "
+                f"{r['speedup']:.0f}x faster"
+            )
         else:
             print(f"{r['label']} vocab: silnode {r['silnode_s']:.3f} s")
     return 0

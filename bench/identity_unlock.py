@@ -68,8 +68,16 @@ def main() -> int:
             ks.unlock(PASSWORD)  # warm-up (imports, page cache)
             unlock = median_time(a.repeat, lambda ks=ks: ks.unlock(PASSWORD))
             kdf_only = median_time(a.repeat, lambda kdf=kdf: kdf.derive(PASSWORD, os.urandom(16)))
-            rows.append({"label": label, "time_cost": kdf.time_cost, "memory_kib": kdf.memory_cost,
-                         "parallelism": kdf.parallelism, "unlock_s": unlock, "argon2_s": kdf_only})
+            rows.append(
+                {
+                    "label": label,
+                    "time_cost": kdf.time_cost,
+                    "memory_kib": kdf.memory_cost,
+                    "parallelism": kdf.parallelism,
+                    "unlock_s": unlock,
+                    "argon2_s": kdf_only,
+                }
+            )
 
     ours, anchor = rows[0], rows[1]
     for r in rows:
@@ -91,11 +99,15 @@ def main() -> int:
     print(f"{'parameters':24} {'t':>2} {'m (MiB)':>8} {'p':>2} {'unlock':>10} {'argon2id':>10} {'silnode/this':>13}")
     for r in rows:
         ratio = ours["unlock_s"] / r["unlock_s"]
-        print(f"{r['label']:24} {r['time_cost']:>2} {r['memory_kib'] / 1024:>8.1f} {r['parallelism']:>2} "
-              f"{r['unlock_s'] * 1000:>8.1f}ms {r['argon2_s'] * 1000:>8.1f}ms {ratio:>12.2f}x")
+        print(
+            f"{r['label']:24} {r['time_cost']:>2} {r['memory_kib'] / 1024:>8.1f} {r['parallelism']:>2} "
+            f"{r['unlock_s'] * 1000:>8.1f}ms {r['argon2_s'] * 1000:>8.1f}ms {ratio:>12.2f}x"
+        )
     q = result["ratios"]
-    print(f"silnode vs mesh-llm/OpenAgents: {q['unlock_time_silnode_vs_anchor']:.1f}x unlock time, "
-          f"{q['argon2_time_silnode_vs_anchor']:.1f}x Argon2id time, {q['memory_silnode_vs_anchor']:.1f}x memory per guess")
+    print(
+        f"silnode vs mesh-llm/OpenAgents: {q['unlock_time_silnode_vs_anchor']:.1f}x unlock time, "
+        f"{q['argon2_time_silnode_vs_anchor']:.1f}x Argon2id time, {q['memory_silnode_vs_anchor']:.1f}x memory per guess"
+    )
     return 0
 
 

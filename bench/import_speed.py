@@ -50,15 +50,18 @@ def main() -> None:
             dst = scratch / f"cp-{i}.gguf"
             results["cp"].append(timed(lambda: subprocess.run(["cp", str(src), str(dst)], check=True)))
             dst.unlink()
-            results["cp + sync"].append(timed(lambda: subprocess.run(
-                f"cp '{src}' '{dst}' && sync -f '{dst}'", shell=True, check=True)))
+            results["cp + sync"].append(
+                timed(lambda: subprocess.run(f"cp '{src}' '{dst}' && sync -f '{dst}'", shell=True, check=True))
+            )
             dst.unlink()
             store = Store(scratch / f"store-{i}")
             store.ensure_dirs()
             results["import (hardlink)"].append(
-                timed(lambda: store.import_files(store.resolve_sources(src), "bench/link")))
+                timed(lambda: store.import_files(store.resolve_sources(src), "bench/link"))
+            )
             results["import (copy)"].append(
-                timed(lambda: store.import_files(store.resolve_sources(src), "bench/copy", link=False)))
+                timed(lambda: store.import_files(store.resolve_sources(src), "bench/copy", link=False))
+            )
             shutil.rmtree(scratch / f"store-{i}")
         med = {k: statistics.median(v) for k, v in results.items()}
         out = {

@@ -56,8 +56,25 @@ def setup(rate: str) -> None:
         sh("ip", "netns", "exec", f"{PREFIX}sw", "ip", "link", "set", b, "master", "br0")
         sh("ip", "netns", "exec", f"{PREFIX}sw", "ip", "link", "set", b, "up")
         for where, dev in ((h, a), (f"{PREFIX}sw", b)):  # both directions
-            sh("ip", "netns", "exec", where, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate,
-               "burst", "256kb", "latency", "50ms")
+            sh(
+                "ip",
+                "netns",
+                "exec",
+                where,
+                "tc",
+                "qdisc",
+                "add",
+                "dev",
+                dev,
+                "root",
+                "tbf",
+                "rate",
+                rate,
+                "burst",
+                "256kb",
+                "latency",
+                "50ms",
+            )
 
 
 def teardown() -> None:
@@ -74,8 +91,9 @@ def bt_round(work: Path, src: Path, torrent: Path, leechers: list[int]) -> float
     """Seeder on host 1, leechers on the given hosts; seconds until every leecher is done."""
     node = str(ROOT / "bench" / "netns_node.py")
     all_hosts = [1, *leechers]
-    seeder = in_ns(1, sys.executable, node, "seed", str(torrent), str(src.parent), ip_of(1),
-                   stdout=subprocess.PIPE, text=True)
+    seeder = in_ns(
+        1, sys.executable, node, "seed", str(torrent), str(src.parent), ip_of(1), stdout=subprocess.PIPE, text=True
+    )
     assert seeder.stdout is not None
     assert seeder.stdout.readline().strip() == "ready"
     procs = []
@@ -83,8 +101,20 @@ def bt_round(work: Path, src: Path, torrent: Path, leechers: list[int]) -> float
         d = work / f"leech-{i}-{time.monotonic_ns()}"
         d.mkdir()
         peers = ",".join(f"{ip_of(j)}:6881" for j in all_hosts if j != i)
-        procs.append(in_ns(i, sys.executable, node, "leech", str(torrent), str(d), ip_of(i), peers,
-                           stdout=subprocess.PIPE, text=True))
+        procs.append(
+            in_ns(
+                i,
+                sys.executable,
+                node,
+                "leech",
+                str(torrent),
+                str(d),
+                ip_of(i),
+                peers,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
     # each leecher times itself from its own add (they start together); they linger a few seconds afterwards
     # to keep serving the others, which is not counted
     times = [float(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
@@ -96,16 +126,25 @@ def bt_round(work: Path, src: Path, torrent: Path, leechers: list[int]) -> float
 
 
 def http_round(work: Path, src: Path, clients: list[int]) -> float:
-    server = in_ns(1, sys.executable, "-c", (
-        "import sys; from aiohttp import web; app = web.Application(); "
-        f"app.router.add_static('/', {str(src.parent)!r}); "
-        f"web.run_app(app, host={ip_of(1)!r}, port=8080, print=lambda *a: print('ready', flush=True))"),
-        stdout=subprocess.PIPE, text=True)
+    server = in_ns(
+        1,
+        sys.executable,
+        "-c",
+        (
+            "import sys; from aiohttp import web; app = web.Application(); "
+            f"app.router.add_static('/', {str(src.parent)!r}); "
+            f"web.run_app(app, host={ip_of(1)!r}, port=8080, print=lambda *a: print('ready', flush=True))"
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert server.stdout is not None
     assert server.stdout.readline().strip() == "ready"
     t0 = time.monotonic()
-    procs = [in_ns(i, "curl", "-s", "-o", str(work / f"http-{i}.gguf"), f"http://{ip_of(1)}:8080/{src.name}")
-             for i in clients]
+    procs = [
+        in_ns(i, "curl", "-s", "-o", str(work / f"http-{i}.gguf"), f"http://{ip_of(1)}:8080/{src.name}")
+        for i in clients
+    ]
     for p in procs:
         assert p.wait(600) == 0
     elapsed = time.monotonic() - t0
@@ -134,17 +173,24 @@ def main() -> None:
         src_dir.mkdir()
         src = make_sized_gguf(src_dir / "model.gguf", a.size_mib << 20, seed=13)
         torrent = work / "model.torrent"
-        torrent.write_bytes(make_torrent(src_dir, [{"path": src.name, "size": src.stat().st_size,
-                                                     "sha256": sha256_file(src)}]))
+        torrent.write_bytes(
+            make_torrent(src_dir, [{"path": src.name, "size": src.stat().st_size, "sha256": sha256_file(src)}])
+        )
         out = {"size_mib": a.size_mib, "rate_per_host": a.rate}
         single_bt = bt_round(work, src, torrent, [2])
         single_http = http_round(work, src, [2])
         swarm_bt = bt_round(work, src, torrent, [2, 3, 4, 5])
         swarm_http = http_round(work, src, [2, 3, 4, 5])
-        out["single"] = {"bittorrent_s": round(single_bt, 2), "http_s": round(single_http, 2),
-                         "speed_vs_http": round(single_http / single_bt, 3)}
-        out["one_to_four"] = {"bittorrent_s": round(swarm_bt, 2), "http_s": round(swarm_http, 2),
-                              "time_vs_http": round(swarm_bt / swarm_http, 3)}
+        out["single"] = {
+            "bittorrent_s": round(single_bt, 2),
+            "http_s": round(single_http, 2),
+            "speed_vs_http": round(single_http / single_bt, 3),
+        }
+        out["one_to_four"] = {
+            "bittorrent_s": round(swarm_bt, 2),
+            "http_s": round(swarm_http, 2),
+            "time_vs_http": round(swarm_bt / swarm_http, 3),
+        }
     finally:
         teardown()
         shutil.rmtree(work, ignore_errors=True)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """One BitTorrent node inside a namespace, for bench/netns.py (silnode's own session settings, TCP).
 
-    netns_node.py seed  TORRENT DIR ADDR             prints "ready", seeds until terminated
-    netns_node.py leech TORRENT DIR ADDR PEERS       prints the seconds until every piece is checked and on disk
+netns_node.py seed  TORRENT DIR ADDR             prints "ready", seeds until terminated
+netns_node.py leech TORRENT DIR ADDR PEERS       prints the seconds until every piece is checked and on disk
 """
 
 from __future__ import annotations
@@ -22,8 +22,14 @@ from silnode.torrent.session import TorrentSession  # noqa: E402
 
 
 async def main(role: str, torrent_path: str, directory: str, addr: str, peers: str = "") -> None:
-    net = NetworkConfig(listen_address=addr, listen_port=6881, dht_enabled=False, lsd_enabled=False,
-                        upnp_enabled=False, natpmp_enabled=False)
+    net = NetworkConfig(
+        listen_address=addr,
+        listen_port=6881,
+        dht_enabled=False,
+        lsd_enabled=False,
+        upnp_enabled=False,
+        natpmp_enabled=False,
+    )
     s = TorrentSession(net)
     await s.start()
     torrent = Path(torrent_path).read_bytes()

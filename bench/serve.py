@@ -73,8 +73,14 @@ SETTLE_S = 0.3  # pause between measurements: lets the previous side's OpenMP th
 OTHER_CPU_MAX = 0.25  # a repetition during which other processes kept more CPUs busy is run again (--retries)
 SAMPLING = {"temperature": 0.0, "top_p": 0.95, "top_k": 40}  # greedy; same values sent to every side
 # tests never reach the network, nor does this: BitTorrent on loopback only, no DHT/LSD/UPnP/NAT-PMP
-PRIVATE_NETWORK = {"LISTEN_ADDRESS": "127.0.0.1", "LISTEN_PORT": "0", "DHT_ENABLED": "false",
-                   "LSD_ENABLED": "false", "UPNP_ENABLED": "false", "NATPMP_ENABLED": "false"}
+PRIVATE_NETWORK = {
+    "LISTEN_ADDRESS": "127.0.0.1",
+    "LISTEN_PORT": "0",
+    "DHT_ENABLED": "false",
+    "LSD_ENABLED": "false",
+    "UPNP_ENABLED": "false",
+    "NATPMP_ENABLED": "false",
+}
 SIDES = ("direct", "silnode", "llama_cpp.server", "silnode (stream)", "llama_cpp.server (stream)")
 
 
@@ -155,6 +161,7 @@ def cpu_seconds(pid: int) -> float:
 
 # ---- the prompt ----------------------------------------------------------------------------------------------
 
+
 def make_prompt(tokenize: Any, n_tokens: int) -> str:
     """Deterministic pseudo-English text of at most `n_tokens` tokens (BOS included). The generated models'
     vocabulary has every word of ggufgen.WORDS as one token, so this is ~1 token per word there."""
@@ -184,6 +191,7 @@ def variant(prompt: str, i: int, stream: bool) -> str:
 
 # ---- side 1: direct -------------------------------------------------------------------------------------------
 
+
 class Direct:
     def __init__(self, path: Path, threads: int) -> None:
         import llama_cpp
@@ -191,9 +199,16 @@ class Direct:
         self.lc = llama_cpp
         gpu = llama_cpp.llama_supports_gpu_offload()  # mirror silnode's worker: all layers + flash attn on GPU
         # created here, on the main thread, and only ever called from it (OpenMP pitfall, notes §3)
-        self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=N_CTX, n_batch=N_BATCH, n_threads=threads,
-                                   n_threads_batch=threads, n_gpu_layers=-1 if gpu else 0, flash_attn=gpu,
-                                   verbose=False)
+        self.llm = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=N_CTX,
+            n_batch=N_BATCH,
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_gpu_layers=-1 if gpu else 0,
+            flash_attn=gpu,
+            verbose=False,
+        )
 
     def tokenize(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode())
@@ -205,8 +220,13 @@ class Direct:
         out = self.llm.create_completion(prompt, max_tokens=max_tokens, repeat_penalty=1.0, **SAMPLING)
         wall = time.perf_counter() - t0
         p = self.lc.llama_perf_context(self.llm.ctx)
-        return Sample(wall, out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"],
-                      _rate(p.n_p_eval, p.t_p_eval_ms / 1e3), _rate(p.n_eval, p.t_eval_ms / 1e3))
+        return Sample(
+            wall,
+            out["usage"]["prompt_tokens"],
+            out["usage"]["completion_tokens"],
+            _rate(p.n_p_eval, p.t_p_eval_ms / 1e3),
+            _rate(p.n_eval, p.t_eval_ms / 1e3),
+        )
 
     def close(self) -> None:
         self.llm.close()
@@ -217,6 +237,7 @@ def _rate(n: float, seconds: float) -> float | None:
 
 
 # ---- sides 2 and 3: OpenAI-compatible HTTP servers ------------------------------------------------------------
+
 
 class HttpSide:
     """One keep-alive connection; POST /v1/completions, plain or streamed (SSE)."""
@@ -286,8 +307,9 @@ class HttpSide:
         wall = time.perf_counter() - t0
         self.used = time.monotonic()
         ttft = (first or wall + t0) - t0
-        return Sample(wall, prompt_tokens, n, _rate(prompt_tokens, ttft),
-                      _rate(n - 1, (last - first) if first and last else 0.0))
+        return Sample(
+            wall, prompt_tokens, n, _rate(prompt_tokens, ttft), _rate(n - 1, (last - first) if first and last else 0.0)
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -333,9 +355,25 @@ def start_llama_server(path: Path, threads: int, log: Path, timeout: float = 120
     import llama_cpp
 
     port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--n_ctx", str(N_CTX),
-           "--n_batch", str(N_BATCH), "--n_threads", str(threads), "--n_threads_batch", str(threads),
-           "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(path),
+        "--n_ctx",
+        str(N_CTX),
+        "--n_batch",
+        str(N_BATCH),
+        "--n_threads",
+        str(threads),
+        "--n_threads_batch",
+        str(threads),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     if llama_cpp.llama_supports_gpu_offload():
         cmd += ["--n_gpu_layers", "-1", "--flash_attn", "true"]
     with open(log, "ab") as f:
@@ -380,14 +418,22 @@ def have_llama_server() -> str | None:
 
 
 def silnode_cli(home: Path, env: dict[str, str], *args: str, timeout: float = 600) -> str:
-    r = subprocess.run([sys.executable, "-m", "silnode", *args], env=env, capture_output=True, text=True,
-                       timeout=timeout, cwd=ROOT, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "silnode", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
     if r.returncode != 0:
         raise RuntimeError(f"silnode {' '.join(args)} failed ({r.returncode}): {r.stdout[-1000:]}{r.stderr[-2000:]}")
     return r.stdout
 
 
 # ---- the run ----------------------------------------------------------------------------------------------
+
 
 def model_file(name: str, scratch: Path) -> Path:
     if name in ("tiny", "large"):
@@ -399,8 +445,9 @@ def model_file(name: str, scratch: Path) -> Path:
     raise SystemExit(f"unknown model {name!r} (tiny, large, gemma)")
 
 
-def bench_model(name: str, path: Path, a: argparse.Namespace, daemon: LiveDaemon, env: dict[str, str],
-                scratch: Path) -> dict[str, Any]:
+def bench_model(
+    name: str, path: Path, a: argparse.Namespace, daemon: LiveDaemon, env: dict[str, str], scratch: Path
+) -> dict[str, Any]:
     served = f"bench/{name}"
     silnode_cli(daemon.home, env, "import", str(path), "--name", served)
     note(f"{name}: imported into silnode")
@@ -442,7 +489,7 @@ def bench_model(name: str, path: Path, a: argparse.Namespace, daemon: LiveDaemon
             if (waited := watch.wait_quiet()) > 0.5:
                 note(f"{name}: waited {waited:.0f} s for other processes to quiet down")
             rep: dict[str, Sample] = {}
-            for side in order[i % len(order):] + order[:i % len(order)]:  # rotate who goes first
+            for side in order[i % len(order) :] + order[: i % len(order)]:  # rotate who goes first
                 watch.start()
                 rep[side] = runners[side](variant(prompt, i, "stream" in side), a.max_tokens)
                 rep[side].other_cpu = watch.other_cpus()
@@ -457,8 +504,13 @@ def bench_model(name: str, path: Path, a: argparse.Namespace, daemon: LiveDaemon
             for side, sample in rep.items():
                 samples[side].append(sample)
             note(f"{name}: repetition {kept}/{a.repeat} done (other processes: {busy:.2f} CPUs at most)")
-        result = {"model": name, "file_mib": round(path.stat().st_size / 2**20, 1), "prompt_tokens": n_prompt,
-                  "discarded": discarded, "samples": {k: [asdict(s) for s in v] for k, v in samples.items()}}
+        result = {
+            "model": name,
+            "file_mib": round(path.stat().st_size / 2**20, 1),
+            "prompt_tokens": n_prompt,
+            "discarded": discarded,
+            "samples": {k: [asdict(s) for s in v] for k, v in samples.items()},
+        }
         if missing is not None:
             result["llama_cpp.server"] = f"not installed ({missing})"
         return result
@@ -500,6 +552,7 @@ def run(a: argparse.Namespace) -> list[dict[str, Any]]:
 
 # ---- the report ---------------------------------------------------------------------------------------------
 
+
 def stat(xs: list[float | None], fmt: str) -> str:
     xs = [x for x in xs if x is not None]
     if not xs:
@@ -510,11 +563,15 @@ def stat(xs: list[float | None], fmt: str) -> str:
 
 def table(results: list[dict[str, Any]], a: argparse.Namespace) -> str:
     cpu = platform.processor() or platform.machine()
-    lines = [(f"threads {a.threads}, n_ctx {N_CTX}, n_batch {N_BATCH}, max_tokens {a.max_tokens}, greedy; "
-              f"median (min–max) of {a.repeat} after 1 warm-up; {os.cpu_count()} CPUs ({cpu})"),
-             "",
-             "| model | side | tokens (prompt+gen) | prompt tok/s | gen tok/s | request s | ratio vs direct |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            f"threads {a.threads}, n_ctx {N_CTX}, n_batch {N_BATCH}, max_tokens {a.max_tokens}, greedy; "
+            f"median (min–max) of {a.repeat} after 1 warm-up; {os.cpu_count()} CPUs ({cpu})"
+        ),
+        "",
+        "| model | side | tokens (prompt+gen) | prompt tok/s | gen tok/s | request s | ratio vs direct |",
+        "|---|---|---|---|---|---|---|",
+    ]
     verdicts = []
     for r in results:
         s = r["samples"]
@@ -526,20 +583,34 @@ def table(results: list[dict[str, Any]], a: argparse.Namespace) -> str:
                 continue
             v = s[side]
             toks = f"{statistics.median(x['prompt_tokens'] for x in v):.0f}+{statistics.median(x['gen_tokens'] for x in v):.0f}"
-            lines.append(f"| {r['model']} | {side} | {toks} | {stat([x['prompt_tps'] for x in v], '.0f')} | "
-                         f"{stat([x['gen_tps'] for x in v], '.1f')} | {stat([x['wall_s'] for x in v], '.3f')} | "
-                         f"{med['direct'] / med[side]:.3f} |")
+            lines.append(
+                f"| {r['model']} | {side} | {toks} | {stat([x['prompt_tps'] for x in v], '.0f')} | "
+                f"{stat([x['gen_tps'] for x in v], '.1f')} | {stat([x['wall_s'] for x in v], '.3f')} | "
+                f"{med['direct'] / med[side]:.3f} |"
+            )
         ratio = med["direct"] / med["silnode"]
         ok = ratio >= 0.95 and ("llama_cpp.server" not in med or med["silnode"] < med["llama_cpp.server"])
-        vs = (f", llama_cpp.server {med['direct'] / med['llama_cpp.server']:.3f}x"
-              if "llama_cpp.server" in med else ", llama_cpp.server not measured")
+        vs = (
+            f", llama_cpp.server {med['direct'] / med['llama_cpp.server']:.3f}x"
+            if "llama_cpp.server" in med
+            else ", llama_cpp.server not measured"
+        )
         noisy = sum(x["other_cpu"] > OTHER_CPU_MAX for v in s.values() for x in v)
-        noise = (f" ({r['discarded']} repetition(s) discarded and run again: other processes were busy"
-                 + (f"; {noisy} kept sample(s) still were" if noisy else "") + ")") if r["discarded"] or noisy else ""
+        noise = (
+            (
+                f" ({r['discarded']} repetition(s) discarded and run again: other processes were busy"
+                + (f"; {noisy} kept sample(s) still were" if noisy else "")
+                + ")"
+            )
+            if r["discarded"] or noisy
+            else ""
+        )
         verdicts.append(f"{r['model']}: silnode {ratio:.3f}x direct{vs} -> {'MET' if ok else 'MISSED'}{noise}")
         daemon_cpu = statistics.median(x["daemon_cpu_s"] for x in s["silnode"])
-        verdicts.append(f"  silnode's daemon process (not its worker) used {daemon_cpu:.3f} CPU-s per request "
-                        f"({daemon_cpu / med['silnode']:.1%} of a CPU)")
+        verdicts.append(
+            f"  silnode's daemon process (not its worker) used {daemon_cpu:.3f} CPU-s per request "
+            f"({daemon_cpu / med['silnode']:.1%} of a CPU)"
+        )
     lines += ["", "target: silnode >= 0.95x direct (request time) and ahead of llama_cpp.server", *verdicts]
     return "\n".join(lines)
 
@@ -547,13 +618,21 @@ def table(results: list[dict[str, Any]], a: argparse.Namespace) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="large", help="comma-separated: tiny, large, gemma (default: large)")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)) or 2,
-                    help="llama.cpp threads on every side (default: the CPUs this process may use, as silnode)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)) or 2,
+        help="llama.cpp threads on every side (default: the CPUs this process may use, as silnode)",
+    )
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--prompt-tokens", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--retries", type=int, default=3,
-                    help=f"repetitions run again when other processes kept > {OTHER_CPU_MAX} CPUs busy meanwhile")
+    ap.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help=f"repetitions run again when other processes kept > {OTHER_CPU_MAX} CPUs busy meanwhile",
+    )
     ap.add_argument("--no-stream", dest="stream", action="store_false", help="skip the stream=true rows")
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny model, 1 repetition")
     ap.add_argument("--json", action="store_true")
@@ -567,12 +646,24 @@ def main() -> None:
     # a 2 s request into 20-40 s. A high load average says a run's outliers are not the sides' own doing
     load = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     if a.json:
-        print(json.dumps({"threads": a.threads, "max_tokens": a.max_tokens, "repeat": a.repeat,
-                          "load_average_1min": load, "results": results}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "threads": a.threads,
+                    "max_tokens": a.max_tokens,
+                    "repeat": a.repeat,
+                    "load_average_1min": load,
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
         return
     print(table(results, a))
-    print(f"\n(bench wall time {time.monotonic() - T0:.0f} s; 1-min load average {load['before']} before, "
-          f"{load['after']} after, on {os.cpu_count()} CPUs)")
+    print(
+        f"\n(bench wall time {time.monotonic() - T0:.0f} s; 1-min load average {load['before']} before, "
+        f"{load['after']} after, on {os.cpu_count()} CPUs)"
+    )
 
 
 if __name__ == "__main__":

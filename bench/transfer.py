@@ -37,12 +37,26 @@ from silnode.torrent.create import make_torrent  # noqa: E402
 from silnode.torrent.events import TorrentFinished  # noqa: E402
 from silnode.torrent.session import TorrentSession  # noqa: E402
 
-LOOPBACK = NetworkConfig(listen_address="127.0.0.1", listen_port=0, dht_enabled=False, lsd_enabled=False,
-                         upnp_enabled=False, natpmp_enabled=False)
+LOOPBACK = NetworkConfig(
+    listen_address="127.0.0.1",
+    listen_port=0,
+    dht_enabled=False,
+    lsd_enabled=False,
+    upnp_enabled=False,
+    natpmp_enabled=False,
+)
 
 
-async def bt_once(torrent: bytes, src_dir: Path, dst: Path, net: NetworkConfig, *, web_seed: str | None = None,
-                  peer: bool = True, seeder_limit: int = 0) -> float:
+async def bt_once(
+    torrent: bytes,
+    src_dir: Path,
+    dst: Path,
+    net: NetworkConfig,
+    *,
+    web_seed: str | None = None,
+    peer: bool = True,
+    seeder_limit: int = 0,
+) -> float:
     """Seconds from add_download to TorrentFinished (all pieces checked and flushed)."""
     seeder = TorrentSession(replace(net, upload_rate_limit=seeder_limit)) if peer else None
     leecher = TorrentSession(net)
@@ -54,8 +68,7 @@ async def bt_once(torrent: bytes, src_dir: Path, dst: Path, net: NetworkConfig, 
             await seeder.add_seed(torrent, src_dir, seed_mode=True)
         finished = leecher.expect(lambda e: isinstance(e, TorrentFinished))
         t0 = time.perf_counter()
-        tid = await leecher.add_download(torrent, dst,
-                                         peers=[("127.0.0.1", seeder.listen_port())] if seeder else [])
+        tid = await leecher.add_download(torrent, dst, peers=[("127.0.0.1", seeder.listen_port())] if seeder else [])
         if web_seed:
             leecher.add_web_seed(tid, web_seed)
         await asyncio.wait_for(finished, 600)
@@ -89,8 +102,11 @@ async def run(a: argparse.Namespace) -> dict:
         src.read_bytes()  # warm the page cache for every contender
 
         # 1. loopback: silnode settings (TCP), uTP, HTTP
-        times: dict[str, list[float]] = {"bittorrent (silnode: TCP)": [], "bittorrent (uTP on)": [],
-                                         "http (aiohttp static -> curl to disk)": []}
+        times: dict[str, list[float]] = {
+            "bittorrent (silnode: TCP)": [],
+            "bittorrent (uTP on)": [],
+            "http (aiohttp static -> curl to disk)": [],
+        }
         utp = replace(LOOPBACK, utp_enabled=True)
         async with Origin(src) as origin:
             for i in range(a.runs):
@@ -105,32 +121,50 @@ async def run(a: argparse.Namespace) -> dict:
                 times["http (aiohttp static -> curl to disk)"].append(await http_once(origin, dst))
                 dst.unlink()
         http = median(times["http (aiohttp static -> curl to disk)"])
-        out["loopback"] = {k: {"median_s": round(median(v), 3), "runs": [round(x, 3) for x in v],
-                               "speed_vs_http": round(http / median(v), 3)} for k, v in times.items()}
+        out["loopback"] = {
+            k: {
+                "median_s": round(median(v), 3),
+                "runs": [round(x, 3) for x in v],
+                "speed_vs_http": round(http / median(v), 3),
+            }
+            for k, v in times.items()
+        }
 
         # 2. web seed + capped peer vs web seed alone
-        ws_times: dict[str, list[float]] = {"web seed alone (40 MiB/s)": [],
-                                            "web seed + 1 peer (20 MiB/s)": []}
+        ws_times: dict[str, list[float]] = {"web seed alone (40 MiB/s)": [], "web seed + 1 peer (20 MiB/s)": []}
         ws_src = src if a.size_mib <= 256 else make_sized_gguf(src_dir / "ws.gguf", 256 << 20, seed=12)
         ws_dir = ws_src.parent
-        ws_torrent = torrent if ws_src == src else make_torrent(
-            ws_dir, [{"path": ws_src.name, "size": ws_src.stat().st_size, "sha256": sha256_file(ws_src)}])
+        ws_torrent = (
+            torrent
+            if ws_src == src
+            else make_torrent(
+                ws_dir, [{"path": ws_src.name, "size": ws_src.stat().st_size, "sha256": sha256_file(ws_src)}]
+            )
+        )
         async with Origin(ws_src, cap=40 << 20, chunk=256 * 1024) as origin:
             for i in range(a.runs):
                 for label, peer in (("web seed alone (40 MiB/s)", False), ("web seed + 1 peer (20 MiB/s)", True)):
                     dst = scratch / f"ws-{i}-{peer}"
                     dst.mkdir()
-                    ws_times[label].append(await bt_once(ws_torrent, ws_dir, dst, LOOPBACK, web_seed=origin.url,
-                                                         peer=peer, seeder_limit=20 << 20))
+                    ws_times[label].append(
+                        await bt_once(
+                            ws_torrent, ws_dir, dst, LOOPBACK, web_seed=origin.url, peer=peer, seeder_limit=20 << 20
+                        )
+                    )
                     shutil.rmtree(dst)
         alone = median(ws_times["web seed alone (40 MiB/s)"])
-        out["web_seed"] = {"size_mib": ws_src.stat().st_size >> 20,
-                           **{k: {"median_s": round(median(v), 3), "speedup_vs_web_seed_alone":
-                                  round(alone / median(v), 3)} for k, v in ws_times.items()}}
+        out["web_seed"] = {
+            "size_mib": ws_src.stat().st_size >> 20,
+            **{
+                k: {"median_s": round(median(v), 3), "speedup_vs_web_seed_alone": round(alone / median(v), 3)}
+                for k, v in ws_times.items()
+            },
+        }
 
         if a.netns:
-            r = subprocess.run([sys.executable, str(ROOT / "bench" / "netns.py"), "--json"],
-                               capture_output=True, text=True)
+            r = subprocess.run(
+                [sys.executable, str(ROOT / "bench" / "netns.py"), "--json"], capture_output=True, text=True
+            )
             out["netns"] = json.loads(r.stdout) if r.returncode == 0 else {"error": r.stderr.strip()[-500:]}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -11,15 +11,14 @@ import http.client
 import json
 import os
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-import silnode.identity.errors  # noqa: F401  (registers the identity error codes for from_json)
-import silnode.serve.pool  # noqa: F401  (and the serving ones: model_not_loaded, queue_full, worker_crashed, ...)
-import silnode.serve.process  # noqa: F401
-import silnode.torrent.errors  # noqa: F401  (and the torrent ones)
 from silnode.config import Config
 from silnode.errors import DaemonError, DaemonNotRunning, SilnodeError
+from silnode.home import read_daemon_file
+from silnode.names import validate_name
 
 
 class Client:
@@ -34,8 +33,7 @@ class Client:
         self.timeout = timeout
 
     @classmethod
-    def from_config(cls, config: Config, api_url: str | None = None, **kw: Any) -> "Client":
-        from silnode.daemon import read_daemon_file
+    def from_config(cls, config: Config, api_url: str | None = None, **kw: Any) -> Client:
 
         token = None
         try:
@@ -51,11 +49,21 @@ class Client:
         return cls(url, token, **kw)
 
     # ------------------------------------------------------------------ transport
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None,
-                query: dict[str, Any] | None = None, *, timeout: float | None = None) -> dict[str, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
         if query:
             path = f"{path}?{urlencode({k: v for k, v in query.items() if v is not None})}"
-        headers = {"Accept": "application/json", "Host": f"{self.host}:{self.port}" if ":" not in self.host else f"[{self.host}]:{self.port}"}
+        headers = {
+            "Accept": "application/json",
+            "Host": f"{self.host}:{self.port}" if ":" not in self.host else f"[{self.host}]:{self.port}",
+        }
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -118,8 +126,11 @@ class Client:
     def stream(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """POST an OpenAI request with stream=true and yield its SSE chunks (parsed) until [DONE]."""
         conn = http.client.HTTPConnection(self.host, self.port, timeout=3600)
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream",
-                   "Host": f"{self.host}:{self.port}"}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            "Host": f"{self.host}:{self.port}",
+        }
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         try:
@@ -159,8 +170,9 @@ class Client:
     def remove(self, name: str) -> dict[str, Any]:
         return self.request("DELETE", f"/api/v1/models/{_name_path(name)}")
 
-    def import_path(self, path: str, name: str, *, license: str | None = None, link: bool = True,
-                    file_name: str | None = None) -> dict[str, Any]:
+    def import_path(
+        self, path: str, name: str, *, license: str | None = None, link: bool = True, file_name: str | None = None
+    ) -> dict[str, Any]:
         body = {"path": path, "name": name, "license": license, "link": link, "file_name": file_name}
         return self.request("POST", "/api/v1/models/import", body)["task"]
 
@@ -174,26 +186,66 @@ class Client:
         return self.request("POST", "/api/v1/gc", {})
 
     # ------------------------------------------------------------------ BitTorrent
-    def share(self, name: str | None, *, path: str | None = None, source: str | None = None,
-              license: str | None = None, web_seeds: list[str] | None = None,
-              v1_compat: bool = False) -> dict[str, Any]:
-        body = {"name": name, "path": path, "source": source, "license": license, "web_seeds": web_seeds,
-                "v1_compat": v1_compat, "wait": False}
+    def share(
+        self,
+        name: str | None,
+        *,
+        path: str | None = None,
+        source: str | None = None,
+        license: str | None = None,
+        web_seeds: list[str] | None = None,
+        v1_compat: bool = False,
+    ) -> dict[str, Any]:
+        body = {
+            "name": name,
+            "path": path,
+            "source": source,
+            "license": license,
+            "web_seeds": web_seeds,
+            "v1_compat": v1_compat,
+            "wait": False,
+        }
         return self.request("POST", "/api/v1/models/share", body)["task"]
 
-    def download(self, target: str, *, peers: list[str] | None = None, name: str | None = None,
-                 license: str | None = None, web_seeds: list[str] | None = None, force: bool = False,
-                 n_ctx: int | None = None) -> dict[str, Any]:
+    def download(
+        self,
+        target: str,
+        *,
+        peers: list[str] | None = None,
+        name: str | None = None,
+        license: str | None = None,
+        web_seeds: list[str] | None = None,
+        force: bool = False,
+        n_ctx: int | None = None,
+    ) -> dict[str, Any]:
         """A magnet or infohash: the transfer."""
-        return self.get(target, peers=peers, name=name, license=license, web_seeds=web_seeds, force=force,
-                        n_ctx=n_ctx)["transfer"]
+        return self.get(target, peers=peers, name=name, license=license, web_seeds=web_seeds, force=force, n_ctx=n_ctx)[
+            "transfer"
+        ]
 
-    def get(self, target: str | None, *, auto: bool = False, force: bool = False, n_ctx: int | None = None,
-            peers: list[str] | None = None, name: str | None = None, license: str | None = None,
-            web_seeds: list[str] | None = None) -> dict[str, Any]:
+    def get(
+        self,
+        target: str | None,
+        *,
+        auto: bool = False,
+        force: bool = False,
+        n_ctx: int | None = None,
+        peers: list[str] | None = None,
+        name: str | None = None,
+        license: str | None = None,
+        web_seeds: list[str] | None = None,
+    ) -> dict[str, Any]:
         """{"transfer"} | {"task", "model"} | {"model", "on_disk": True}: see POST /api/v1/models/download."""
-        body = {"target": target, "auto": auto or None, "force": force or None, "ctx": n_ctx, "peers": peers,
-                "name": name, "license": license, "web_seeds": web_seeds}
+        body = {
+            "target": target,
+            "auto": auto or None,
+            "force": force or None,
+            "ctx": n_ctx,
+            "peers": peers,
+            "name": name,
+            "license": license,
+            "web_seeds": web_seeds,
+        }
         return self.request("POST", "/api/v1/models/download", body)
 
     def transfers(self) -> list[dict[str, Any]]:
@@ -225,18 +277,17 @@ class Client:
 
     def wait(self, task: dict[str, Any], on_progress: Callable[[dict[str, Any]], None] | None = None) -> Any:
         """Poll until the task ends; return its result or raise its error."""
-        for task in self.follow(task):
+        last = task
+        for last in self.follow(task):
             if on_progress:
-                on_progress(task)
-        if task["state"] == "failed":
-            raise SilnodeError.from_json(task["error"] or {"error": "task failed"})
-        return task["result"]
+                on_progress(last)
+        if last["state"] == "failed":
+            raise SilnodeError.from_json(last["error"] or {"error": "task failed"})
+        return last["result"]
 
 
 def _name_path(name: str) -> str:
     org, sep, model = name.partition("/")
     if not sep:
-        from silnode.names import validate_name
-
         validate_name(name)  # raises InvalidName with the usual message
     return f"{quote(org, safe='')}/{quote(model, safe='')}"

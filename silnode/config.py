@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -85,8 +86,13 @@ class ServeConfig:
     starter_model: bool = True  # `serve` with an empty store imports and serves the Gemma-3-270M package
 
 
-SECTIONS: dict[str, type] = {"daemon": DaemonConfig, "storage": StorageConfig, "network": NetworkConfig,
-                             "hardware": HardwareConfig, "serve": ServeConfig}
+SECTIONS: dict[str, type] = {
+    "daemon": DaemonConfig,
+    "storage": StorageConfig,
+    "network": NetworkConfig,
+    "hardware": HardwareConfig,
+    "serve": ServeConfig,
+}
 
 
 def default_home() -> Path:
@@ -208,7 +214,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
             continue
-        rest = name[len(ENV_PREFIX):]
+        rest = name[len(ENV_PREFIX) :]
         if "__" not in rest:
             raise ConfigError(
                 f"unknown environment variable {name}; config keys are set as SILNODE_<SECTION>__<KEY>, "
@@ -279,8 +285,13 @@ def _validate(config: Config) -> None:
     for section, name in (("hardware", "ram_bytes"), ("hardware", "vram_bytes")):
         if getattr(getattr(config, section), name) < 0:
             raise ConfigError(f"{section}.{name} must be >= 0")
-    for name in ("upload_rate_limit", "download_rate_limit", "seed_time_limit", "recheck_interval",
-                 "web_seed_max_seeds"):
+    for name in (
+        "upload_rate_limit",
+        "download_rate_limit",
+        "seed_time_limit",
+        "recheck_interval",
+        "web_seed_max_seeds",
+    ):
         if getattr(config.network, name) < 0:
             raise ConfigError(f"network.{name} must be >= 0")
     if config.network.resume_save_interval < 1:

@@ -1,103 +1,31 @@
-"""Daemon process lifecycle: run in front, find a running daemon, detect stale state files.
+"""The daemon process: unlock the identity, start the Node's services, answer HTTP until told to stop.
 
-``daemon.json`` ({pid, port, bind}) is written only after the HTTP socket is bound, so its presence with a
-live pid *and* an answering port means a daemon is up. A pid that is gone, or a port that does not answer
-with that pid, makes it stale (deluge checks pid and port the same way). A flock on ``daemon.lock`` keeps two
-daemons off one SILNODE_HOME even when daemon.json is deleted under them.
+Finding a running daemon, daemon.json and the lock live in ``silnode.home``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import json
 import logging
 import logging.handlers
 import os
 import signal
 import socket
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from aiohttp import web
 
 from silnode import __version__
+from silnode.api import make_app
 from silnode.config import Config
 from silnode.errors import Conflict
 from silnode.fsutil import atomic_write_json
+from silnode.home import DaemonLock, prepare_home, read_daemon_file
+from silnode.identity import Identity, Keystore
+from silnode.node import Node
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DaemonInfo:
-    pid: int
-    port: int
-    bind: str
-
-    @property
-    def url(self) -> str:
-        host = self.bind
-        if host in ("0.0.0.0", "", "::"):
-            host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
-
-
-def read_daemon_file(config: Config) -> DaemonInfo | None:
-    try:
-        data = json.loads(config.daemon_file.read_text())
-        return DaemonInfo(pid=int(data["pid"]), port=int(data["port"]), bind=str(data["bind"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (exited, not reaped) is not a running daemon
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def probe_health(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
-    try:
-        with urllib.request.urlopen(f"{url}/api/v1/health", timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
-
-
-def daemon_state(config: Config) -> tuple[str, DaemonInfo | None]:
-    """('running' | 'stopped' | 'stale', info). Stale: daemon.json exists but nothing answers for it."""
-    info = read_daemon_file(config)
-    if info is None:
-        return ("stale", None) if config.daemon_file.exists() else ("stopped", None)
-    if not pid_alive(info.pid):
-        return "stale", info
-    health = probe_health(info.url)
-    if not health or health.get("pid") != info.pid:
-        return "stale", info
-    return "running", info
-
-
-def prepare_home(config: Config) -> None:
-    config.home.mkdir(parents=True, exist_ok=True)
-    os.chmod(config.home, 0o700)
-    config.log_file.parent.mkdir(parents=True, exist_ok=True)
-    config.state_dir.mkdir(parents=True, exist_ok=True)
 
 
 def setup_logging(config: Config, *, to_stderr: bool = True) -> None:
@@ -123,35 +51,8 @@ def _stderr_is(path: Path) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-class DaemonLock:
-    """An exclusive flock on daemon.lock for the daemon's whole life (released by the kernel on death)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise Conflict(
-                f"another silnode daemon is running for {self.path.parent}",
-                hint="`silnode daemon status` shows it; use another SILNODE_HOME for a second node",
-            ) from None
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-def unlock_identity(config: Config, password: str | None):
+def unlock_identity(config: Config, password: str | None) -> Identity | None:
     """The node's identity, unlocked, or None (none created, or no password given: keys stay locked)."""
-    from silnode.identity import Keystore
-
     ks = Keystore.for_config(config)
     if not ks.exists():
         log.info("no identity yet (`silnode identity new`); features that need keys are off")
@@ -164,13 +65,8 @@ def unlock_identity(config: Config, password: str | None):
     return ident
 
 
-async def serve(config: Config, password: str | None = None) -> None:
+async def run(config: Config, password: str | None = None) -> None:
     """Run the node until SIGTERM/SIGINT or admin/shutdown. Raises SilnodeError on startup failure."""
-    from aiohttp import web
-
-    from silnode.api import make_app
-    from silnode.node import Node
-
     prepare_home(config)
     lock = DaemonLock(config.lock_file)
     lock.acquire()
@@ -200,8 +96,13 @@ async def serve(config: Config, password: str | None = None) -> None:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         atomic_write_json(
             config.daemon_file,
-            {"pid": os.getpid(), "port": port, "bind": config.daemon.bind_address, "version": __version__,
-             "started": time.time()},
+            {
+                "pid": os.getpid(),
+                "port": port,
+                "bind": config.daemon.bind_address,
+                "version": __version__,
+                "started": time.time(),
+            },
             mode=0o600,
         )
         log.info("silnode %s listening on %s:%d (home %s)", __version__, config.daemon.bind_address, port, config.home)
@@ -224,5 +125,5 @@ async def serve(config: Config, password: str | None = None) -> None:
 def run_foreground(config: Config, password: str | None = None) -> int:
     prepare_home(config)
     setup_logging(config, to_stderr=True)
-    asyncio.run(serve(config, password))
+    asyncio.run(run(config, password))
     return 0

@@ -25,9 +25,25 @@ from typing import Any
 
 from silnode.config import Config
 from silnode.errors import Conflict, NotFound, SilnodeError
+from silnode.fit.recommend import metadata_fit_check
 from silnode.fsutil import atomic_write_bytes, atomic_write_json
 from silnode.names import is_valid_name, safe_file_name, validate_name
 from silnode.store import Store
+from silnode.torrent import events as ev
+from silnode.torrent.create import (
+    infohashes,
+    load_torrent_info,
+    magnet,
+    make_torrent,
+    parse_peer,
+    parse_target,
+    read_our_key,
+    read_our_shape,
+    target_magnet,
+)
+from silnode.torrent.engine import TorrentEngine
+from silnode.torrent.events import TorrentChecked
+from silnode.torrent.session import TorrentSession
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +82,10 @@ class Transfer:
             total = status.total_wanted or status.total_size
             d.update(
                 # held at the metadata nothing is wanted yet, and libtorrent calls that 100 % done
-                progress=1.0 if self.state == "done" else 0.0 if self.state == "metadata"
+                progress=1.0
+                if self.state == "done"
+                else 0.0
+                if self.state == "metadata"
                 else round(status.progress, 4),
                 total_bytes=total,
                 done_bytes=status.total_done,
@@ -78,24 +97,35 @@ class Transfer:
                 uploaded=status.all_time_upload,
                 ratio=round(status.all_time_upload / total, 3) if total else 0.0,
                 eta_s=int((total - status.total_done) / status.download_rate)
-                if status.download_rate and total > status.total_done else None,
+                if status.download_rate and total > status.total_done
+                else None,
             )
         else:
             size = sum(f["size"] for f in self.files or [])
-            d.update(progress=1.0 if self.state in ("done", "seeding") else 0.0, total_bytes=size, done_bytes=0,
-                     download_rate=0, upload_rate=0, num_peers=0, num_seeds=0, downloaded=0, uploaded=0,
-                     ratio=0.0, eta_s=None)
+            d.update(
+                progress=1.0 if self.state in ("done", "seeding") else 0.0,
+                total_bytes=size,
+                done_bytes=0,
+                download_rate=0,
+                upload_rate=0,
+                num_peers=0,
+                num_seeds=0,
+                downloaded=0,
+                uploaded=0,
+                ratio=0.0,
+                eta_s=None,
+            )
         return d
 
 
 class DistributionService:
-    name = "torrents"
+    name = "distribution"
 
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: Store, engine: TorrentEngine) -> None:
         self.config = config
         self.store = store
+        self.engine = engine
         self.private = config.network.dht_private
-        self.session: Any = None
         self.transfers: dict[str, Transfer] = {}
         self.seeds: dict[str, str] = {}  # torrent id -> model name
         self._state_file = config.state_dir / "transfers.json"
@@ -107,19 +137,18 @@ class DistributionService:
         self._done: dict[str, asyncio.Event] = {}
         self._fresh: dict[str, float] = {}  # seed id -> re-announce to the DHT until this time
 
+    @property
+    def session(self) -> TorrentSession:
+        return self.engine.session
+
     # ================================================================== lifecycle
     async def start(self) -> None:
-        from silnode.torrent.session import TorrentSession
-
         self._resume_dir.mkdir(parents=True, exist_ok=True)
-        self.session = TorrentSession(self.config.network, private=self.private)
-        await self.session.start()
         self._events = self.session.subscribe()
         self._events_task = asyncio.create_task(self._event_loop(), name="silnode-transfer-events")
         await self._restore_seeds()
         await self._restore_downloads()
         self._ticker = asyncio.create_task(self._tick(), name="silnode-transfer-ticker")
-        log.info("BitTorrent listening on port %d", self.session.listen_port())
 
     async def stop(self) -> None:
         for t in (self._ticker, self._events_task, *self._tasks):
@@ -131,59 +160,68 @@ class DistributionService:
                     await t
                 except (asyncio.CancelledError, Exception):
                     pass
-        if self.session is not None:
-            resume = await self.session.stop()
+        if self.engine.running:
+            self.session.unsubscribe(self._events)
+            resume = await self.session.save_all_resume(only_if_modified=False)
             for tid, data in resume.items():
                 if tid in self.transfers and self.transfers[tid].state != "done":
                     await asyncio.to_thread(self._write_resume, tid, data)
-            self._save_state()
-            self.session = None
+        self._save_state()
 
     # ================================================================== sharing
     def torrent_path(self, name: str) -> Path:
         return self.store.model_dir(name) / TORRENT_FILE
 
-    async def share(self, name: str, *, web_seeds: tuple[str, ...] = (), v1_compat: bool = False,
-                    progress: Any = None) -> dict[str, Any]:
+    async def share(
+        self, name: str, *, web_seeds: tuple[str, ...] = (), v1_compat: bool = False, progress: Any = None
+    ) -> dict[str, Any]:
         """Make (or reuse) the model's torrent and seed it. Returns {name, infohash, magnet}.
 
         ``v1_compat`` also seeds a v1-only twin torrent of the same files (another swarm) for BitTorrent
         clients that cannot read hybrid torrents."""
-        from silnode.torrent.create import infohashes, load_torrent_info, magnet, make_torrent
 
         manifest = await asyncio.to_thread(self.store.read_manifest, name)
-        if manifest.get("state") != "ok":
-            raise Conflict(f"model {name} is {manifest.get('state')}; it cannot be shared",
-                           hint=f"run `silnode verify {name}` and re-import or re-download it")
+        if manifest.state != "ok":
+            raise Conflict(
+                f"model {name} is {manifest.state}; it cannot be shared",
+                hint=f"run `silnode verify {name}` and re-import or re-download it",
+            )
         mdir = self.store.model_dir(name)
         tpath = mdir / TORRENT_FILE
-        seeds = tuple(web_seeds) or tuple(manifest.get("web_seeds") or ())
-        total = int(manifest.get("total_size") or 0)
+        seeds = tuple(web_seeds) or tuple(manifest.web_seeds or ())
+        total = manifest.total_size
         if tpath.is_file() and not web_seeds:
             data = tpath.read_bytes()
         else:
             pieces = (lambda done, n: progress(done * total // max(n, 1), total)) if progress else None
-            data = await asyncio.to_thread(make_torrent, mdir, manifest["files"], web_seeds=seeds,
-                                           progress=pieces)
+            data = await asyncio.to_thread(
+                make_torrent, mdir, manifest.file_records(), web_seeds=seeds, progress=pieces
+            )
             await asyncio.to_thread(atomic_write_bytes, tpath, data)
         v1, v2 = infohashes(load_torrent_info(data))
         link = magnet(data, name=name, peers=self._own_peer_hints())
-        await asyncio.to_thread(self.store.update_manifest, name, infohash=v1, infohash_v2=v2, magnet=link,
-                                seeding=True, web_seeds=list(seeds))
+        await asyncio.to_thread(
+            self.store.update_manifest,
+            name,
+            infohash=v1,
+            infohash_v2=v2,
+            magnet=link,
+            seeding=True,
+            web_seeds=list(seeds),
+        )
         await self._seed(name, data, mdir)
-        result = {"name": name, "infohash": v1, "infohash_v2": v2, "magnet": link,
-                  "torrent_file": str(tpath)}
+        result = {"name": name, "infohash": v1, "infohash_v2": v2, "magnet": link, "torrent_file": str(tpath)}
         v1path = mdir / V1_TORRENT_FILE
         if v1_compat or v1path.is_file():
             if not v1path.is_file():
-                compat = await asyncio.to_thread(make_torrent, mdir, manifest["files"], web_seeds=seeds,
-                                                 v1_only=True)
+                compat = await asyncio.to_thread(
+                    make_torrent, mdir, manifest.file_records(), web_seeds=seeds, v1_only=True
+                )
                 await asyncio.to_thread(atomic_write_bytes, v1path, compat)
             compat = v1path.read_bytes()
             cid = await self._seed(name, compat, mdir)
             clink = magnet(compat, name=name, peers=self._own_peer_hints())
-            await asyncio.to_thread(self.store.update_manifest, name,
-                                    v1_compat={"infohash": cid, "magnet": clink})
+            await asyncio.to_thread(self.store.update_manifest, name, v1_compat={"infohash": cid, "magnet": clink})
             result["v1_compat"] = {"infohash": cid, "magnet": clink, "torrent_file": str(v1path)}
         return result
 
@@ -194,7 +232,6 @@ class DistributionService:
         return [f"{addr}:{self.session.listen_port()}"]
 
     async def _seed(self, name: str, data: bytes, mdir: Path) -> str:
-        from silnode.torrent.create import infohashes, load_torrent_info
 
         v1, _ = infohashes(load_torrent_info(data))
         if v1 in self.seeds or (v1 in self.transfers and self.transfers[v1].state != "done"):
@@ -215,12 +252,12 @@ class DistributionService:
 
     async def set_seeding(self, name: str, enabled: bool) -> dict[str, Any]:
         manifest = await asyncio.to_thread(self.store.read_manifest, name)
-        if not manifest.get("infohash"):
+        if not manifest.infohash:
             if not enabled:
                 return {"name": name, "seeding": False}
             return {**await self.share(name), "seeding": True}
         await asyncio.to_thread(self.store.update_manifest, name, seeding=enabled)
-        tid = manifest["infohash"]
+        tid = manifest.infohash
         if enabled:
             await self._seed_all(name)
         else:
@@ -239,7 +276,6 @@ class DistributionService:
 
     async def recheck(self, name: str) -> dict[str, Any]:
         """Force libtorrent to re-hash a seeded model's pieces (on-disk damage is otherwise unnoticed)."""
-        from silnode.torrent.events import TorrentChecked
 
         tid = next((t for t, n in self.seeds.items() if n == name), None)
         if tid is None:
@@ -255,19 +291,25 @@ class DistributionService:
             try:
                 manifest = await asyncio.to_thread(self.store.read_manifest, name)
                 tpath = self.torrent_path(name)
-                if manifest.get("infohash") and manifest.get("seeding", True) and manifest.get("state") == "ok" \
-                        and tpath.is_file():
+                if manifest.seeded and manifest.state == "ok" and tpath.is_file():
                     await self._seed_all(name)
             except SilnodeError as exc:
                 log.warning("not seeding %s: %s", name, exc)
 
     # ================================================================== downloads
-    async def download(self, target: str, *, peers: tuple[str, ...] = (), name: str | None = None,
-                       license: str | None = None, web_seeds: tuple[str, ...] = (), force: bool = False) -> Transfer:
+    async def download(
+        self,
+        target: str,
+        *,
+        peers: tuple[str, ...] = (),
+        name: str | None = None,
+        license: str | None = None,
+        web_seeds: tuple[str, ...] = (),
+        force: bool = False,
+    ) -> Transfer:
         """Start a download; returns at once with the transfer (state 'metadata'). Unless `force`, it stops
         at the metadata when the model won't fit this machine's free memory: the full estimate from the shape our
         torrents carry, else (a foreign torrent) whether the weights alone fit."""
-        from silnode.torrent.create import parse_peer, parse_target, target_magnet
 
         if name is not None:
             validate_name(name)
@@ -284,13 +326,24 @@ class DistributionService:
         web_seeds = tuple(dict.fromkeys([*web_seeds, *parsed.get("web_seeds", [])]))
         wanted_name = name or (parsed.get("name") if is_valid_name(parsed.get("name")) else None)
         if wanted_name and self.store.exists(wanted_name):
-            raise Conflict(f"model {wanted_name} is already in the store",
-                           hint="pass --name to store the download under another name")
+            raise Conflict(
+                f"model {wanted_name} is already in the store",
+                hint="pass --name to store the download under another name",
+            )
         work_id = f"dl-{tid[:20]}"
         work = self.store.register_partial(work_id)
         work.mkdir(parents=True, exist_ok=True)
-        t = Transfer(id=tid, kind="download", name=wanted_name, target=link, peers=list(peers),
-                     web_seeds=list(web_seeds), license=license, work_id=work_id, force=force)
+        t = Transfer(
+            id=tid,
+            kind="download",
+            name=wanted_name,
+            target=link,
+            peers=list(peers),
+            web_seeds=list(web_seeds),
+            license=license,
+            work_id=work_id,
+            force=force,
+        )
         self.transfers[tid] = t
         self._done[tid] = asyncio.Event()
         try:
@@ -314,13 +367,12 @@ class DistributionService:
                 m = self.store.read_manifest(name)
             except SilnodeError:
                 continue
-            if tid in (m.get("infohash"), m.get("infohash_v2"), (m.get("v1_compat") or {}).get("infohash")):
+            if tid in m.infohashes():
                 return name
         return None
 
     async def _on_metadata(self, t: Transfer) -> None:
         """Metadata is in: read our key, decide the name, check disk space, then let the data flow."""
-        from silnode.torrent.create import read_our_key
 
         data = self.session.torrent_bytes(t.id)
         try:
@@ -330,11 +382,15 @@ class DistributionService:
         if files is None:
             # a foreign torrent: we record the sha256 after download; it needs a name from the user
             if not t.name:
-                return await self._fail(t, "this torrent has no silnode key, so it carries no model name; "
-                                           "get it again with --name org/model")
+                return await self._fail(
+                    t,
+                    "this torrent has no silnode key, so it carries no model name; get it again with --name org/model",
+                )
             st = self.session.status(t.id)
-            files = [{"path": safe_file_name(Path(p).name), "size": None, "sha256": None}
-                     for p in self.session.file_paths(t.id)]
+            files = [
+                {"path": safe_file_name(Path(p).name), "size": None, "sha256": None}
+                for p in self.session.file_paths(t.id)
+            ]
             if st.total_size and len(files) == 1:
                 files[0]["size"] = st.total_size
         t.files = files
@@ -348,20 +404,22 @@ class DistributionService:
         free = await asyncio.to_thread(self.store.free_bytes)
         need = total + self.config.storage.min_free_bytes
         if free < need:
-            return await self._fail(t, f"not enough disk space: the model needs {total / 2**30:.2f} GiB plus "
-                                       f"{self.config.storage.min_free_bytes / 2**30:.2f} GiB headroom, "
-                                       f"{free / 2**30:.2f} GiB free", remove=True)
+            return await self._fail(
+                t,
+                f"not enough disk space: the model needs {total / 2**30:.2f} GiB plus "
+                f"{self.config.storage.min_free_bytes / 2**30:.2f} GiB headroom, "
+                f"{free / 2**30:.2f} GiB free",
+                remove=True,
+            )
         if not t.force:
-            from silnode.fit.recommend import metadata_fit_check
-            from silnode.torrent.create import read_our_shape
-
             # silnode torrents carry the model's shape: the full estimate before any data moves
             gguf_bytes = sum(int(f["size"] or 0) for f in files if f["path"].endswith(".gguf"))
             shape = read_our_shape(data) if data else None
             fit, why = await asyncio.to_thread(metadata_fit_check, self.config, gguf_bytes, shape)
             if not fit:
-                return await self._fail(t, f"this model won't fit: {why}; get it with --force to download "
-                                           f"anyway", remove=True)
+                return await self._fail(
+                    t, f"this model won't fit: {why}; get it with --force to download anyway", remove=True
+                )
         t.state = "downloading"
         self._save_state()
         log.info("%s: metadata in (%s, %d file(s), %d bytes); downloading", t.id[:12], t.name, len(files), total)
@@ -374,7 +432,6 @@ class DistributionService:
         if t.state in ("verifying", "done"):
             return
         t.state = "verifying"
-        from silnode.torrent.create import magnet
 
         data = self.session.torrent_bytes(t.id)
         await self.session.remove(t.id)  # libtorrent lets go of the files before they move
@@ -386,8 +443,15 @@ class DistributionService:
         source = {"type": "torrent", "infohash": t.id, "magnet": t.target}
         try:
             await asyncio.to_thread(
-                self.store.adopt, t.work_id, t.name, files, license=t.license, source=source,
-                infohash=t.id, magnet=magnet(data, name=t.name) if data else t.target, seeding=True,
+                self.store.adopt,
+                t.work_id,
+                t.name,
+                files,
+                license=t.license,
+                source=source,
+                infohash=t.id,
+                magnet=magnet(data, name=t.name) if data else t.target,
+                seeding=True,
                 web_seeds=t.web_seeds,
             )
         except SilnodeError as exc:
@@ -412,11 +476,10 @@ class DistributionService:
         """A complete .torrent to seed from. A magnet gave us only the info dict (no v2 piece layers), but our
         torrents are deterministic: rebuilding from the verified files must give the same infohash, which is
         one more end-to-end check. Foreign torrents (no silnode key) keep what we received."""
-        from silnode.torrent.create import infohashes, load_torrent_info, make_torrent
 
         manifest = self.store.read_manifest(t.name)
         try:
-            rebuilt = make_torrent(mdir, manifest["files"], web_seeds=t.web_seeds)
+            rebuilt = make_torrent(mdir, manifest.file_records(), web_seeds=t.web_seeds)
             if infohashes(load_torrent_info(rebuilt))[0] == t.id:
                 return rebuilt
             log.info("%s: rebuilt torrent differs (foreign torrent); seeding the received metadata", t.id[:12])
@@ -492,34 +555,34 @@ class DistributionService:
 
     def list(self) -> list[dict[str, Any]]:
         out = []
-        ids = set(self.session.ids()) if self.session else set()
+        ids = set(self.session.ids()) if self.engine.running else set()
         for t in self.transfers.values():
             if t.state == "done":
                 continue  # a finished download is listed as the seed it became (GET /transfers/ID still finds it)
             out.append(t.public(self.session.status(t.id) if t.id in ids else None))
         for tid, name in self.seeds.items():
             st = self.session.status(tid) if tid in ids else None
-            seed = Transfer(id=tid, kind="seed", name=name, target="", state="seeding" if st and not st.paused
-                            else "paused")
+            seed = Transfer(
+                id=tid, kind="seed", name=name, target="", state="seeding" if st and not st.paused else "paused"
+            )
             out.append(seed.public(st))
         return out
 
     def summary(self) -> dict[str, Any]:
-        statuses = self.session.all_status() if self.session else []
+        statuses = self.session.all_status() if self.engine.running else []
         return {
-            "listen_port": self.session.listen_port() if self.session else None,
+            "listen_port": self.session.listen_port() if self.engine.running else None,
             "downloads": sum(1 for t in self.transfers.values() if t.state in ACTIVE),
             "seeding": len(self.seeds),
             "peers": sum(s.num_peers for s in statuses),
             "download_rate": sum(s.download_rate for s in statuses),
             "upload_rate": sum(s.upload_rate for s in statuses),
             "dht_nodes": self._dht_nodes,
-            "dht_enabled": bool(self.session and self.session.settings.get("enable_dht")),
+            "dht_enabled": bool(self.engine.running and self.session.settings.get("enable_dht")),
         }
 
     # ================================================================== events & persistence
     async def _event_loop(self) -> None:
-        from silnode.torrent import events as ev
 
         while True:
             e = await self._events.get()
@@ -605,9 +668,12 @@ class DistributionService:
 
     def _reannounce(self, now: float) -> None:
         ids = set(self.session.ids())
-        looking = [t.id for t in self.transfers.values()  # still looking for peers
-                   if t.state == "metadata" or (t.state == "downloading" and t.id in ids
-                                                and self.session.status(t.id).num_peers == 0)]
+        looking = [
+            t.id
+            for t in self.transfers.values()  # still looking for peers
+            if t.state == "metadata"
+            or (t.state == "downloading" and t.id in ids and self.session.status(t.id).num_peers == 0)
+        ]
         for tid in [*looking, *self._fresh]:
             if tid in ids:
                 self.session.announce(tid)
@@ -660,8 +726,7 @@ class DistributionService:
             self._done[t.id] = asyncio.Event()
             try:
                 # the magnet rides along with the resume data: its x.pe hints are redialled
-                await self.session.add_download(t.target, work, peers=t.peers, resume_data=resume,
-                                                hold=t.files is None)
+                await self.session.add_download(t.target, work, peers=t.peers, resume_data=resume, hold=t.files is None)
             except SilnodeError as exc:
                 if resume is None:
                     await self._fail(t, f"cannot resume: {exc}")
@@ -686,7 +751,6 @@ def _same_id(full: str, given: str) -> bool:
 
 
 def parse_peers(values: list[str] | None) -> tuple[str, ...]:
-    from silnode.torrent.create import parse_peer
 
     out = []
     for v in values or []:

@@ -1,25 +1,55 @@
-"""One error tree for the whole node, and its JSON envelope.
+"""One error tree for the whole node, and its JSON envelope. Every error class of the node lives here.
 
-    SilnodeError                      500 internal
-    ├── BadRequest                    400 bad_request
-    │   ├── InvalidName               400 invalid_name
-    │   ├── InvalidGGUF               400 invalid_gguf
-    │   ├── UnsafePath                400 unsafe_path
-    │   └── ConfigError               400 config_error
-    ├── Unauthorized                  401 unauthorized
-    ├── Forbidden                     403 forbidden
-    ├── NotFound                      404 not_found
-    │   └── ModelNotFound             404 model_not_found
-    ├── Conflict                      409 conflict
-    │   ├── ModelExists               409 model_exists
-    │   └── DoesNotFit                409 does_not_fit         (the memory estimate says no; --force overrides)
-    ├── InsufficientStorage           507 insufficient_storage
-    ├── DaemonNotRunning              503 daemon_not_running   (raised by the client only)
-    └── DaemonError                   502 daemon_error         (a reply the client cannot read)
+    SilnodeError                          500 internal
+    ├── BadRequest                        400 bad_request
+    │   ├── InvalidName                   400 invalid_name
+    │   ├── InvalidGGUF                   400 invalid_gguf
+    │   ├── UnsafePath                    400 unsafe_path
+    │   ├── ConfigError                   400 config_error
+    │   ├── InvalidMnemonic               400 invalid_mnemonic
+    │   │   ├── MnemonicLengthError       400 mnemonic_bad_length
+    │   │   ├── MnemonicWordError         400 mnemonic_bad_word
+    │   │   └── MnemonicChecksumError     400 mnemonic_bad_checksum
+    │   └── InvalidSecretName             400 invalid_secret_name
+    ├── Unauthorized                      401 unauthorized
+    │   └── WrongPassword                 401 wrong_password
+    ├── Forbidden                         403 forbidden
+    ├── NotFound                          404 not_found
+    │   ├── ModelNotFound                 404 model_not_found
+    │   ├── ModelNotLoaded                404 model_not_loaded     (not served)
+    │   ├── IdentityNotFound              404 no_identity
+    │   └── SecretNotFound                404 secret_not_found
+    ├── Conflict                          409 conflict
+    │   ├── ModelExists                   409 model_exists
+    │   ├── DoesNotFit                    409 does_not_fit         (the memory estimate says no; --force overrides)
+    │   └── IdentityExists                409 identity_exists
+    ├── QueueFull                         429 queue_full           (carries retry_after)
+    ├── ManifestError                     500 invalid_manifest     (a manifest silnode did not write)
+    ├── KeystoreError                     500 keystore_error
+    │   ├── KeystoreCorrupt               500 keystore_corrupt
+    │   └── KeystoreVersionError          500 keystore_version
+    ├── TorrentError                      500 torrent_error        (libtorrent failed, or a bad session state)
+    │   └── BadTorrent                    400 bad_torrent          (a malformed magnet, a tampered "silnode" key)
+    ├── ModelLoadError                    500 model_load_failed
+    ├── RequestFailed                     500 generation_failed    (the worker answered with an error)
+    │   ├── ContextOverflow               400 context_overflow     (also a BadRequest)
+    │   └── InvalidGenerationRequest      400 invalid_request      (also a BadRequest; names the field)
+    ├── ModelUnavailable                  503 model_unavailable    (loading, or down after crashes)
+    ├── WorkerCrashed                     503 worker_crashed
+    ├── TaskCancelled                     503 cancelled            (the daemon is stopping)
+    ├── InsufficientStorage               507 insufficient_storage
+    ├── DaemonNotRunning                  503 daemon_not_running   (raised by the client only)
+    └── DaemonError                       502 daemon_error         (a reply the client cannot read)
 
 Every error carries ``status`` (HTTP) and ``code`` (stable, machine-readable). The daemon sends
 ``{"ok": false, "error": message, "code": code, "status": status}`` and the client rebuilds the same
 class from ``code`` (deluge rebuilds RPC errors the same way), so the CLI maps one tree to messages.
+Third-party exceptions (libtorrent's RuntimeError, llama.cpp's ValueError, ...) are translated where they
+are caught (``raise TorrentError(...) from exc``), so callers only ever see this tree.
+
+No message ever carries a secret: a bad mnemonic word is named by its position (the word itself is kept on
+the exception as ``.word`` for an interactive prompt that wants to echo it, never in ``str()`` or
+``to_json()``), and keystore errors name the file, not its contents.
 """
 
 from __future__ import annotations
@@ -51,7 +81,7 @@ class SilnodeError(Exception):
         return body
 
     @staticmethod
-    def from_json(body: dict[str, Any], status: int | None = None) -> "SilnodeError":
+    def from_json(body: dict[str, Any], status: int | None = None) -> SilnodeError:
         code = body.get("code") if isinstance(body, dict) else None
         cls = _by_code().get(code or "", None)
         message = str(body.get("error", "")) if isinstance(body, dict) else str(body)
@@ -140,6 +170,149 @@ class DaemonNotRunning(SilnodeError):
 class DaemonError(SilnodeError):
     status = 502
     code = "daemon_error"
+
+
+class ManifestError(SilnodeError):
+    """A model manifest that is not the shape silnode writes (hand-edited, or damaged)."""
+
+    code = "invalid_manifest"
+    hint = "run `silnode verify`"
+
+
+# ---- identity --------------------------------------------------------------------------------------------
+
+
+class InvalidMnemonic(BadRequest):
+    code = "invalid_mnemonic"
+    hint = "check the words against your written backup; a BIP39 phrase has 12 or 24 words (15, 18, 21 also valid)"
+
+
+class MnemonicLengthError(InvalidMnemonic):
+    code = "mnemonic_bad_length"
+
+
+class MnemonicWordError(InvalidMnemonic):
+    code = "mnemonic_bad_word"
+    word: str | None = None  # the offending word; deliberately not part of the message
+
+
+class MnemonicChecksumError(InvalidMnemonic):
+    code = "mnemonic_bad_checksum"
+    hint = "every word is a BIP39 word, so one is probably wrong (a similar word) or two are swapped"
+
+
+class InvalidSecretName(BadRequest):
+    code = "invalid_secret_name"
+    hint = "secret names use letters, digits, '.', '_', '-' (1-64 characters)"
+
+
+class WrongPassword(Unauthorized):
+    code = "wrong_password"
+    hint = "the keystore password is set by `silnode identity new/import` (SILNODE_PASSWORD, --password-file)"
+
+
+class IdentityNotFound(NotFound):
+    code = "no_identity"
+    hint = "create one with `silnode identity new` or restore one with `silnode identity import`"
+
+
+class SecretNotFound(NotFound):
+    code = "secret_not_found"
+    hint = "`silnode secrets list` shows the names"
+
+
+class IdentityExists(Conflict):
+    code = "identity_exists"
+    hint = "--force keeps a backup of the old keystore (identity.enc.bak) and writes the new one"
+
+
+class KeystoreError(SilnodeError):
+    code = "keystore_error"
+
+
+class KeystoreCorrupt(KeystoreError):
+    code = "keystore_corrupt"
+    hint = (
+        "the keystore file is damaged; restore it from a backup (identity.enc.bak) or re-import the "
+        "phrase with `silnode identity import --force`"
+    )
+
+
+class KeystoreVersionError(KeystoreError):
+    code = "keystore_version"
+    hint = "this keystore was written by a newer silnode; upgrade silnode to read it"
+
+
+# ---- BitTorrent ------------------------------------------------------------------------------------------
+
+
+class TorrentError(SilnodeError):
+    status = 500
+    code = "torrent_error"
+
+
+class BadTorrent(TorrentError):
+    """Input we refuse; a subclass so ``except TorrentError`` still catches it, but the API answers 400."""
+
+    status = 400
+    code = "bad_torrent"
+
+
+# ---- serving ---------------------------------------------------------------------------------------------
+
+
+class ModelNotLoaded(NotFound):
+    code = "model_not_loaded"
+    hint = "`silnode models loaded` lists the served models; `silnode serve NAME` loads one"
+
+
+class ModelUnavailable(SilnodeError):
+    status = 503
+    code = "model_unavailable"
+
+
+class ModelLoadError(SilnodeError):
+    status = 500
+    code = "model_load_failed"
+
+
+class WorkerCrashed(SilnodeError):
+    status = 503
+    code = "worker_crashed"
+
+
+class RequestFailed(SilnodeError):
+    """The worker answered a request with an error; it is still running."""
+
+    status = 500
+    code = "generation_failed"
+
+
+class ContextOverflow(RequestFailed, BadRequest):
+    status = 400
+    code = "context_overflow"
+
+
+class InvalidGenerationRequest(RequestFailed, BadRequest):
+    """A generation request with a field missing, of the wrong type or out of range: refused by
+    :mod:`silnode.serving.request` before it is queued, or by the worker. ``details["param"]`` names the field."""
+
+    status = 400
+    code = "invalid_request"
+
+
+class QueueFull(SilnodeError):
+    status = 429
+    code = "queue_full"
+    hint = "the model is busy: retry after the Retry-After seconds, or load it with fewer clients"
+
+
+# ---- tasks -----------------------------------------------------------------------------------------------
+
+
+class TaskCancelled(SilnodeError):
+    status = 503
+    code = "cancelled"
 
 
 def _all_subclasses(cls: type) -> list[type]:

@@ -30,9 +30,10 @@ import logging
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import quote
 
 from silnode.errors import BadRequest, NotFound
@@ -408,9 +409,7 @@ def find_hf(pattern: str | None = None, cache_dir: Path | None = None) -> list[F
             continue
         # newest revision first; ties broken by the one `main` points at, then by commit
         revisions = sorted(
-            repo.revisions,
-            key=lambda r: (r.last_modified, "main" in r.refs, r.commit_hash),
-            reverse=True,
+            repo.revisions, key=lambda r: (r.last_modified, "main" in r.refs, r.commit_hash), reverse=True
         )
         chosen: dict[tuple, tuple[_HFCandidate, Any, Path | None]] = {}
         incomplete: dict[tuple, tuple[str, list[int]]] = {}
@@ -552,14 +551,7 @@ def _ollama_matches(
 
 
 def _ollama_one(
-    mpath: Path,
-    ref: str,
-    registry: str,
-    namespace: str,
-    model: str,
-    tag: str,
-    blobs: Path,
-    blobs_real: Path,
+    mpath: Path, ref: str, registry: str, namespace: str, model: str, tag: str, blobs: Path, blobs_real: Path
 ) -> FoundModel | None:
     try:
         if mpath.is_symlink() or not mpath.is_file():
@@ -573,7 +565,9 @@ def _ollama_one(
         log.warning("ollama: skipping %s: not a schemaVersion 2 manifest with layers", ref)
         return None
     model_layers = [
-        l for l in data["layers"] if isinstance(l, dict) and l.get("mediaType") == OLLAMA_MODEL_MEDIA_TYPE
+        layer
+        for layer in data["layers"]
+        if isinstance(layer, dict) and layer.get("mediaType") == OLLAMA_MODEL_MEDIA_TYPE
     ]
     if not model_layers:
         log.info("ollama: skipping %s: no GGUF model layer", ref)
@@ -659,30 +653,25 @@ def find(source: str, pattern: str | None = None, *, cache_dir: Path | None = No
     )
 
 
-__all__ = [
-    "FoundModel",
-    "SOURCES",
-    "find",
-    "find_hf",
-    "find_ollama",
-    "hf_cache_dir",
-    "ollama_models_dir",
-]
+__all__ = ["FoundModel", "SOURCES", "find", "find_hf", "find_ollama", "hf_cache_dir", "ollama_models_dir"]
 
 
 # ---------------------------------------------------------------------------------------------------
 # hf:// references: download into the HF cache (resumable), then find the model there
 
-HF_REF_RE = re.compile(r"^hf://(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)/"
-                       r"(?P<file>[A-Za-z0-9][A-Za-z0-9._/-]*\.gguf)(?:@(?P<rev>[A-Za-z0-9._/-]+))?$")
+HF_REF_RE = re.compile(
+    r"^hf://(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)/"
+    r"(?P<file>[A-Za-z0-9][A-Za-z0-9._/-]*\.gguf)(?:@(?P<rev>[A-Za-z0-9._/-]+))?$"
+)
 
 
 def parse_hf_ref(ref: str) -> tuple[str, str, str | None]:
     """``hf://org/repo/path/file.gguf[@revision]`` -> (repo_id, filename, revision)."""
     m = HF_REF_RE.fullmatch(ref.strip())
     if not m or ".." in m.group("file").split("/"):
-        raise BadRequest(f"not an hf:// GGUF reference: {ref[:120]!r}",
-                         hint="use hf://ORG/REPO/FILE.gguf, optionally @REVISION")
+        raise BadRequest(
+            f"not an hf:// GGUF reference: {ref[:120]!r}", hint="use hf://ORG/REPO/FILE.gguf, optionally @REVISION"
+        )
     return m.group("repo"), m.group("file"), m.group("rev")
 
 
@@ -711,15 +700,19 @@ def fetch_hf(ref: str, *, cache_dir: Path | None = None) -> FoundModel:
         except (EntryNotFoundError, HfHubHTTPError):
             pass
     except LocalEntryNotFoundError as exc:
-        raise BadRequest(f"cannot reach the Hugging Face Hub for {ref}: {exc}",
-                         hint="check the network (or HF_ENDPOINT); HF_HUB_OFFLINE=1 allows only cached files") from exc
+        raise BadRequest(
+            f"cannot reach the Hugging Face Hub for {ref}: {exc}",
+            hint="check the network (or HF_ENDPOINT); HF_HUB_OFFLINE=1 allows only cached files",
+        ) from exc
     except EntryNotFoundError as exc:
         raise NotFound(f"{ref}: no such file in {repo_id}") from exc
     except HfHubHTTPError as exc:
         raise BadRequest(f"Hugging Face Hub refused {ref}: {exc}") from exc
     wanted = f"{repo_id}/{names[0]}".lower()
     for found in find_hf(None, cache):
-        if found.origin.get("repo_id", "").lower() == repo_id.lower() and \
-                found.origin.get("filename", "").lower() == names[0].lower():
+        if (
+            found.origin.get("repo_id", "").lower() == repo_id.lower()
+            and found.origin.get("filename", "").lower() == names[0].lower()
+        ):
             return found
     raise NotFound(f"{wanted} was downloaded but is not usable in the cache (see the daemon log)")

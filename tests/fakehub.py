@@ -38,8 +38,9 @@ class FakeHub:
         self.url = ""
         self.requests: list[tuple[str, str]] = []
 
-    def publish(self, repo_id: str, commit: str, files: dict[str, bytes], *, branch: str = "main",
-                repo_type: str = "model") -> None:
+    def publish(
+        self, repo_id: str, commit: str, files: dict[str, bytes], *, branch: str = "main", repo_type: str = "model"
+    ) -> None:
         key = f"{repo_type}:{repo_id}"
         self.commits[(key, commit)] = dict(files)
         if branch:
@@ -98,7 +99,6 @@ def serve_hub():
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
-
 
 
 def download(hub: FakeHub, cache: Path, repo_id: str, filename: str, revision: str = "main", **kw) -> Path:

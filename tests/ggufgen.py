@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import struct
-from pathlib import Path
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import gguf
@@ -24,20 +24,34 @@ import numpy as np
 
 PRESETS = {  # n_vocab is a *minimum*: real words + byte tokens come first, then padding
     "tiny": {"n_vocab": 512, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_head_kv": 2, "n_ff": 192, "n_ctx": 2048},
-    "large": {"n_vocab": 32000, "n_embd": 1024, "n_layer": 12, "n_head": 16, "n_head_kv": 4, "n_ff": 2816,
-              "n_ctx": 4096},
+    "large": {
+        "n_vocab": 32000,
+        "n_embd": 1024,
+        "n_layer": 12,
+        "n_head": 16,
+        "n_head_kv": 4,
+        "n_ff": 2816,
+        "n_ctx": 4096,
+    },
 }
-WORDS = ("the a an and of to in is it you that he was for on are with as I his they be at one have "
-         "this from or had by hot word but what some we can out other were all there when up use your "
-         "how said each she which do their time if will way about many then them write would like so "
-         "these her long make thing see him two has look more day could go come did number sound no most "
-         "people my over know water than call first who may down side been now find hello world model "
-         "llama token test answer question user assistant system").split()
-CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
-          "+ '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+WORDS = (
+    "the a an and of to in is it you that he was for on are with as I his they be at one have "
+    "this from or had by hot word but what some we can out other were all there when up use your "
+    "how said each she which do their time if will way about many then them write would like so "
+    "these her long make thing see him two has look more day could go come did number sound no most "
+    "people my over know water than call first who may down side been now find hello world model "
+    "llama token test answer question user assistant system"
+).split()
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
+    "+ '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 TT = gguf.TokenType
-FILE_TYPES = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
-              "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}
+FILE_TYPES = {
+    "f32": gguf.LlamaFileType.ALL_F32,
+    "f16": gguf.LlamaFileType.MOSTLY_F16,
+    "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+}
 N_SPECIAL = 3 + 256 + 2  # <unk> <s> </s>, byte tokens, <|im_start|> <|im_end|>
 
 
@@ -93,8 +107,9 @@ def _add_tokenizer_kvs(w: gguf.GGUFWriter, vocab: Sequence[tuple[str, float, int
         w.add_chat_template(CHATML)
 
 
-def _model_tensors(p: dict, vocab: Sequence[tuple[str, float, int]], dtype: str,
-                   rng: np.random.Generator) -> list[tuple[str, np.ndarray, Any]]:
+def _model_tensors(
+    p: dict, vocab: Sequence[tuple[str, float, int]], dtype: str, rng: np.random.Generator
+) -> list[tuple[str, np.ndarray, Any]]:
     """(name, array, raw_dtype) for a llama model, in the order (and rng order) of the recipe."""
     n_vocab, E, H, HKV = len(vocab), p["n_embd"], p["n_head"], p["n_head_kv"]
     hd = E // H
@@ -146,8 +161,15 @@ def _vocab(preset: str, seed: int, vocab_size: int | None) -> tuple[dict, np.ran
     return p, rng, vocab
 
 
-def make_gguf(path: str | os.PathLike, *, preset: str = "tiny", dtype: str = "f32", seed: int = 0,
-              chat_template: bool = True, vocab_size: int | None = None) -> Path:
+def make_gguf(
+    path: str | os.PathLike,
+    *,
+    preset: str = "tiny",
+    dtype: str = "f32",
+    seed: int = 0,
+    chat_template: bool = True,
+    vocab_size: int | None = None,
+) -> Path:
     """Write a deterministic llama GGUF with random weights to `path`; return the path.
 
     preset "tiny" (default; ~0.7 MB f32, vocab 614, 2 layers) or "large" (~200M params, seconds to write);
@@ -168,8 +190,16 @@ def make_gguf(path: str | os.PathLike, *, preset: str = "tiny", dtype: str = "f3
     return path
 
 
-def make_split_gguf(dir: str | os.PathLike, stem: str, n_splits: int, *, preset: str = "tiny",
-                    dtype: str = "f32", seed: int = 0, chat_template: bool = True) -> list[Path]:
+def make_split_gguf(
+    dir: str | os.PathLike,
+    stem: str,
+    n_splits: int,
+    *,
+    preset: str = "tiny",
+    dtype: str = "f32",
+    seed: int = 0,
+    chat_template: bool = True,
+) -> list[Path]:
     """Write one model split over `n_splits` files dir/stem-0000i-of-0000N.gguf, as llama.cpp's gguf-split does.
 
     Every part has split.no (0-based), split.count and split.tensors.count; the model and tokenizer
@@ -187,7 +217,7 @@ def make_split_gguf(dir: str | os.PathLike, stem: str, n_splits: int, *, preset:
     for part in range(n_splits):
         if part > 0:
             w.tensors.append({})  # start the next shard (what split_max_tensors does, but exactly n parts)
-        for name, arr, raw in tensors[bounds[part]:bounds[part + 1]]:
+        for name, arr, raw in tensors[bounds[part] : bounds[part + 1]]:
             w.add_tensor(name, arr, raw_dtype=raw)
     if n_splits == 1:  # GGUFWriter only writes split keys and shard names for 2+ shards
         w.add_uint16(gguf.Keys.Split.LLM_KV_SPLIT_NO, 0)
@@ -220,7 +250,7 @@ def make_big_vocab_gguf(path: str | os.PathLike, n_vocab: int = 262144, *, seed:
     tokens += [b"<|im_start|>", b"<|im_end|>"]
     pos = 0
     for i, n in enumerate(lens.tolist()):  # unique: a random stem plus the index in base 36
-        tokens.append("\u2581".encode() + chars[pos:pos + n] + np.base_repr(i, 36).lower().encode())
+        tokens.append("\u2581".encode() + chars[pos : pos + n] + np.base_repr(i, 36).lower().encode())
         pos += n
     types = [int(TT.UNKNOWN), int(TT.CONTROL), int(TT.CONTROL)] + [int(TT.BYTE)] * 256
     types += [int(TT.CONTROL)] * 2 + [int(TT.NORMAL)] * n_words
@@ -246,8 +276,10 @@ def make_big_vocab_gguf(path: str | os.PathLike, n_vocab: int = 262144, *, seed:
         ("tokenizer.ggml.eos_token_id", U32, 2),
         ("tokenizer.chat_template", S, CHATML),
     ]
-    tensors = [("token_embd.weight", (32, 8), gguf.GGMLQuantizationType.F32),
-               ("output_norm.weight", (32,), gguf.GGMLQuantizationType.F32)]
+    tensors = [
+        ("token_embd.weight", (32, 8), gguf.GGMLQuantizationType.F32),
+        ("output_norm.weight", (32,), gguf.GGMLQuantizationType.F32),
+    ]
     path = Path(path)
     path.write_bytes(raw_gguf(kvs, tensors))
     return path
@@ -290,16 +322,28 @@ def tensor_nbytes(dims: Sequence[int], ggml_type: int) -> int:
     return n // block * size
 
 
-def raw_gguf(kvs: Iterable[tuple[str | bytes, int, Any]], tensors: Iterable[tuple], *, version: int = 3,
-             alignment: int = 32, magic: bytes = b"GGUF", n_kv: int | None = None, n_tensors: int | None = None,
-             data: bool = True) -> bytes:
+def raw_gguf(
+    kvs: Iterable[tuple[str | bytes, int, Any]],
+    tensors: Iterable[tuple],
+    *,
+    version: int = 3,
+    alignment: int = 32,
+    magic: bytes = b"GGUF",
+    n_kv: int | None = None,
+    n_tensors: int | None = None,
+    data: bool = True,
+) -> bytes:
     """GGUF bytes from parts. `tensors` are (name, dims in GGUF order (ne0 first), ggml_type[, offset]);
     offsets default to aligned and back to back. n_kv / n_tensors override the counts (to make liars);
     `alignment` is only the layout used here (add a general.alignment KV yourself to declare another);
     data=False stops after the tensor infos (no padding, no data)."""
     kvs, tensors = list(kvs), list(tensors)
-    out = bytearray(magic + struct.pack("<IQQ", version, len(tensors) if n_tensors is None else n_tensors,
-                                        len(kvs) if n_kv is None else n_kv))
+    out = bytearray(
+        magic
+        + struct.pack(
+            "<IQQ", version, len(tensors) if n_tensors is None else n_tensors, len(kvs) if n_kv is None else n_kv
+        )
+    )
     for key, vtype, value in kvs:
         out += pack_kv(key, vtype, value)
     offset, end = 0, 0

@@ -21,19 +21,19 @@ def sha256(path: Path) -> str:
 
 
 async def share(node: Node, path: Path, name: str, **kw: Any) -> dict[str, Any]:
-    task = node.share(name, path=str(path), license="mit", **kw)
+    task = node.models.share(name, path=str(path), license="mit", **kw)
     await node.tasks.wait(task)
     assert task.state == "done", task.error
     return task.result
 
 
 def peer_of(node: Node) -> str:
-    return f"127.0.0.1:{node.torrents.session.listen_port()}"
+    return f"127.0.0.1:{node.distribution.session.listen_port()}"
 
 
 async def get(node: Node, target: str, *, peers: tuple[str, ...] = (), timeout: float = 120, **kw: Any):
     import asyncio
 
-    t = await node.torrents.download(target, peers=peers, **kw)
-    await asyncio.wait_for(node.torrents.wait(t.id), timeout)
+    t = await node.distribution.download(target, peers=peers, **kw)
+    await asyncio.wait_for(node.distribution.wait(t.id), timeout)
     return t

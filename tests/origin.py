@@ -19,7 +19,7 @@ class Origin:
         self.url = ""
         self.served_bytes = 0
 
-    async def __aenter__(self) -> "Origin":
+    async def __aenter__(self) -> Origin:
         app = web.Application()
         if self.cap:
             app.router.add_get(f"/{self.path.name}", self._paced)
@@ -39,9 +39,14 @@ class Origin:
         size = self.path.stat().st_size
         rng = request.http_range
         start, stop = rng.start or 0, min(rng.stop or size, size)
-        resp = web.StreamResponse(status=206 if request.headers.get("Range") else 200, headers={
-            "Content-Range": f"bytes {start}-{stop - 1}/{size}", "Accept-Ranges": "bytes",
-            "Content-Length": str(stop - start)})
+        resp = web.StreamResponse(
+            status=206 if request.headers.get("Range") else 200,
+            headers={
+                "Content-Range": f"bytes {start}-{stop - 1}/{size}",
+                "Accept-Ranges": "bytes",
+                "Content-Length": str(stop - start),
+            },
+        )
         await resp.prepare(request)
         t0 = time.perf_counter()
         sent = 0

@@ -3,43 +3,65 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from silnode import __version__
-from silnode.api.routes import NODE, ROUTES, ok, route
-from silnode.api.security import Guard, ensure_token, guard_middleware
+from silnode.api import (
+    openai,
+    routes,  # noqa: F401  (registers every /api/v1 route)
+)
+from silnode.api.base import NODE, ROUTES, ok, route
+from silnode.api.security import Guard, guard_middleware
 from silnode.errors import SilnodeError
+from silnode.home import ensure_token
 from silnode.node import Node
 
 log = logging.getLogger(__name__)
 
-_HTTP_CODES = {
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    400: "bad_request",
-}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 400: "bad_request"}
 
 
 def envelope(message: str, code: str, status: int) -> web.Response:
     return web.json_response({"ok": False, "error": message, "code": code, "status": status}, status=status)
 
 
-_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                 404: "invalid_request_error", 409: "invalid_request_error", 429: "rate_limit_error"}
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    429: "rate_limit_error",
+}
 _OPENAI_CODES = {"model_not_loaded": "model_not_found", "context_overflow": "context_length_exceeded"}
 
 
-def openai_error(request: web.Request, message: str, code: str, status: int, *, param: str | None = None,
-                 hint: str | None = None, retry_after: int | None = None) -> web.Response | None:
+def openai_error(
+    request: web.Request,
+    message: str,
+    code: str,
+    status: int,
+    *,
+    param: str | None = None,
+    hint: str | None = None,
+    retry_after: int | None = None,
+) -> web.Response | None:
     """The same failure in OpenAI's shape, for the /v1 routes (OpenAI clients read error.message)."""
     if not request.path.startswith("/v1/"):
         return None
     text = f"{message} ({hint})" if hint else message
-    body = {"error": {"message": text, "type": _OPENAI_TYPES.get(status, "server_error"), "param": param,
-                      "code": _OPENAI_CODES.get(code, code)}}
+    body = {
+        "error": {
+            "message": text,
+            "type": _OPENAI_TYPES.get(status, "server_error"),
+            "param": param,
+            "code": _OPENAI_CODES.get(code, code),
+        }
+    }
     headers = {"Retry-After": str(retry_after)} if retry_after else None
     return web.json_response(body, status=status, headers=headers)
 
@@ -55,16 +77,24 @@ async def error_middleware(
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.path, exc)
         retry_after = getattr(exc, "retry_after", None)
-        return (openai_error(request, exc.message, exc.code, exc.status, param=exc.details.get("param"),
-                             hint=exc.hint, retry_after=retry_after)
-                or web.json_response(exc.to_json(), status=exc.status,
-                                     headers={"Retry-After": str(retry_after)} if retry_after else None))
+        return openai_error(
+            request,
+            exc.message,
+            exc.code,
+            exc.status,
+            param=exc.details.get("param"),
+            hint=exc.hint,
+            retry_after=retry_after,
+        ) or web.json_response(
+            exc.to_json(), status=exc.status, headers={"Retry-After": str(retry_after)} if retry_after else None
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        return openai_error(request, exc.reason or code, code, exc.status) or envelope(exc.reason or code, code,
-                                                                                    exc.status)
+        return openai_error(request, exc.reason or code, code, exc.status) or envelope(
+            exc.reason or code, code, exc.status
+        )
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         message = "internal error (see the daemon log)"
@@ -92,20 +122,32 @@ def openapi_document() -> dict[str, Any]:
                 str(code): {
                     "description": text,
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-                    if code >= 400 else {"application/json": {"schema": {"type": "object"}}},
+                    if code >= 400
+                    else {"application/json": {"schema": {"type": "object"}}},
                 }
                 for code, text in r.responses.items()
             },
         }
-        op["responses"].setdefault("400", {"description": "bad input", "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+        op["responses"].setdefault(
+            "400",
+            {
+                "description": "bad input",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        )
         params = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-            for p in _path_params(r.path)
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in _path_params(r.path)
         ]
         for name, f in (r.query or {}).items():
-            params.append({"name": name, "in": "query", "required": f.required,
-                           "description": f.description, "schema": {"type": f.type}})
+            params.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": f.required,
+                    "description": f.description,
+                    "schema": {"type": f.type},
+                }
+            )
         if params:
             op["parameters"] = params
         if r.body is not None:
@@ -117,21 +159,33 @@ def openapi_document() -> dict[str, Any]:
                 props[k] = schema
             op["requestBody"] = {
                 "required": False,
-                "content": {"application/json": {"schema": {
-                    "type": "object", "properties": props, "additionalProperties": False,
-                    "required": [k for k, f in r.body.items() if f.required],
-                }}},
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": props,
+                            "additionalProperties": False,
+                            "required": [k for k, f in r.body.items() if f.required],
+                        }
+                    }
+                },
             }
         if r.method in {"POST", "DELETE", "PUT", "PATCH"}:
             op["security"] = [{"bearer": []}]
-            op["responses"].setdefault("401", {"description": "token missing or wrong", "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+            op["responses"].setdefault(
+                "401",
+                {
+                    "description": "token missing or wrong",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+            )
         paths.setdefault(r.path, {})[r.method.lower()] = op
-    from silnode.api import openai
 
     for method, path, handler, summary in openai.ROUTES:  # OpenAI's own schema applies; errors in its shape
         paths.setdefault(path, {})[method.lower()] = {
-            "summary": summary, "operationId": handler.__name__, "tags": ["openai"],
+            "summary": summary,
+            "operationId": handler.__name__,
+            "tags": ["openai"],
             "responses": {"200": {"description": "OK"}, "400": {"description": "bad request (OpenAI error body)"}},
         }
         if method == "POST":  # the token is needed off loopback (on loopback, /v1 is open like Ollama's)
@@ -149,8 +203,6 @@ def openapi_document() -> dict[str, Any]:
 
 
 def _path_params(path: str) -> list[str]:
-    import re
-
     return re.findall(r"{(\w+)}", path)
 
 
@@ -166,7 +218,6 @@ def make_app(node: Node) -> web.Application:
     app[NODE] = node
     for r in ROUTES:
         app.router.add_route(r.method, r.path, r.handler)
-    from silnode.api import openai
 
     for method, path, handler, _ in openai.ROUTES:
         app.router.add_route(method, path, handler)

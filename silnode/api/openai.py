@@ -17,36 +17,48 @@ from typing import Any
 
 from aiohttp import web
 
-from silnode.api.routes import NODE, json_object
-from silnode.errors import BadRequest
-from silnode.serve.pool import Request, ServedModel
-
-DEFAULTS = {"temperature": 0.8, "top_p": 0.95, "top_k": 40}  # llama-server's sampling defaults
-MAX_STOP = 16
+from silnode.api.base import NODE, json_object
+from silnode.errors import BadRequest, InvalidGenerationRequest
+from silnode.serving.request import GenerationRequest
+from silnode.serving.service import Request, ServedModel
 
 # fields OpenAI clients send that only work at their default here: accepted at it, 400 otherwise
-AT_DEFAULT_ONLY = {"n": 1, "echo": False, "best_of": 1, "logprobs": None, "top_logprobs": None,
-                   "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": None, "suffix": None,
-                   "tools": None, "tool_choice": None, "parallel_tool_calls": None,
-                   "response_format": None, "store": None, "metadata": None, "service_tier": None}
-COMMON = {"model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "seed", "stop",
-          "stream", "stream_options", "user"}
+AT_DEFAULT_ONLY = {
+    "n": 1,
+    "echo": False,
+    "best_of": 1,
+    "logprobs": None,
+    "top_logprobs": None,
+    "presence_penalty": 0,
+    "frequency_penalty": 0,
+    "logit_bias": None,
+    "suffix": None,
+    "tools": None,
+    "tool_choice": None,
+    "parallel_tool_calls": None,
+    "response_format": None,
+    "store": None,
+    "metadata": None,
+    "service_tier": None,
+}
+COMMON = {
+    "model",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "stop",
+    "stream",
+    "stream_options",
+    "user",
+}
 
 
 def OpenAIBadRequest(message: str, param: str | None = None) -> BadRequest:
     """A 400 that names the offending field (OpenAI's `param`; the error body carries it)."""
     return BadRequest(message, **({"param": param} if param else {}))
-
-
-def _number(body: dict, key: str, lo: float, hi: float, *, integer: bool = False) -> Any:
-    v = body.get(key)
-    if v is None:
-        return None
-    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-    if isinstance(v, bool) or not ok or not lo <= v <= hi:
-        kind = "an integer" if integer else "a number"
-        raise OpenAIBadRequest(f"'{key}' must be {kind} from {lo:g} to {hi:g}", key)
-    return v
 
 
 async def _parse(request: web.Request, kind: str) -> dict[str, Any]:
@@ -66,23 +78,25 @@ async def _parse(request: web.Request, kind: str) -> dict[str, Any]:
     return body
 
 
-def _messages(body: dict) -> list[dict[str, str]]:
+def _messages(body: dict) -> list[dict[str, Any]]:
+    """OpenAI's message forms, reduced to {role, content} strings: text parts joined, `developer` as
+    `system`. The generation request checks roles and types."""
     msgs = body.get("messages")
-    if not isinstance(msgs, list) or not msgs:
-        raise OpenAIBadRequest("'messages' must be a non-empty list of {role, content}", "messages")
+    if not isinstance(msgs, list):
+        return msgs  # type: ignore[return-value]  (the generation request names the problem)
     out = []
     for i, m in enumerate(msgs):
-        if not isinstance(m, dict) or m.get("role") not in ("system", "developer", "user", "assistant"):
-            raise OpenAIBadRequest(f"messages[{i}] needs a role of system, user or assistant", "messages")
+        if not isinstance(m, dict):
+            out.append(m)
+            continue
         content = m.get("content")
         if isinstance(content, list):  # [{"type": "text", "text": ...}]: the text parts, joined
-            if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-                       for p in content):
+            if not all(
+                isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content
+            ):
                 raise OpenAIBadRequest(f"messages[{i}].content: only text parts are supported", "messages")
             content = "".join(p["text"] for p in content)
-        if not isinstance(content, str):
-            raise OpenAIBadRequest(f"messages[{i}].content must be a string", "messages")
-        out.append({"role": "system" if m["role"] == "developer" else m["role"], "content": content})
+        out.append({"role": "system" if m.get("role") == "developer" else m.get("role"), "content": content})
     return out
 
 
@@ -95,32 +109,23 @@ def _prompt(body: dict) -> str:
     return p
 
 
-def _worker_request(body: dict, kind: str, model: ServedModel, default_max: int) -> dict[str, Any]:
-    stop = body.get("stop")
-    if isinstance(stop, str):
-        stop = [stop]
-    if stop is not None and not (isinstance(stop, list) and len(stop) <= MAX_STOP
-                                 and all(isinstance(s, str) and s for s in stop)):
-        raise OpenAIBadRequest(f"'stop' must be a string or a list of up to {MAX_STOP} non-empty strings", "stop")
-    max_tokens = _number(body, "max_tokens", 1, model.n_ctx, integer=True)
-    max_tokens = max_tokens or _number(body, "max_completion_tokens", 1, model.n_ctx, integer=True)
-    seed = _number(body, "seed", -(2**63), 2**64 - 1, integer=True)
-    req: dict[str, Any] = {
-        "kind": kind,
-        "max_tokens": max_tokens or default_max,
-        "temperature": _number(body, "temperature", 0, 2) if body.get("temperature") is not None
-        else DEFAULTS["temperature"],
-        "top_p": _number(body, "top_p", 0, 1) if body.get("top_p") is not None else DEFAULTS["top_p"],
-        "top_k": _number(body, "top_k", 0, 1 << 20, integer=True) if body.get("top_k") is not None
-        else DEFAULTS["top_k"],
-        "seed": seed % 2**32 if seed is not None else None,  # llama.cpp seeds are uint32
-        "stop": stop or [],
-    }
-    if kind == "chat":
-        req["messages"] = _messages(body)
-    else:
-        req["prompt"] = _prompt(body)
-    return req
+def _generation(body: dict, kind: str, model: ServedModel, default_max: int) -> GenerationRequest:
+    """The OpenAI body as the neutral generation request; its checks become OpenAI 400s naming the field."""
+    field_name = "max_tokens" if body.get("max_tokens") is not None else "max_completion_tokens"
+    max_tokens = body.get(field_name)
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= model.n_ctx
+    ):  # the model's context bounds it
+        raise OpenAIBadRequest(f"'{field_name}' must be an integer from 1 to {model.n_ctx}", field_name)
+    given = {k: body[k] for k in ("temperature", "top_p", "top_k", "seed", "stop") if body.get(k) is not None}
+    given["stream"] = body.get("stream") if body.get("stream") is not None else False
+    given["max_tokens"] = max_tokens or default_max
+    try:
+        if kind == "chat":
+            return GenerationRequest.chat(_messages(body), **given)
+        return GenerationRequest.completion(_prompt(body), **given)
+    except InvalidGenerationRequest as exc:
+        raise OpenAIBadRequest(exc.message, exc.details.get("param")) from None
 
 
 def _client_key(request: web.Request, body: dict) -> str:
@@ -152,12 +157,9 @@ def _usage(done: dict[str, Any]) -> dict[str, int]:
 async def _complete(request: web.Request, kind: str) -> web.StreamResponse:
     node = request.app[NODE]
     body = await _parse(request, kind)
-    model = node.serve.get(body["model"])
-    wreq = _worker_request(body, kind, model, node.config.serve.max_tokens)
-    if body.get("stream") not in (None, False, True):
-        raise OpenAIBadRequest("'stream' must be a boolean", "stream")
-    wreq["stream"] = bool(body.get("stream"))
-    req = model.submit(_client_key(request, body), wreq)  # QueueFull (429) carries its retry_after
+    model = node.serving.get(body["model"])
+    generation = _generation(body, kind, model, node.config.serve.max_tokens)
+    req = model.submit(_client_key(request, body), generation)  # QueueFull (429) carries its retry_after
     watcher = asyncio.create_task(_watch_disconnect(request, req))
     rid = ("chatcmpl-" if kind == "chat" else "cmpl-") + req.id
     meta = {"id": rid, "created": int(time.time()), "model": model.name}
@@ -182,8 +184,12 @@ async def _whole(req: Request, kind: str, meta: dict[str, Any]) -> web.Response:
     text = "".join(parts)
     finish = done.get("finish_reason", "stop")
     if kind == "chat":
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
-                  "logprobs": None}
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": finish,
+            "logprobs": None,
+        }
         obj = "chat.completion"
     else:
         choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
@@ -191,12 +197,14 @@ async def _whole(req: Request, kind: str, meta: dict[str, Any]) -> web.Response:
     return web.json_response({**meta, "object": obj, "choices": [choice], "usage": _usage(done)})
 
 
-async def _stream(request: web.Request, req: Request, kind: str, meta: dict[str, Any],
-                  include_usage: bool) -> web.StreamResponse:
+async def _stream(
+    request: web.Request, req: Request, kind: str, meta: dict[str, Any], include_usage: bool
+) -> web.StreamResponse:
     events = req.stream()
     first = await anext(events, None)  # errors (context overflow, ...) still become a plain JSON error
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                       "X-Accel-Buffering": "no"})
+    resp = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
     await resp.prepare(request)
     obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
 
@@ -214,8 +222,9 @@ async def _stream(request: web.Request, req: Request, kind: str, meta: dict[str,
 
     try:
         if kind == "chat":
-            await send({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None,
-                        "logprobs": None})
+            await send(
+                {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None, "logprobs": None}
+            )
         ev = first
         while ev is not None:
             if ev["type"] == "delta" and ev["text"]:
@@ -230,8 +239,14 @@ async def _stream(request: web.Request, req: Request, kind: str, meta: dict[str,
         req.cancel()  # the client hung up mid-stream
         return resp
     except Exception as exc:  # the headers are out: report in-band, as OpenAI does
-        err = {"error": {"message": str(exc), "type": "server_error", "param": None,
-                         "code": getattr(exc, "code", "internal")}}
+        err = {
+            "error": {
+                "message": str(exc),
+                "type": "server_error",
+                "param": None,
+                "code": getattr(exc, "code", "internal"),
+            }
+        }
         try:
             await resp.write(b"data: " + json.dumps(err).encode() + b"\n\n")
         except (ConnectionResetError, ConnectionError):
@@ -251,17 +266,28 @@ async def completions(request: web.Request) -> web.StreamResponse:
 
 async def list_models(request: web.Request) -> web.Response:
     data = []
-    for m in request.app[NODE].serve.list():
+    for m in request.app[NODE].serving.list():
         info = m.get("info") or {}
-        data.append({"id": m["name"], "object": "model", "created": int(m["loaded_at"] or 0),
-                     "owned_by": "silnode", "state": m["state"], "n_ctx": m["n_ctx"],
-                     "chat_template": info.get("chat_template")})
+        data.append(
+            {
+                "id": m["name"],
+                "object": "model",
+                "created": int(m["loaded_at"] or 0),
+                "owned_by": "silnode",
+                "state": m["state"],
+                "n_ctx": m["n_ctx"],
+                "chat_template": info.get("chat_template"),
+            }
+        )
     return web.json_response({"object": "list", "data": data})
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[NODE].serve.prometheus(), content_type="text/plain",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    return web.Response(
+        text=request.app[NODE].serving.prometheus(),
+        content_type="text/plain",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 # (method, path, handler, summary): outside /api/v1, so OpenAI clients and Prometheus find them where they look

@@ -10,33 +10,16 @@ Rules (design.md, Conventions):
 from __future__ import annotations
 
 import hmac
-import secrets
-from pathlib import Path
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from silnode.config import Config
 from silnode.errors import Forbidden, Unauthorized
-from silnode.fsutil import atomic_write_bytes
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 WILDCARD_BINDS = {"0.0.0.0", "::", ""}
-
-
-def ensure_token(path: Path) -> str:
-    """Read the API token, creating it (0600) on first use."""
-    try:
-        token = path.read_text(encoding="ascii").strip()
-        if len(token) >= 32:
-            return token
-    except FileNotFoundError:
-        pass
-    token = secrets.token_urlsafe(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, (token + "\n").encode(), mode=0o600)
-    return token
 
 
 def _host_only(value: str) -> str:
@@ -71,9 +54,7 @@ class Guard:
                 raise Forbidden("cross-origin requests are not allowed")
         if request.headers.get("Sec-Fetch-Site") == "cross-site":
             raise Forbidden("cross-site requests are not allowed")
-        needs_token = not self.loopback or (
-            request.method in MUTATING and request.path.startswith("/api/")
-        )
+        needs_token = not self.loopback or (request.method in MUTATING and request.path.startswith("/api/"))
         if needs_token:
             auth = request.headers.get("Authorization", "")
             scheme, _, given = auth.partition(" ")

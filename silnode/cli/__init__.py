@@ -9,52 +9,14 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from silnode import __version__
-from silnode.cli.output import Output
+from silnode.cli import daemon_cmds, fit, identity, models, serve, transfers
+from silnode.cli.context import Ctx, json_option
 from silnode.errors import SilnodeError
-
-
-@dataclass
-class Ctx:
-    home: str | None = None
-    api_url: str | None = None
-    json_mode: bool = False
-    _config: Any = field(default=None, repr=False)
-
-    @property
-    def out(self) -> Output:
-        return Output(self.json_mode)
-
-    def config(self, **overrides: Any):
-        from silnode.config import load_config
-
-        if overrides:
-            return load_config(self.home, overrides=overrides)
-        if self._config is None:
-            self._config = load_config(self.home)
-        return self._config
-
-    def client(self):
-        from silnode.client import Client
-
-        return Client.from_config(self.config(), self.api_url)
-
-
-def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --json to a command (it may also be given before the command: `silnode --json list`)."""
-
-    def callback(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-        if value:
-            ctx.ensure_object(Ctx).json_mode = True
-        return value
-
-    return click.option("--json", "json_flag", is_flag=True, expose_value=False, callback=callback,
-                        is_eager=True, help="Print machine-readable JSON on stdout.")(fn)
 
 
 def render_error(ctx: Ctx, exc: BaseException) -> int:
@@ -71,8 +33,10 @@ def render_error(ctx: Ctx, exc: BaseException) -> int:
     if isinstance(exc, OSError):
         out.error(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         return 1
-    out.error(f"unexpected {exc.__class__.__name__}: {exc}",
-              None if os.environ.get("SILNODE_DEBUG") else "set SILNODE_DEBUG=1 for the full traceback")
+    out.error(
+        f"unexpected {exc.__class__.__name__}: {exc}",
+        None if os.environ.get("SILNODE_DEBUG") else "set SILNODE_DEBUG=1 for the full traceback",
+    )
     return 1
 
 
@@ -89,7 +53,12 @@ class SilnodeGroup(click.Group):
 
 @click.group(cls=SilnodeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="silnode")
-@click.option("--home", envvar="SILNODE_HOME", type=click.Path(file_okay=False), help="Node home (SILNODE_HOME, default ~/.silnode).")
+@click.option(
+    "--home",
+    envvar="SILNODE_HOME",
+    type=click.Path(file_okay=False),
+    help="Node home (SILNODE_HOME, default ~/.silnode).",
+)
 @click.option("--api-url", envvar="SILNODE_API_URL", help="Daemon URL (default: from SILNODE_HOME/daemon.json).")
 @json_option
 @click.pass_context
@@ -109,8 +78,6 @@ def cli(ctx: click.Context, home: str | None, api_url: str | None) -> None:
 
 
 def _register() -> None:
-    from silnode.cli import daemon_cmds, fit, identity, models, serve, transfers
-
     for mod in (daemon_cmds, models, transfers, identity, fit, serve):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)

@@ -13,8 +13,15 @@ from typing import Any
 
 import click
 
-from silnode.cli import Ctx, json_option
+from silnode.cli.context import Ctx, json_option
+from silnode.cli.identity import create_identity, read_password, show_phrase_once, warn_weak
+from silnode.cli.output import human_size
+from silnode.daemon import run_foreground
 from silnode.errors import DaemonNotRunning, SilnodeError
+from silnode.fsutil import atomic_write_bytes
+from silnode.home import daemon_state, ensure_token, pid_alive, prepare_home
+from silnode.identity import Keystore
+from silnode.store import Store
 
 pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
 
@@ -31,17 +38,16 @@ storage:
 
 @click.command()
 @click.option("--force-config", is_flag=True, help="Rewrite config.yaml even if it exists.")
-@click.option("--password-file", type=click.Path(dir_okay=False, exists=True),
-              help="Keystore password for the new identity (else SILNODE_PASSWORD, else a prompt).")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Keystore password for the new identity (else SILNODE_PASSWORD, else a prompt).",
+)
 @click.option("--no-identity", is_flag=True, help="Do not create an identity now.")
 @json_option
 @pass_ctx
 def init(ctx: Ctx, force_config: bool, password_file: str | None, no_identity: bool) -> None:
     """Create SILNODE_HOME: config.yaml, api.token (0600), the model store and an identity (seed phrase)."""
-    from silnode.api.security import ensure_token
-    from silnode.daemon import prepare_home
-    from silnode.fsutil import atomic_write_bytes
-    from silnode.store import Store
 
     config = ctx.config()
     prepare_home(config)
@@ -54,8 +60,6 @@ def init(ctx: Ctx, force_config: bool, password_file: str | None, no_identity: b
     if not had_token:
         created.append(str(config.token_file))
     Store(config.base_dir).ensure_dirs()
-    from silnode.cli.identity import create_identity, read_password, show_phrase_once, warn_weak
-    from silnode.identity import Keystore
 
     ks = Keystore.for_config(config)
     npub = None
@@ -64,8 +68,10 @@ def init(ctx: Ctx, force_config: bool, password_file: str | None, no_identity: b
     elif not no_identity:
         password = read_password(password_file, new=True, prompt="New keystore password", required=False)
         if password is None:
-            ctx.out.info("no identity created (no password: set SILNODE_PASSWORD or use --password-file); "
-                         "create one later with `silnode identity new`")
+            ctx.out.info(
+                "no identity created (no password: set SILNODE_PASSWORD or use --password-file); "
+                "create one later with `silnode identity new`"
+            )
         else:
             warn_weak(ctx, password)
             ks, ident = create_identity(ctx, password, 12)
@@ -73,9 +79,16 @@ def init(ctx: Ctx, force_config: bool, password_file: str | None, no_identity: b
             npub = ident.npub
             show_phrase_once(ctx, ident)
     ctx.out.data(
-        {"home": str(config.home), "config": str(config.config_file), "token": str(config.token_file),
-         "store": str(config.base_dir), "created": created, "npub": npub},
-        f"silnode home ready at {config.home}" + (f" (created {len(created)} file(s))" if created else "")
+        {
+            "home": str(config.home),
+            "config": str(config.config_file),
+            "token": str(config.token_file),
+            "store": str(config.base_dir),
+            "created": created,
+            "npub": npub,
+        },
+        f"silnode home ready at {config.home}"
+        + (f" (created {len(created)} file(s))" if created else "")
         + (f"\nnpub {npub}" if npub else ""),
     )
     ctx.out.info("next: `silnode daemon start`, then `silnode import FILE.gguf --name org/model`")
@@ -91,21 +104,32 @@ def daemon() -> None:
 @click.option("--port", type=int, help="Override daemon.port.")
 @click.option("--bind", help="Override daemon.bind_address.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the daemon to answer.")
-@click.option("--password-file", type=click.Path(dir_okay=False, exists=True),
-              help="Keystore password (else SILNODE_PASSWORD, else a prompt; without one the keys stay locked).")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Keystore password (else SILNODE_PASSWORD, else a prompt; without one the keys stay locked).",
+)
 @click.option("--password-fd", type=int, hidden=True)  # how a background daemon gets the password from its CLI
 @json_option
 @pass_ctx
-def start(ctx: Ctx, foreground: bool, port: int | None, bind: str | None, timeout: float,
-          password_file: str | None, password_fd: int | None) -> None:
+def start(
+    ctx: Ctx,
+    foreground: bool,
+    port: int | None,
+    bind: str | None,
+    timeout: float,
+    password_file: str | None,
+    password_fd: int | None,
+) -> None:
     """Start the daemon (in the background unless --foreground)."""
-    from silnode.daemon import daemon_state, prepare_home, run_foreground
 
     config = ctx.config(**{"daemon.port": port, "daemon.bind_address": bind})
     state, info = daemon_state(config)
     if state == "running" and info:
-        ctx.out.data({"state": "running", "pid": info.pid, "url": info.url, "already": True},
-                     f"daemon already running (pid {info.pid}) at {info.url}")
+        ctx.out.data(
+            {"state": "running", "pid": info.pid, "url": info.url, "already": True},
+            f"daemon already running (pid {info.pid}) at {info.url}",
+        )
         return
     if state == "stale":
         ctx.out.info(f"removing stale {config.daemon_file}")
@@ -132,20 +156,31 @@ def start(ctx: Ctx, foreground: bool, port: int | None, bind: str | None, timeou
         args += ["--password-fd", str(r)]
         pass_fds = (r,)
     with open(config.log_file, "ab") as log:
-        proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, close_fds=True, pass_fds=pass_fds)
+        proc = subprocess.Popen(
+            args,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=pass_fds,
+        )
     for fd in pass_fds:
         os.close(fd)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = _log_tail(config.log_file)
-            raise SilnodeError(f"daemon exited during startup (code {proc.returncode}): {tail}",
-                               hint=f"full log: {config.log_file}")
+            raise SilnodeError(
+                f"daemon exited during startup (code {proc.returncode}): {tail}", hint=f"full log: {config.log_file}"
+            )
         state, info = daemon_state(config)
         if state == "running" and info and info.pid == proc.pid:
-            ctx.out.data({"state": "running", "pid": info.pid, "url": info.url, "already": False},
-                         f"daemon started (pid {info.pid}) at {info.url}")
+            ctx.out.data(
+                {"state": "running", "pid": info.pid, "url": info.url, "already": False},
+                f"daemon started (pid {info.pid}) at {info.url}",
+            )
             return
         time.sleep(0.05)
     proc.terminate()
@@ -154,8 +189,6 @@ def start(ctx: Ctx, foreground: bool, port: int | None, bind: str | None, timeou
 
 def _daemon_password(config: Any, password_file: str | None, password_fd: int | None) -> str | None:
     """The keystore password for the daemon, or None (no identity, or none given: keys stay locked)."""
-    from silnode.cli.identity import read_password
-    from silnode.identity import Keystore
 
     if password_fd is not None:
         with os.fdopen(password_fd, "rb") as fh:
@@ -179,7 +212,6 @@ def _log_tail(path: Path, n: int = 1) -> str:
 @pass_ctx
 def status(ctx: Ctx) -> None:
     """Is the daemon running? With it: uptime, store size, services."""
-    from silnode.daemon import daemon_state
 
     config = ctx.config()
     state, info = daemon_state(config)
@@ -187,8 +219,11 @@ def status(ctx: Ctx) -> None:
         data: dict[str, Any] = {"state": state, "home": str(config.home)}
         if info:
             data.update(pid=info.pid, port=info.port)
-        msg = {"stopped": "daemon not running", "stale": f"daemon not running (stale {config.daemon_file.name}: "
-               f"pid {info.pid if info else '?'} gone or not answering)"}[state]
+        msg = {
+            "stopped": "daemon not running",
+            "stale": f"daemon not running (stale {config.daemon_file.name}: "
+            f"pid {info.pid if info else '?'} gone or not answering)",
+        }[state]
         ctx.out.data(data, msg)
         if not ctx.json_mode:
             ctx.out.info("start it with `silnode daemon start`")
@@ -197,14 +232,16 @@ def status(ctx: Ctx) -> None:
     st.pop("ok", None)
     st.update(state="running", url=info.url)
     store = st["store"]
-    from silnode.cli.output import human_size
 
-    ctx.out.data(st, (
-        f"daemon running (pid {st['pid']}, version {st['version']}) at {info.url}\n"
-        f"uptime {st['uptime_s']:.0f} s; services: {', '.join(st['services'])}\n"
-        f"store {store['path']}: {store['models']} model(s), {human_size(store['bytes'])}, "
-        f"{human_size(store['free_bytes'])} free"
-    ))
+    ctx.out.data(
+        st,
+        (
+            f"daemon running (pid {st['pid']}, version {st['version']}) at {info.url}\n"
+            f"uptime {st['uptime_s']:.0f} s; services: {', '.join(st['services'])}\n"
+            f"store {store['path']}: {store['models']} model(s), {human_size(store['bytes'])}, "
+            f"{human_size(store['free_bytes'])} free"
+        ),
+    )
 
 
 @daemon.command()
@@ -214,8 +251,6 @@ def status(ctx: Ctx) -> None:
 def stop(ctx: Ctx, timeout: float) -> None:
     """Stop the daemon cleanly (admin/shutdown, then SIGTERM if it does not go)."""
     import signal
-
-    from silnode.daemon import daemon_state, pid_alive
 
     config = ctx.config()
     state, info = daemon_state(config)
@@ -257,7 +292,6 @@ def _port_free(host: str, port: int) -> bool:
 @pass_ctx
 def doctor(ctx: Ctx) -> None:
     """Check ports, disk, store, daemon and token; print what to fix."""
-    from silnode.daemon import daemon_state
 
     checks: list[dict[str, Any]] = []
 
@@ -276,27 +310,42 @@ def doctor(ctx: Ctx) -> None:
         add("home", "fail", f"{home} does not exist", "run `silnode init`")
     else:
         mode = home.stat().st_mode & 0o777
-        add("home", "ok" if not mode & 0o077 else "warn", f"{home} (mode {mode:o})",
-            None if not mode & 0o077 else f"chmod 700 {home}")
+        add(
+            "home",
+            "ok" if not mode & 0o077 else "warn",
+            f"{home} (mode {mode:o})",
+            None if not mode & 0o077 else f"chmod 700 {home}",
+        )
     tok = config.token_file
     if not tok.exists():
         add("token", "warn", f"{tok} missing", "run `silnode init` (the daemon also creates it)")
     else:
         mode = tok.stat().st_mode & 0o777
-        add("token", "ok" if mode == 0o600 else "fail", f"{tok} (mode {mode:o})",
-            None if mode == 0o600 else f"chmod 600 {tok}")
+        add(
+            "token",
+            "ok" if mode == 0o600 else "fail",
+            f"{tok} (mode {mode:o})",
+            None if mode == 0o600 else f"chmod 600 {tok}",
+        )
     base = config.base_dir
     probe = base if base.exists() else base.parent
     if probe.exists():
         usage = shutil.disk_usage(probe)
         free_gib = usage.free / 2**30
-        add("disk", "ok" if usage.free > config.storage.min_free_bytes else "fail",
+        add(
+            "disk",
+            "ok" if usage.free > config.storage.min_free_bytes else "fail",
             f"{free_gib:.1f} GiB free at {probe}",
-            None if usage.free > config.storage.min_free_bytes else "free space or move storage.base_dir")
+            None if usage.free > config.storage.min_free_bytes else "free space or move storage.base_dir",
+        )
         models = base / "models"
         if models.exists():
-            add("store", "ok" if os.access(models, os.W_OK) else "fail", f"{models}",
-                None if os.access(models, os.W_OK) else f"make {models} writable")
+            add(
+                "store",
+                "ok" if os.access(models, os.W_OK) else "fail",
+                f"{models}",
+                None if os.access(models, os.W_OK) else f"make {models} writable",
+            )
         else:
             add("store", "warn", f"{models} not created yet", "run `silnode init`")
     state, info = daemon_state(config)
@@ -306,13 +355,23 @@ def doctor(ctx: Ctx) -> None:
             bt = ctx.client().status().get("torrents") or {}
             if bt.get("dht_enabled"):
                 nodes = bt.get("dht_nodes", 0)
-                add("dht", "ok" if nodes else "warn", f"{nodes} node(s) in the routing table",
-                    None if nodes else "no DHT peers yet: check network.dht_bootstrap and that UDP "
-                    f"{bt.get('listen_port')} is reachable")
+                add(
+                    "dht",
+                    "ok" if nodes else "warn",
+                    f"{nodes} node(s) in the routing table",
+                    None
+                    if nodes
+                    else "no DHT peers yet: check network.dht_bootstrap and that UDP "
+                    f"{bt.get('listen_port')} is reachable",
+                )
             else:
                 add("dht", "ok", "off (peers come from --peer and magnet hints)")
-            add("bittorrent", "ok", f"listening on port {bt.get('listen_port')}, {bt.get('seeding', 0)} seed(s), "
-                f"{bt.get('downloads', 0)} download(s)")
+            add(
+                "bittorrent",
+                "ok",
+                f"listening on port {bt.get('listen_port')}, {bt.get('seeding', 0)} seed(s), "
+                f"{bt.get('downloads', 0)} download(s)",
+            )
         except SilnodeError as exc:
             add("bittorrent", "warn", f"status unavailable: {exc}")
     elif state == "stale":
@@ -320,12 +379,18 @@ def doctor(ctx: Ctx) -> None:
     else:
         add("daemon", "warn", "not running", "run `silnode daemon start`")
         port_ok = _port_free(config.daemon.bind_address, config.daemon.port)
-        add("api port", "ok" if port_ok else "fail",
+        add(
+            "api port",
+            "ok" if port_ok else "fail",
             f"{config.daemon.bind_address}:{config.daemon.port} {'free' if port_ok else 'in use'}",
-            None if port_ok else "set daemon.port to a free port")
+            None if port_ok else "set daemon.port to a free port",
+        )
     bt_ok = _port_free("0.0.0.0", config.network.listen_port) if config.network.listen_port else True
-    add("bittorrent port", "ok" if bt_ok else "warn",
-        f"{config.network.listen_port} {'free' if bt_ok else 'in use (fine if the daemon holds it)'}")
+    add(
+        "bittorrent port",
+        "ok" if bt_ok else "warn",
+        f"{config.network.listen_port} {'free' if bt_ok else 'in use (fine if the daemon holds it)'}",
+    )
     try:
         import libtorrent  # noqa: F401
 
@@ -336,8 +401,11 @@ def doctor(ctx: Ctx) -> None:
 
 
 def _doctor_report(ctx: Ctx, checks: list[dict[str, Any]]) -> None:
-    marks = {"ok": click.style("ok  ", fg="green"), "warn": click.style("warn", fg="yellow"),
-             "fail": click.style("FAIL", fg="red")}
+    marks = {
+        "ok": click.style("ok  ", fg="green"),
+        "warn": click.style("warn", fg="yellow"),
+        "fail": click.style("FAIL", fg="red"),
+    }
     lines = []
     for c in checks:
         lines.append(f"{marks[c['status']]}  {c['check']:<16} {c['detail']}")

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import click
 
-from silnode.cli import Ctx, json_option
-from silnode.cli.output import human_size, table
+from silnode.cli.context import Ctx, json_option
+from silnode.cli.output import human_params, human_size, table
+from silnode.fit.hardware import probe
+from silnode.fit.inspect import hardware_overrides, inspect_model
+from silnode.fit.recommend import rank
 
 pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
 
@@ -19,15 +22,20 @@ pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
 def hardware(ctx: Ctx, local: bool) -> None:
     """Each device: name, backend, total/free memory, which probe answered; failed probes and why."""
     if local:
-        from silnode.fit.hardware import probe
-        from silnode.fit.inspect import hardware_overrides
-
         report = probe(hardware_overrides(ctx.config())).to_dict()
     else:
         report = ctx.client().hardware()
-    rows = [(d["id"], d["name"], d["backend"], human_size(d["total_bytes"]),
-             human_size(d["free_bytes"]) if d["free_bytes"] is not None else "unknown",
-             d["source"] + (" (capped by config)" if d.get("overridden") else "")) for d in report["devices"]]
+    rows = [
+        (
+            d["id"],
+            d["name"],
+            d["backend"],
+            human_size(d["total_bytes"]),
+            human_size(d["free_bytes"]) if d["free_bytes"] is not None else "unknown",
+            d["source"] + (" (capped by config)" if d.get("overridden") else ""),
+        )
+        for d in report["devices"]
+    ]
     lines = [table(rows, ["DEVICE", "NAME", "BACKEND", "TOTAL", "FREE", "PROBE"]) if rows else "no devices found"]
     notes = [f"  {d['id']}: {d['note']}" for d in report["devices"] if d.get("note")]
     lines += notes
@@ -47,8 +55,6 @@ def hardware(ctx: Ctx, local: bool) -> None:
 def inspect(ctx: Ctx, model: str, n_ctx: int | None, flash_attn: bool) -> None:
     """GGUF facts and memory need (weights, KV, compute, overhead, total) of a file or a store model,
     and whether it fits this machine's best device."""
-    from silnode.cli.output import human_params
-    from silnode.fit.inspect import inspect_model
 
     data = inspect_model(ctx.config(), model, n_ctx=n_ctx, flash_attn=flash_attn)
     facts, est = data["gguf"], data["estimate"]
@@ -68,7 +74,9 @@ def inspect(ctx: Ctx, model: str, n_ctx: int | None, flash_attn: bool) -> None:
 
 
 @click.command()
-@click.option("--ctx", "n_ctx", type=click.IntRange(min=1), help="Context size (default: each model's, capped at 4096).")
+@click.option(
+    "--ctx", "n_ctx", type=click.IntRange(min=1), help="Context size (default: each model's, capped at 4096)."
+)
 @click.option("--no-catalog", is_flag=True, help="Only the models in the store.")
 @click.option("--local", is_flag=True, help="Compute in this process instead of asking the daemon.")
 @json_option
@@ -77,11 +85,8 @@ def recommend(ctx: Ctx, n_ctx: int | None, no_catalog: bool, local: bool) -> Non
     """What fits this machine, best first (the store and the seed catalog), and why the others don't.
 
     Ranked by parameters x bits per weight; a model on disk wins a tie."""
-    from silnode.cli.output import human_params
 
     if local:
-        from silnode.fit.recommend import rank
-
         data = rank(ctx.config(), n_ctx=n_ctx, catalog=not no_catalog)
     else:
         data = ctx.client().recommend(n_ctx, catalog=not no_catalog)
@@ -102,8 +107,11 @@ def recommend(ctx: Ctx, n_ctx: int | None, no_catalog: bool, local: bool) -> Non
         lines += [f"  {c['name']}: {c['reason']}" for c in data["others"]]
     if data["fits"]:
         best = data["fits"][0]
-        lines.append(f"next: `silnode serve {best['name']}`" if best["on_disk"]
-                     else f"next: `silnode get {best['name']}` (or `silnode get --auto`)")
+        lines.append(
+            f"next: `silnode serve {best['name']}`"
+            if best["on_disk"]
+            else f"next: `silnode get {best['name']}` (or `silnode get --auto`)"
+        )
     ctx.out.data(data, "\n".join(lines))
 
 

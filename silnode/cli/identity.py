@@ -13,19 +13,24 @@ from typing import Any
 
 import click
 
-from silnode.cli import Ctx, json_option
+from silnode.cli.context import Ctx, json_option
 from silnode.errors import BadRequest
+from silnode.identity import Keystore, mnemonic, password_warnings
 
 pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
 
 
 def password_option(fn: Any) -> Any:
-    return click.option("--password-file", type=click.Path(dir_okay=False, exists=True),
-                        help="Read the keystore password from this file (else SILNODE_PASSWORD, else a prompt).")(fn)
+    return click.option(
+        "--password-file",
+        type=click.Path(dir_okay=False, exists=True),
+        help="Read the keystore password from this file (else SILNODE_PASSWORD, else a prompt).",
+    )(fn)
 
 
-def read_password(password_file: str | None, *, new: bool = False, prompt: str = "Keystore password",
-                  required: bool = True) -> str | None:
+def read_password(
+    password_file: str | None, *, new: bool = False, prompt: str = "Keystore password", required: bool = True
+) -> str | None:
     """The keystore password: SILNODE_PASSWORD, --password-file, or a hidden prompt on a terminal."""
     if password_file:
         return Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
@@ -50,14 +55,12 @@ def read_secret_text(what: str) -> str:
 
 
 def warn_weak(ctx: Ctx, password: str) -> None:
-    from silnode.identity import password_warnings
 
     for w in password_warnings(password):
         ctx.out.warn(w)
 
 
 def create_identity(ctx: Ctx, password: str, words: int, *, force: bool = False, passphrase: str = "") -> Any:
-    from silnode.identity import Keystore, mnemonic
 
     ks = Keystore.for_config(ctx.config())
     ident = ks.create(mnemonic.generate(words), passphrase, password, force=force)
@@ -66,11 +69,11 @@ def create_identity(ctx: Ctx, password: str, words: int, *, force: bool = False,
 
 def show_phrase_once(ctx: Ctx, ident: Any) -> None:
     if ctx.json_mode:  # JSON output never carries a secret; say where the phrase is
-        click.echo("note: the seed phrase is not printed in --json mode; `silnode identity backup` shows it",
-                   err=True)
+        click.echo("note: the seed phrase is not printed in --json mode; `silnode identity backup` shows it", err=True)
         return
-    click.echo("Your seed phrase (write it down; it is shown once and is the only way to restore this node's keys):",
-               err=True)
+    click.echo(
+        "Your seed phrase (write it down; it is shown once and is the only way to restore this node's keys):", err=True
+    )
     click.echo(ident.reveal_mnemonic())
 
 
@@ -104,7 +107,6 @@ def new(ctx: Ctx, words: str, force: bool, password_file: str | None) -> None:
 @pass_ctx
 def import_(ctx: Ctx, force: bool, with_passphrase: bool, password_file: str | None) -> None:
     """Restore an identity from a seed phrase read from stdin or a hidden prompt."""
-    from silnode.identity import Keystore, mnemonic
 
     if sys.stdin.isatty():
         phrase = click.prompt("Seed phrase", hide_input=True, err=True)
@@ -126,7 +128,6 @@ def import_(ctx: Ctx, force: bool, with_passphrase: bool, password_file: str | N
 @pass_ctx
 def show(ctx: Ctx) -> None:
     """Public keys: npub, Nostr hex public key, catalog public key (never a secret; no password needed)."""
-    from silnode.identity import Keystore
 
     info = Keystore.for_config(ctx.config()).read_public_info()
     ctx.out.data(info, "\n".join(f"{k}: {v}" for k, v in info.items()))
@@ -138,7 +139,6 @@ def show(ctx: Ctx) -> None:
 @pass_ctx
 def backup(ctx: Ctx, password_file: str | None) -> None:
     """Show the seed phrase (after the password)."""
-    from silnode.identity import Keystore
 
     ident = Keystore.for_config(ctx.config()).unlock(read_password(password_file))
     data = {"mnemonic": ident.reveal_mnemonic(), "has_passphrase": bool(ident.reveal_passphrase())}
@@ -154,7 +154,6 @@ def backup(ctx: Ctx, password_file: str | None) -> None:
 @pass_ctx
 def change_password(ctx: Ctx, password_file: str | None, new_password_file: str | None) -> None:
     """Re-encrypt the keystore with a new password."""
-    from silnode.identity import Keystore
 
     old = read_password(password_file, prompt="Current password")
     if new_password_file:
@@ -182,7 +181,6 @@ def secrets() -> None:
 @pass_ctx
 def secrets_set(ctx: Ctx, name: str, password_file: str | None) -> None:
     """Store a secret; the value is read from stdin or a hidden prompt."""
-    from silnode.identity import Keystore
 
     password = read_password(password_file)
     value = read_secret_text(f"Value of {name}")
@@ -196,7 +194,6 @@ def secrets_set(ctx: Ctx, name: str, password_file: str | None) -> None:
 @pass_ctx
 def secrets_list(ctx: Ctx, password_file: str | None) -> None:
     """Names of the stored secrets (never their values)."""
-    from silnode.identity import Keystore
 
     names = Keystore.for_config(ctx.config()).list_secrets(read_password(password_file))
     ctx.out.data({"secrets": names}, "\n".join(names) or "no secrets")
@@ -209,7 +206,6 @@ def secrets_list(ctx: Ctx, password_file: str | None) -> None:
 @pass_ctx
 def secrets_rm(ctx: Ctx, name: str, password_file: str | None) -> None:
     """Remove a secret."""
-    from silnode.identity import Keystore
 
     Keystore.for_config(ctx.config()).rm_secret(read_password(password_file), name)
     ctx.out.data({"name": name, "removed": True}, f"secret {name} removed")

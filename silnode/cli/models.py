@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from silnode.cli import Ctx, json_option
+from silnode.cli.context import Ctx, json_option
 from silnode.cli.output import human_params, human_size, table
 from silnode.errors import BadRequest
 
@@ -19,6 +19,7 @@ def _run_task(ctx: Ctx, client: Any, task: dict[str, Any], desc: str) -> Any:
     """Follow a daemon task with a progress bar; Ctrl-C detaches (the daemon finishes the work)."""
     bar = ctx.out.progress(task.get("total_bytes") or 0, desc)
     try:
+
         def update(t: dict[str, Any]) -> None:
             if t.get("total_bytes") and bar.total != t["total_bytes"]:
                 bar.total = t["total_bytes"]
@@ -42,8 +43,15 @@ def _run_task(ctx: Ctx, client: Any, task: dict[str, Any], desc: str) -> Any:
 @click.argument("pattern", required=False)
 @json_option
 @pass_ctx
-def import_(ctx: Ctx, path: str | None, name: str | None, license_: str | None, from_: str | None,
-            copy: bool, pattern: str | None) -> None:
+def import_(
+    ctx: Ctx,
+    path: str | None,
+    name: str | None,
+    license_: str | None,
+    from_: str | None,
+    copy: bool,
+    pattern: str | None,
+) -> None:
     """Import a GGUF file (or a split GGUF's first part) into the store.
 
     \b
@@ -60,15 +68,20 @@ def import_(ctx: Ctx, path: str | None, name: str | None, license_: str | None, 
         ctx.out.data(result, "\n".join(lines) or "nothing to import")
         return
     if not path or not name:
-        raise BadRequest("give a file and --name org/model (or --from hf|ollama)",
-                         hint="example: silnode import ./model.gguf --name myorg/mymodel")
+        raise BadRequest(
+            "give a file and --name org/model (or --from hf|ollama)",
+            hint="example: silnode import ./model.gguf --name myorg/mymodel",
+        )
     abspath = str(Path(path).expanduser().absolute())
     task = client.import_path(abspath, name, license=license_, link=not copy)
     manifest = _run_task(ctx, client, task, f"import {name}")
     files = manifest["files"]
     how = "hardlinked" if all(f.get("linked") for f in files) else "copied"
-    ctx.out.data(manifest, f"imported {name}: {len(files)} file(s), {human_size(manifest['total_size'])}, {how}, "
-                           f"sha256 {files[0]['sha256'][:16]}…")
+    ctx.out.data(
+        manifest,
+        f"imported {name}: {len(files)} file(s), {human_size(manifest['total_size'])}, {how}, "
+        f"sha256 {files[0]['sha256'][:16]}…",
+    )
 
 
 @click.command("list")
@@ -81,8 +94,17 @@ def list_(ctx: Ctx) -> None:
         ctx.out.data({"models": []}, "no models yet")
         ctx.out.info("add one: `silnode import FILE.gguf --name org/model` or `silnode import --from hf`")
         return
-    rows = [(m["name"], human_size(m.get("size")), m.get("arch") or "-", human_params(m.get("params")),
-             m.get("quant") or "-", m.get("state")) for m in models]
+    rows = [
+        (
+            m["name"],
+            human_size(m.get("size")),
+            m.get("arch") or "-",
+            human_params(m.get("params")),
+            m.get("quant") or "-",
+            m.get("state"),
+        )
+        for m in models
+    ]
     ctx.out.data({"models": models}, table(rows, ["NAME", "SIZE", "ARCH", "PARAMS", "QUANT", "SHA256"]))
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import click
 
@@ -39,8 +40,16 @@ class Output:
         """A byte progress bar on stderr (silent in --json mode or when stderr is not a terminal)."""
         from tqdm import tqdm
 
-        return tqdm(total=total or None, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                    file=sys.stderr, disable=self.json_mode or not sys.stderr.isatty(), leave=False)
+        return tqdm(
+            total=total or None,
+            desc=desc,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            disable=self.json_mode or not sys.stderr.isatty(),
+            leave=False,
+        )
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from silnode.cli import Ctx, json_option
+from silnode.cli.context import Ctx, json_option
 from silnode.cli.models import _run_task
 from silnode.cli.output import table
 from silnode.errors import SilnodeError
@@ -30,33 +30,56 @@ def _default_models(ctx: Ctx, client: Any, n_ctx: int | None) -> list[str]:
         return []
     if not client.models():
         if not ctx.config().serve.starter_model:
-            raise SilnodeError("the store is empty", hint="`silnode get --auto` or `silnode import FILE --name org/model`")
+            raise SilnodeError(
+                "the store is empty", hint="`silnode get --auto` or `silnode import FILE --name org/model`"
+            )
         ctx.out.info("first run: importing the starter model (Gemma-3-270M, a base model: use completions)")
         return [_run_task(ctx, client, client.import_starter(), "import starter model")["name"]]
     ranking = client.recommend(n_ctx, catalog=False)
     if not ranking["fits"]:
-        raise SilnodeError("no model in the store fits this machine",
-                           hint="`silnode recommend` says why; name one to serve it with --force")
+        raise SilnodeError(
+            "no model in the store fits this machine",
+            hint="`silnode recommend` says why; name one to serve it with --force",
+        )
     return [ranking["fits"][0]["name"]]
 
 
 def _show(ctx: Ctx, models: list[dict[str, Any]], url: str) -> None:
-    rows = [(m["name"], m["state"], m["n_ctx"], m.get("pid") or "-", m["queue_depth"], m["requests"],
-             m["tokens_per_second"] or "-", m["restarts"]) for m in models]
-    text = table(rows, ["MODEL", "STATE", "CTX", "PID", "QUEUE", "REQUESTS", "TOK/S", "RESTARTS"]) \
-        if rows else "no models loaded (`silnode serve NAME`)"
+    rows = [
+        (
+            m["name"],
+            m["state"],
+            m["n_ctx"],
+            m.get("pid") or "-",
+            m["queue_depth"],
+            m["requests"],
+            m["tokens_per_second"] or "-",
+            m["restarts"],
+        )
+        for m in models
+    ]
+    text = (
+        table(rows, ["MODEL", "STATE", "CTX", "PID", "QUEUE", "REQUESTS", "TOK/S", "RESTARTS"])
+        if rows
+        else "no models loaded (`silnode serve NAME`)"
+    )
     errors = [f"{m['name']}: {m['error']}" for m in models if m.get("error")]
     ready = [m for m in models if m["state"] == "ready"]
     hints = []
     if ready:
         m = ready[0]
         base = not (m.get("info") or {}).get("chat_template")
-        path, payload = (("completions", '"prompt":"Once upon a time"') if base
-                         else ("chat/completions", '"messages":[{"role":"user","content":"Hello"}]'))
-        hints.append(f"try: curl {url}/v1/{path} -d '{{\"model\":\"{m['name']}\",{payload}}}'")
+        path, payload = (
+            ("completions", '"prompt":"Once upon a time"')
+            if base
+            else ("chat/completions", '"messages":[{"role":"user","content":"Hello"}]')
+        )
+        hints.append(f'try: curl {url}/v1/{path} -d \'{{"model":"{m["name"]}",{payload}}}\'')
         if base:
-            hints.append(f"{m['name']} has no chat template (a base model): it continues text; "
-                         f"use /v1/completions or `silnode chat {m['name']}`")
+            hints.append(
+                f"{m['name']} has no chat template (a base model): it continues text; "
+                f"use /v1/completions or `silnode chat {m['name']}`"
+            )
     ctx.out.data({"models": models}, "\n".join([text, *errors, *hints]))
 
 
@@ -134,8 +157,9 @@ def unload(ctx: Ctx, name: str) -> None:
 @click.option("--complete", is_flag=True, help="Continue the text (/v1/completions) instead of chatting.")
 @json_option
 @pass_ctx
-def chat(ctx: Ctx, model: str, prompt: str | None, max_tokens: int, temperature: float, system: str | None,
-         complete: bool) -> None:
+def chat(
+    ctx: Ctx, model: str, prompt: str | None, max_tokens: int, temperature: float, system: str | None, complete: bool
+) -> None:
     """Stream a reply from a loaded model; interactive when no PROMPT is given (an empty line ends).
 
     A base model (no chat template) continues your text instead of chatting. With --json (and a PROMPT):

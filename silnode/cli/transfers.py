@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from silnode.cli import Ctx, json_option
+from silnode.cli.context import Ctx, json_option
 from silnode.cli.models import _run_task
 from silnode.cli.output import human_size, table
 from silnode.errors import BadRequest, SilnodeError
@@ -22,12 +22,16 @@ pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
 @click.option("--name", help="With a file: the store name to import it as (org/model).")
 @click.option("--license", "license_", metavar="LICENSE", help="With a file: license for the manifest.")
 @click.option("--web-seed", "web_seeds", multiple=True, metavar="URL", help="HTTP origin with the same files (BEP 19).")
-@click.option("--v1-compat", is_flag=True, help="Also seed a v1-only torrent for clients without BitTorrent v2 "
-              "(e.g. Debian 12's transmission and aria2).")
+@click.option(
+    "--v1-compat",
+    is_flag=True,
+    help="Also seed a v1-only torrent for clients without BitTorrent v2 (e.g. Debian 12's transmission and aria2).",
+)
 @json_option
 @pass_ctx
-def share(ctx: Ctx, model: str, name: str | None, license_: str | None, web_seeds: tuple[str, ...],
-          v1_compat: bool) -> None:
+def share(
+    ctx: Ctx, model: str, name: str | None, license_: str | None, web_seeds: tuple[str, ...], v1_compat: bool
+) -> None:
     """Seed a model: `share org/model`, `share ./file.gguf --name org/model --license L`, or
     `share hf://org/repo/file.gguf` (downloaded through huggingface_hub, resumable; the Hub stays a web seed).
 
@@ -45,8 +49,9 @@ def share(ctx: Ctx, model: str, name: str | None, license_: str | None, web_seed
         path = str(Path(model).expanduser().absolute())
     else:
         name = model
-    task = client.share(name, path=path, source=source, license=license_, web_seeds=list(web_seeds) or None,
-                        v1_compat=v1_compat)
+    task = client.share(
+        name, path=path, source=source, license=license_, web_seeds=list(web_seeds) or None, v1_compat=v1_compat
+    )
     result = _run_task(ctx, client, task, f"share {name or model}")
     text = f"seeding {result['name']}\ninfohash {result['infohash']}\n{result['magnet']}"
     if result.get("v1_compat"):
@@ -61,7 +66,9 @@ def _fmt_rate(n: int) -> str:
 
 @click.command()
 @click.argument("target", required=False)
-@click.option("--auto", is_flag=True, help="The best model that fits this machine (on disk first, else the seed catalog).")
+@click.option(
+    "--auto", is_flag=True, help="The best model that fits this machine (on disk first, else the seed catalog)."
+)
 @click.option("--force", is_flag=True, help="Download even when the model won't fit this machine's memory.")
 @click.option("--ctx", "n_ctx", type=click.IntRange(min=1), help="Context size the fit check assumes.")
 @click.option("--peer", "peers", multiple=True, metavar="HOST:PORT", help="A peer to connect to (repeatable).")
@@ -71,8 +78,18 @@ def _fmt_rate(n: int) -> str:
 @click.option("--no-wait", is_flag=True, help="Print the transfer id and return at once.")
 @json_option
 @pass_ctx
-def get(ctx: Ctx, target: str | None, auto: bool, force: bool, n_ctx: int | None, peers: tuple[str, ...],
-        name: str | None, license_: str | None, web_seeds: tuple[str, ...], no_wait: bool) -> None:
+def get(
+    ctx: Ctx,
+    target: str | None,
+    auto: bool,
+    force: bool,
+    n_ctx: int | None,
+    peers: tuple[str, ...],
+    name: str | None,
+    license_: str | None,
+    web_seeds: tuple[str, ...],
+    no_wait: bool,
+) -> None:
     """Download a model by magnet link, infohash or seed-catalog name, verify it, and add it to the store.
 
     A model that won't fit this machine's memory is refused (--force overrides); --auto takes the best one
@@ -82,8 +99,16 @@ def get(ctx: Ctx, target: str | None, auto: bool, force: bool, n_ctx: int | None
     if bool(target) == auto:
         raise click.UsageError("give a magnet link, an infohash or a catalog model name, or --auto")
     client = ctx.client()
-    result = client.get(target, auto=auto, force=force, n_ctx=n_ctx, peers=list(peers) or None, name=name,
-                        license=license_, web_seeds=list(web_seeds) or None)
+    result = client.get(
+        target,
+        auto=auto,
+        force=force,
+        n_ctx=n_ctx,
+        peers=list(peers) or None,
+        name=name,
+        license=license_,
+        web_seeds=list(web_seeds) or None,
+    )
     if result.get("on_disk"):
         ctx.out.data(result, f"{result['model']} is already in the store and is the best fit: {result['reason']}")
         return
@@ -107,8 +132,11 @@ def get(ctx: Ctx, target: str | None, auto: bool, force: bool, n_ctx: int | None
             if t.get("total_bytes") and bar.total != t["total_bytes"]:
                 bar.total = t["total_bytes"]
             bar.n = t.get("done_bytes", 0)
-            bar.set_postfix_str(f"{t['state']} {_fmt_rate(t.get('download_rate', 0))} peers {t.get('num_peers', 0)}"
-                                + (f" eta {t['eta_s']}s" if t.get("eta_s") else ""), refresh=False)
+            bar.set_postfix_str(
+                f"{t['state']} {_fmt_rate(t.get('download_rate', 0))} peers {t.get('num_peers', 0)}"
+                + (f" eta {t['eta_s']}s" if t.get("eta_s") else ""),
+                refresh=False,
+            )
             bar.refresh()
     except KeyboardInterrupt:
         bar.close()
@@ -117,9 +145,12 @@ def get(ctx: Ctx, target: str | None, auto: bool, force: bool, n_ctx: int | None
     bar.close()
     if t["state"] not in ("done", "seeding"):
         won_t_fit = "won't fit" in (t.get("error") or "")
-        raise SilnodeError(f"download {t['state']}: {t.get('error') or 'stopped'}",
-                           hint="`silnode recommend` lists what fits" if won_t_fit
-                           else f"`silnode transfers resume {t['id'][:12]}` after fixing the cause")
+        raise SilnodeError(
+            f"download {t['state']}: {t.get('error') or 'stopped'}",
+            hint="`silnode recommend` lists what fits"
+            if won_t_fit
+            else f"`silnode transfers resume {t['id'][:12]}` after fixing the cause",
+        )
     ctx.out.data(t, f"got {t['name']} ({human_size(t.get('total_bytes'))}), sha256 verified; now seeding it")
 
 
@@ -132,12 +163,26 @@ def transfers(click_ctx: click.Context) -> None:
         return
     ctx = click_ctx.ensure_object(Ctx)
     items = ctx.client().transfers()
-    rows = [(t["id"][:12], t["kind"], t.get("name") or "-", t["state"], f"{t['progress'] * 100:.0f}%",
-             _fmt_rate(t["download_rate"]), _fmt_rate(t["upload_rate"]), t["num_peers"], f"{t['ratio']:.2f}")
-            for t in items]
-    ctx.out.data({"transfers": items},
-                 table(rows, ["ID", "KIND", "NAME", "STATE", "DONE", "DOWN", "UP", "PEERS", "RATIO"])
-                 if rows else "no transfers")
+    rows = [
+        (
+            t["id"][:12],
+            t["kind"],
+            t.get("name") or "-",
+            t["state"],
+            f"{t['progress'] * 100:.0f}%",
+            _fmt_rate(t["download_rate"]),
+            _fmt_rate(t["upload_rate"]),
+            t["num_peers"],
+            f"{t['ratio']:.2f}",
+        )
+        for t in items
+    ]
+    ctx.out.data(
+        {"transfers": items},
+        table(rows, ["ID", "KIND", "NAME", "STATE", "DONE", "DOWN", "UP", "PEERS", "RATIO"])
+        if rows
+        else "no transfers",
+    )
     errors = [t for t in items if t["state"] == "error"]
     for t in errors:
         ctx.out.info(f"{t['id'][:12]}: {t['error']}")
@@ -152,8 +197,11 @@ def _action(action: str) -> Any:
         t = ctx.client().transfer_action(transfer_id, action)
         ctx.out.data(t, f"{action}: {t['id'][:12]} {t.get('name') or ''} is {t['state']}")
 
-    cmd.__doc__ = {"pause": "Pause a download.", "resume": "Resume a paused or failed download.",
-                   "cancel": "Cancel a download and delete its partial data."}[action]
+    cmd.__doc__ = {
+        "pause": "Pause a download.",
+        "resume": "Resume a paused or failed download.",
+        "cancel": "Cancel a download and delete its partial data.",
+    }[action]
     return cmd
 
 

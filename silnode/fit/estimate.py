@@ -43,12 +43,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from silnode.fit.gguf import GGML_TYPES, ArrayInfo, GGUFHeader, read_header
+from silnode.gguf import GGML_TYPES, ArrayInfo, GGUFHeader, read_header
 
 __all__ = [
-    "CPU_BASELINE", "CUDA_CONTEXT", "DEFAULT_N_CTX", "ESTIMATE_ERROR", "GPU_POOL_HEADROOM", "VOCAB_BYTES_PER_TOKEN",
-    "GiB", "MemoryEstimate", "MiB", "ModelShape", "compute_bytes_for", "default_margin", "estimate", "fits",
-    "fmt_gib", "fmt_mib", "fmt_size", "model_shape", "portable_shape", "shape_from_portable",
+    "CPU_BASELINE",
+    "CUDA_CONTEXT",
+    "DEFAULT_N_CTX",
+    "ESTIMATE_ERROR",
+    "GPU_POOL_HEADROOM",
+    "VOCAB_BYTES_PER_TOKEN",
+    "GiB",
+    "MemoryEstimate",
+    "MiB",
+    "ModelShape",
+    "compute_bytes_for",
+    "default_margin",
+    "estimate",
+    "fits",
+    "fmt_gib",
+    "fmt_mib",
+    "fmt_size",
+    "model_shape",
+    "portable_shape",
+    "shape_from_portable",
 ]
 
 MiB = 1 << 20
@@ -65,9 +82,17 @@ BIG_VOCAB = 100_000  # tokens
 # sliding-window layer pattern per architecture when the GGUF has no attention.sliding_window_pattern:
 # (n_pattern, dense_first) as in llama.cpp's load_swa_pattern calls (src/models/*.cpp, 0.3.36's llama.cpp)
 SWA_PATTERNS: dict[str, tuple[int, bool]] = {
-    "gemma2": (2, False), "gemma3": (6, False), "gemma3n": (5, False), "gemma-embedding": (6, False),
-    "cohere2": (4, False), "exaone4": (4, False), "olmo2": (4, False), "llama4": (4, False),
-    "afmoe": (4, False), "exaone-moe": (4, False), "modern-bert": (3, True),
+    "gemma2": (2, False),
+    "gemma3": (6, False),
+    "gemma3n": (5, False),
+    "gemma-embedding": (6, False),
+    "cohere2": (4, False),
+    "exaone4": (4, False),
+    "olmo2": (4, False),
+    "llama4": (4, False),
+    "afmoe": (4, False),
+    "exaone-moe": (4, False),
+    "modern-bert": (3, True),
 }
 
 # CPU_REPACK: ggml types repacked by the CPU backend, with the row multiple required (repack.cpp)
@@ -82,6 +107,7 @@ def fmt_gib(n: float) -> str:
 @dataclass(frozen=True)
 class ModelShape:
     """The numbers from a GGUF header that the estimate needs."""
+
     arch: str | None
     n_layer: int
     n_embd: int
@@ -202,19 +228,33 @@ def model_shape(h: GGUFHeader, *, repack_rules: Mapping[str, int] | None = None)
     for t in h.tensors:
         name = GGML_TYPES[t.ggml_type][0]
         mult = rules.get(name)
-        if (mult and len(t.shape) == 2 and t.shape[1] % mult == 0 and t.name != "token_embd.weight"
-                and t.name.endswith(".weight")):
+        if (
+            mult
+            and len(t.shape) == 2
+            and t.shape[1] % mult == 0
+            and t.name != "token_embd.weight"
+            and t.name.endswith(".weight")
+        ):
             repack[name] = repack.get(name, 0) + t.n_bytes
 
     return ModelShape(
-        arch=arch, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_head_kv=n_head_kv,
-        head_dim_k=head_dim_k, head_dim_v=head_dim_v, n_ff=n_ff, n_vocab=n_vocab,
-        n_ctx_train=_int(get("context_length")), n_swa=n_swa,
+        arch=arch,
+        n_layer=n_layer,
+        n_embd=n_embd,
+        n_head=n_head,
+        n_head_kv=n_head_kv,
+        head_dim_k=head_dim_k,
+        head_dim_v=head_dim_v,
+        n_ff=n_ff,
+        n_vocab=n_vocab,
+        n_ctx_train=_int(get("context_length")),
+        n_swa=n_swa,
         swa_layers=_swa_layers(md, a, arch, n_layer, n_swa),
         tensor_bytes=sum(t.n_bytes for t in h.tensors),
         token_embd_bytes=emb.n_bytes if emb is not None else 0,
         tied_embeddings=emb is not None and "output.weight" not in by_name,
-        repack=repack, header_bytes=h.data_offset,
+        repack=repack,
+        header_bytes=h.data_offset,
     )
 
 
@@ -222,8 +262,19 @@ def model_shape(h: GGUFHeader, *, repack_rules: Mapping[str, int] | None = None)
 
 # the row multiples any CPU repack rule uses (x86 and ARM): a portable shape lists bytes per type per multiple
 _REPACK_MULTS = (4, 8)
-_PORTABLE_INTS = ("n_layer", "n_embd", "n_head", "head_dim_k", "head_dim_v", "n_ff", "n_vocab", "n_swa",
-                  "tensor_bytes", "token_embd_bytes", "header_bytes")
+_PORTABLE_INTS = (
+    "n_layer",
+    "n_embd",
+    "n_head",
+    "head_dim_k",
+    "head_dim_v",
+    "n_ff",
+    "n_vocab",
+    "n_swa",
+    "tensor_bytes",
+    "token_embd_bytes",
+    "header_bytes",
+)
 _MAX_INT = 1 << 50  # bigger than any real model's byte count; bounds what an untrusted peer can send
 _MAX_LAYERS = 4096
 
@@ -243,14 +294,21 @@ def portable_shape(h: GGUFHeader) -> dict[str, Any]:
                     row = repack.setdefault(name, {})
                     row[str(mult)] = row.get(str(mult), 0) + t.n_bytes
     d: dict[str, Any] = {k: getattr(s, k) for k in _PORTABLE_INTS}
-    d.update(arch=s.arch or "", n_head_kv=list(s.n_head_kv), swa_layers=[int(x) for x in s.swa_layers],
-             tied_embeddings=int(s.tied_embeddings), n_ctx_train=s.n_ctx_train or 0, repack=repack)
+    d.update(
+        arch=s.arch or "",
+        n_head_kv=list(s.n_head_kv),
+        swa_layers=[int(x) for x in s.swa_layers],
+        tied_embeddings=int(s.tied_embeddings),
+        n_ctx_train=s.n_ctx_train or 0,
+        repack=repack,
+    )
     return d
 
 
 def shape_from_portable(d: Mapping[str, Any]) -> ModelShape:
     """A ModelShape from portable_shape()'s dict (maybe from an untrusted peer: every value is checked).
     Raises ValueError naming the bad field."""
+
     def num(key: str, v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < _MAX_INT:
             raise ValueError(f"{key} must be an integer from 0 to 2^50")
@@ -283,12 +341,22 @@ def shape_from_portable(d: Mapping[str, Any]) -> ModelShape:
         if mult is not None and str(mult) in by_mult:
             repack[str(name)] = num("repack", by_mult[str(mult)])
     return ModelShape(
-        arch=arch or None, n_layer=n_layer, n_embd=ints["n_embd"], n_head=ints["n_head"],
-        n_head_kv=tuple(lists["n_head_kv"]), head_dim_k=ints["head_dim_k"], head_dim_v=ints["head_dim_v"],
-        n_ff=ints["n_ff"], n_vocab=ints["n_vocab"], n_ctx_train=num("n_ctx_train", d.get("n_ctx_train")) or None,
-        n_swa=ints["n_swa"], swa_layers=tuple(bool(x) for x in lists["swa_layers"]),
-        tensor_bytes=ints["tensor_bytes"], token_embd_bytes=ints["token_embd_bytes"],
-        tied_embeddings=bool(num("tied_embeddings", d.get("tied_embeddings"))), repack=repack,
+        arch=arch or None,
+        n_layer=n_layer,
+        n_embd=ints["n_embd"],
+        n_head=ints["n_head"],
+        n_head_kv=tuple(lists["n_head_kv"]),
+        head_dim_k=ints["head_dim_k"],
+        head_dim_v=ints["head_dim_v"],
+        n_ff=ints["n_ff"],
+        n_vocab=ints["n_vocab"],
+        n_ctx_train=num("n_ctx_train", d.get("n_ctx_train")) or None,
+        n_swa=ints["n_swa"],
+        swa_layers=tuple(bool(x) for x in lists["swa_layers"]),
+        tensor_bytes=ints["tensor_bytes"],
+        token_embd_bytes=ints["token_embd_bytes"],
+        tied_embeddings=bool(num("tied_embeddings", d.get("tied_embeddings"))),
+        repack=repack,
         header_bytes=ints["header_bytes"],
     )
 
@@ -309,8 +377,9 @@ def _pad(n: int, to: int) -> int:
     return -(-n // to) * to
 
 
-def compute_bytes_for(s: ModelShape, *, n_kv: int, n_kv_swa: int | None, n_tokens: int, n_outputs: int,
-                      flash_attn: bool) -> tuple[int, int, int]:
+def compute_bytes_for(
+    s: ModelShape, *, n_kv: int, n_kv_swa: int | None, n_tokens: int, n_outputs: int, flash_attn: bool
+) -> tuple[int, int, int]:
     """(compute buffer bytes, logits bytes, bytes a CPU run touches) for the worst-case graph.
 
     ggml's allocator reuses freed tensors, so the buffer is the larger of two peaks (fitted to llama.cpp's
@@ -339,9 +408,19 @@ def compute_bytes_for(s: ModelShape, *, n_kv: int, n_kv_swa: int | None, n_token
     return max(out_peak, attn_peak), logits, min(touched, max(out_peak, attn_peak))
 
 
-def estimate(model: GGUFHeader | ModelShape | str | os.PathLike, *, n_ctx: int | None = None, n_ubatch: int = 512,
-             n_batch: int = 512, flash_attn: bool = False, gpu: bool = False, kv_type_bytes: float = 2,
-             swa_full: bool = True, device: str | None = None, cpu_repack: bool | None = None) -> MemoryEstimate:
+def estimate(
+    model: GGUFHeader | ModelShape | str | os.PathLike,
+    *,
+    n_ctx: int | None = None,
+    n_ubatch: int = 512,
+    n_batch: int = 512,
+    flash_attn: bool = False,
+    gpu: bool = False,
+    kv_type_bytes: float = 2,
+    swa_full: bool = True,
+    device: str | None = None,
+    cpu_repack: bool | None = None,
+) -> MemoryEstimate:
     """Memory llama.cpp needs to run the model at `n_ctx` (None: the trained context, capped at
     DEFAULT_N_CTX). gpu=True: all layers offloaded to one GPU (`device`, default "CUDA0").
     kv_type_bytes: bytes per KV element (2 = f16, 34/32 = q8_0). cpu_repack (None: on CPU, by this
@@ -373,15 +452,23 @@ def estimate(model: GGUFHeader | ModelShape | str | os.PathLike, *, n_ctx: int |
         kv += s.n_head_kv[il] * (s.head_dim_k + s.head_dim_v) * c * kv_type_bytes
     kv_bytes = round(kv)
     if has_swa and swa_full and cells_swa is not None and _pad(s.n_swa + n_ubatch, KV_PAD) < cells:
-        notes.append(f"{sum(s.swa_layers)} of {s.n_layer} layers use a {s.n_swa}-token sliding window; "
-                     f"swa_full=False would shrink their KV cache to {_pad(s.n_swa + n_ubatch, KV_PAD)} cells")
+        notes.append(
+            f"{sum(s.swa_layers)} of {s.n_layer} layers use a {s.n_swa}-token sliding window; "
+            f"swa_full=False would shrink their KV cache to {_pad(s.n_swa + n_ubatch, KV_PAD)} cells"
+        )
     if s.n_layer and not any(s.n_head_kv):
         notes.append("no attention heads found: KV cache estimated as 0 (recurrent or unknown architecture)")
 
     # compute buffer
     n_tokens = min(n_ubatch, cells)
-    compute, logits, touched = compute_bytes_for(s, n_kv=cells, n_kv_swa=cells_swa if has_swa else None,
-                                              n_tokens=n_tokens, n_outputs=n_tokens, flash_attn=flash_attn)
+    compute, logits, touched = compute_bytes_for(
+        s,
+        n_kv=cells,
+        n_kv_swa=cells_swa if has_swa else None,
+        n_tokens=n_tokens,
+        n_outputs=n_tokens,
+        flash_attn=flash_attn,
+    )
     untouched = compute - touched  # a CPU run computes logits for the last token only
     # weights and overhead
     repack = sum(s.repack.values()) if cpu_repack else 0
@@ -404,23 +491,42 @@ def estimate(model: GGUFHeader | ModelShape | str | os.PathLike, *, n_ctx: int |
     total = weights + kv_bytes + compute + overhead
     if not gpu and untouched > ESTIMATE_ERROR * total:  # the part a CPU run never touches matters
         what = "big vocabulary" if s.n_vocab >= BIG_VOCAB else "logits-dominated compute buffer"
-        notes.append(f"{what}: {fmt_mib(logits)} of the {fmt_mib(compute)} compute buffer holds logits "
-                     f"({s.n_vocab} tokens x {n_tokens}); on CPU most of the compute buffer is never touched, "
-                     f"so peak RSS will be lower (about {fmt_size(total - untouched)})")
+        notes.append(
+            f"{what}: {fmt_mib(logits)} of the {fmt_mib(compute)} compute buffer holds logits "
+            f"({s.n_vocab} tokens x {n_tokens}); on CPU most of the compute buffer is never touched, "
+            f"so peak RSS will be lower (about {fmt_size(total - untouched)})"
+        )
     if gpu and s.n_vocab >= BIG_VOCAB and 2 * logits >= compute:
-        notes.append(f"big vocabulary ({s.n_vocab} tokens): {fmt_mib(logits)} of VRAM for logits; a smaller "
-                     f"n_batch/n_ubatch shrinks it")
+        notes.append(
+            f"big vocabulary ({s.n_vocab} tokens): {fmt_mib(logits)} of VRAM for logits; a smaller "
+            f"n_batch/n_ubatch shrinks it"
+        )
 
     per_device = {dev: total}
     if gpu:
         per_device["CPU"] = host
 
     return MemoryEstimate(
-        n_ctx=n_ctx, n_ubatch=n_ubatch, n_batch=n_batch, flash_attn=flash_attn, gpu=gpu, device=dev,
-        weights_bytes=weights, host_bytes=host, kv_bytes=kv_bytes, compute_bytes=compute,
-        overhead_bytes=overhead, total_bytes=total, kv_cells=cells, kv_cells_swa=cells_swa,
-        repack_bytes=repack, logits_bytes=logits, cpu_peak_bytes=None if gpu else total - untouched,
-        per_device=per_device, notes=tuple(notes), overhead_parts=parts,
+        n_ctx=n_ctx,
+        n_ubatch=n_ubatch,
+        n_batch=n_batch,
+        flash_attn=flash_attn,
+        gpu=gpu,
+        device=dev,
+        weights_bytes=weights,
+        host_bytes=host,
+        kv_bytes=kv_bytes,
+        compute_bytes=compute,
+        overhead_bytes=overhead,
+        total_bytes=total,
+        kv_cells=cells,
+        kv_cells_swa=cells_swa,
+        repack_bytes=repack,
+        logits_bytes=logits,
+        cpu_peak_bytes=None if gpu else total - untouched,
+        per_device=per_device,
+        notes=tuple(notes),
+        overhead_parts=parts,
     )
 
 
@@ -446,8 +552,7 @@ def default_margin(free_bytes: int) -> int:
     return int(min(GiB, 0.15 * max(free_bytes, 0)))
 
 
-def fits(est: MemoryEstimate, free_bytes: int | Mapping[str, int], *,
-         margin: float | None = None) -> tuple[bool, str]:
+def fits(est: MemoryEstimate, free_bytes: int | Mapping[str, int], *, margin: float | None = None) -> tuple[bool, str]:
     """Does the estimate fit into `free_bytes` (one number: the main device's free memory; or a dict
     device name -> free bytes, checked for every device in est.per_device that it names)?
 
@@ -472,8 +577,10 @@ def fits(est: MemoryEstimate, free_bytes: int | Mapping[str, int], *,
         want = need + math.ceil(need * ESTIMATE_ERROR) + keep
         if want > free:
             ok = False
-            reasons.append(f"needs {fmt_size(need)} at ctx {est.n_ctx}; {fmt_size(free)} free on {dev} "
-                           f"(keeping {fmt_size(keep)} + {ESTIMATE_ERROR:.0%} spare)")
+            reasons.append(
+                f"needs {fmt_size(need)} at ctx {est.n_ctx}; {fmt_size(free)} free on {dev} "
+                f"(keeping {fmt_size(keep)} + {ESTIMATE_ERROR:.0%} spare)"
+            )
         else:
             reasons.append(f"fits: needs {fmt_size(need)} at ctx {est.n_ctx}; {fmt_size(free)} free on {dev}")
     bad = [r for r in reasons if not r.startswith("fits")]

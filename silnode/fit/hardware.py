@@ -54,8 +54,15 @@ GPU_BACKENDS = ("cuda", "rocm", "metal", "vulkan")
 BACKENDS = (*GPU_BACKENDS, "cpu")
 
 # device id prefix -> backend (ids are matched case-insensitively)
-_ID_PREFIXES = (("CUDA", "cuda"), ("ROCM", "rocm"), ("HIP", "rocm"), ("METAL", "metal"), ("MTL", "metal"),
-                ("VULKAN", "vulkan"), ("CPU", "cpu"))
+_ID_PREFIXES = (
+    ("CUDA", "cuda"),
+    ("ROCM", "rocm"),
+    ("HIP", "rocm"),
+    ("METAL", "metal"),
+    ("MTL", "metal"),
+    ("VULKAN", "vulkan"),
+    ("CPU", "cpu"),
+)
 
 
 # --------------------------------------------------------------------------------------------- results
@@ -141,8 +148,9 @@ class HardwareReport:
     def from_dict(cls, d: Mapping[str, Any]) -> HardwareReport:
         return cls(
             devices=[Device.from_dict(x) for x in d.get("devices", [])],
-            probes=[ProbeResult(**{k: x[k] for k in ("name", "status", "detail") if k in x})
-                    for x in d.get("probes", [])],
+            probes=[
+                ProbeResult(**{k: x[k] for k in ("name", "status", "detail") if k in x}) for x in d.get("probes", [])
+            ],
             overrides=dict(d.get("overrides") or {}),
         )
 
@@ -249,8 +257,14 @@ def nvml_probe(nvml: Any = None) -> Probe:
             devices = []
             errors = []
             for i in range(count):
-                dev = Device(id=f"CUDA{i}", name=f"NVIDIA GPU {i}", backend="cuda", total_bytes=None,
-                             free_bytes=None, source="nvml")
+                dev = Device(
+                    id=f"CUDA{i}",
+                    name=f"NVIDIA GPU {i}",
+                    backend="cuda",
+                    total_bytes=None,
+                    free_bytes=None,
+                    source="nvml",
+                )
                 try:
                     handle = mod.nvmlDeviceGetHandleByIndex(i)
                     try:
@@ -316,8 +330,15 @@ def amd_sysfs_probe(root: str | os.PathLike[str] = DEFAULT_DRM_ROOT) -> Probe:
             if not name:
                 pci = _read(dev_dir / "device")
                 name = f"AMD GPU ({vendor or '0x1002'}:{pci})" if pci else "AMD GPU"
-            dev = Device(id=f"ROCM{len(devices)}", name=name, backend="rocm", total_bytes=None, free_bytes=None,
-                         source="amd_sysfs", note=f"{card.name}")
+            dev = Device(
+                id=f"ROCM{len(devices)}",
+                name=name,
+                backend="rocm",
+                total_bytes=None,
+                free_bytes=None,
+                source="amd_sysfs",
+                note=f"{card.name}",
+            )
             try:
                 dev.total_bytes = int(total_s)
                 used_s = _read(dev_dir / "mem_info_vram_used")
@@ -341,8 +362,7 @@ def amd_sysfs_probe(root: str | os.PathLike[str] = DEFAULT_DRM_ROOT) -> Probe:
 
 
 def _sysctl(name: str) -> str:
-    return subprocess.run(["sysctl", "-n", name], capture_output=True, text=True, timeout=5,
-                          check=True).stdout.strip()
+    return subprocess.run(["sysctl", "-n", name], capture_output=True, text=True, timeout=5, check=True).stdout.strip()
 
 
 def apple_probe(
@@ -380,9 +400,15 @@ def apple_probe(
         if ps is None:
             import psutil as ps  # type: ignore[no-redef]
         avail = int(ps.virtual_memory().available)
-        dev = Device(id="METAL0", name=f"Apple Silicon GPU (unified memory, {_fmt_bytes(memsize)} RAM)",
-                     backend="metal", total_bytes=limit, free_bytes=min(avail, limit), source="apple",
-                     note=f"unified memory: total is the {how}; free is min(available RAM, limit)")
+        dev = Device(
+            id="METAL0",
+            name=f"Apple Silicon GPU (unified memory, {_fmt_bytes(memsize)} RAM)",
+            backend="metal",
+            total_bytes=limit,
+            free_bytes=min(avail, limit),
+            source="apple",
+            note=f"unified memory: total is the {how}; free is min(available RAM, limit)",
+        )
         return [_unknown_if_zero(dev, "apple")], f"hw.memsize {memsize}, GPU limit {limit} ({how})"
 
     return Probe("apple", run)
@@ -429,8 +455,15 @@ def cpu_probe(psutil_mod: Any = None, *, name: str | None = None) -> Probe:
         else:
             total, free = _meminfo()
             how = "/proc/meminfo"
-        dev = Device(id="CPU", name=name or _cpu_name(), backend="cpu", total_bytes=total, free_bytes=free,
-                     source="cpu", used_bytes=total - free if total and free else None)
+        dev = Device(
+            id="CPU",
+            name=name or _cpu_name(),
+            backend="cpu",
+            total_bytes=total,
+            free_bytes=free,
+            source="cpu",
+            used_bytes=total - free if total and free else None,
+        )
         return [_unknown_if_zero(dev, how)], f"{how}: {_fmt_bytes(free)} available of {_fmt_bytes(total)}"
 
     return Probe("cpu", run)
@@ -495,9 +528,15 @@ def parse_ggml_devices(text: str) -> list[Device]:
         if backend is None:
             continue
         dev_id = "CPU" if backend == "cpu" else name.upper().replace("HIP", "ROCM")
-        dev = Device(id=dev_id, name=str(row.get("description") or name), backend=backend,
-                     total_bytes=int(row.get("total") or 0), free_bytes=int(row.get("free") or 0),
-                     source="ggml", note=f"ggml device {name} ({_GGML_TYPES.get(dev_type, dev_type)})")
+        dev = Device(
+            id=dev_id,
+            name=str(row.get("description") or name),
+            backend=backend,
+            total_bytes=int(row.get("total") or 0),
+            free_bytes=int(row.get("free") or 0),
+            source="ggml",
+            note=f"ggml device {name} ({_GGML_TYPES.get(dev_type, dev_type)})",
+        )
         devices.append(_unknown_if_zero(dev, "ggml"))
     return devices
 
@@ -523,8 +562,14 @@ def ggml_probe(
         if not has:
             raise ProbeNotFound("llama-cpp-python not installed")
         try:
-            proc = subprocess.run([python, "-c", script], check=False, capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                [python, "-c", script],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired as exc:
             raise RuntimeError(f"ggml device subprocess timed out after {timeout:g} s") from exc
         if proc.returncode != 0:
@@ -647,8 +692,15 @@ def apply_overrides(report: HardwareReport, overrides: Mapping[str, Any] | None)
             dev = report.device(key)
             if dev is None:
                 backend = _backend_of(key) or "cpu"
-                dev = Device(id=key, name=f"{key} (declared in config)", backend=backend, total_bytes=None,
-                             free_bytes=None, source="config", note="no probe found this device")
+                dev = Device(
+                    id=key,
+                    name=f"{key} (declared in config)",
+                    backend=backend,
+                    total_bytes=None,
+                    free_bytes=None,
+                    source="config",
+                    note="no probe found this device",
+                )
                 report.devices.append(dev)
             _cap(dev, cap, key)
     return report
@@ -668,9 +720,14 @@ def probe(
     report = HardwareReport()
     for p in _resolve_probes(probes):
         if p.only_without_gpu and report.gpus:
-            report.probes.append(ProbeResult(
-                p.name, NOT_APPLICABLE, f"not_applicable: skipped, GPUs already answered by "
-                f"{', '.join(sorted({d.source for d in report.gpus}))}"))
+            report.probes.append(
+                ProbeResult(
+                    p.name,
+                    NOT_APPLICABLE,
+                    f"not_applicable: skipped, GPUs already answered by "
+                    f"{', '.join(sorted({d.source for d in report.gpus}))}",
+                )
+            )
             continue
         devices, result = _run_probe(p)
         seen = {d.id.upper() for d in report.devices}

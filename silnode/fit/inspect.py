@@ -7,12 +7,15 @@ from typing import Any
 
 from silnode.config import Config
 from silnode.errors import NotFound
+from silnode.fit.estimate import estimate, fits, fmt_size
+from silnode.fit.hardware import best_device, probe_recent
+from silnode.gguf import facts_from_header, read_header
+from silnode.names import is_valid_name
+from silnode.store import Store
 
 
 def resolve_model_path(config: Config, model: str) -> Path:
     """A .gguf path, or a store model's first file (part 1 of a split model carries the facts)."""
-    from silnode.names import is_valid_name
-    from silnode.store import Store
 
     path = Path(model).expanduser()
     if path.is_file():
@@ -20,7 +23,7 @@ def resolve_model_path(config: Config, model: str) -> Path:
     if is_valid_name(model):
         store = Store(config.base_dir)
         manifest = store.read_manifest(model)  # ModelNotFound (404) when absent
-        return store.model_dir(model) / manifest["files"][0]["path"]
+        return store.model_dir(model) / manifest.files[0].path
     raise NotFound(f"{model}: no such file or store model", hint="give a .gguf path or an org/model name")
 
 
@@ -44,19 +47,23 @@ def free_for_one_more(dev: Any, held_total: int = 0, held_mapped: int = 0) -> in
     return max(free, 0)
 
 
-def inspect_model(config: Config, model: str, *, n_ctx: int | None = None, flash_attn: bool = False,
-                  held: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+def inspect_model(
+    config: Config,
+    model: str,
+    *,
+    n_ctx: int | None = None,
+    flash_attn: bool = False,
+    held: dict[str, tuple[int, int]] | None = None,
+) -> dict[str, Any]:
     """Blocking (reads a header, probes hardware): call it off the event loop. `held`: device id ->
     (bytes needed, bytes of mmapped weights) of the models already loaded (see free_for_one_more)."""
-    from silnode.fit.estimate import estimate, fits, fmt_size
-    from silnode.fit.gguf import facts_from_header, read_header
-    from silnode.fit.hardware import best_device, probe_recent
 
     path = resolve_model_path(config, model)
     header = read_header(path)
     dev = best_device(probe_recent(hardware_overrides(config)))
-    est = estimate(header, n_ctx=n_ctx, flash_attn=flash_attn, gpu=bool(dev and dev.is_gpu),
-                   device=dev.id if dev else None)
+    est = estimate(
+        header, n_ctx=n_ctx, flash_attn=flash_attn, gpu=bool(dev and dev.is_gpu), device=dev.id if dev else None
+    )
     if dev and dev.free_bytes:
         held_total, held_mapped = (held or {}).get(dev.id, (0, 0))
         ok, reason = fits(est, free_for_one_more(dev, held_total, held_mapped))
@@ -64,5 +71,11 @@ def inspect_model(config: Config, model: str, *, n_ctx: int | None = None, flash
             reason += f" (after {fmt_size(held_total)} for the models already loaded)"
     else:
         ok, reason = False, "no device with known free memory (see `silnode hardware`)"
-    return {"path": str(path), "gguf": facts_from_header(header).to_dict(), "estimate": est.to_dict(),
-            "device": dev.id if dev else None, "fits": ok, "reason": reason}
+    return {
+        "path": str(path),
+        "gguf": facts_from_header(header).to_dict(),
+        "estimate": est.to_dict(),
+        "device": dev.id if dev else None,
+        "fits": ok,
+        "reason": reason,
+    }

@@ -14,14 +14,32 @@ from typing import Any
 
 from silnode.config import Config
 from silnode.errors import DoesNotFit, SilnodeError
-from silnode.fit.estimate import MemoryEstimate, ModelShape, estimate, fits, fmt_size
+from silnode.fit.estimate import MemoryEstimate, ModelShape, estimate, fits, fmt_size, model_shape, shape_from_portable
+from silnode.fit.hardware import best_device, probe_recent
+from silnode.fit.inspect import hardware_overrides
+from silnode.fit.seed import load_seed_catalog
+from silnode.gguf import facts_from_header, read_header
+from silnode.store import Store
 
 # llama.cpp's nominal bits per weight per quantisation (tools/quantize/quantize.cpp, its "bpw" column), used
 # for a catalog entry whose exact file size is not known
 NOMINAL_BPW = {
-    "F32": 32.0, "BF16": 16.0, "F16": 16.0, "Q8_0": 8.5, "Q6_K": 6.56, "Q5_K_M": 5.69, "Q5_K_S": 5.54,
-    "Q5_0": 5.5, "Q4_K_M": 4.89, "Q4_K_S": 4.58, "Q4_0": 4.5, "IQ4_XS": 4.25, "Q3_K_L": 4.27, "Q3_K_M": 3.91,
-    "Q3_K_S": 3.5, "Q2_K": 2.96,
+    "F32": 32.0,
+    "BF16": 16.0,
+    "F16": 16.0,
+    "Q8_0": 8.5,
+    "Q6_K": 6.56,
+    "Q5_K_M": 5.69,
+    "Q5_K_S": 5.54,
+    "Q5_0": 5.5,
+    "Q4_K_M": 4.89,
+    "Q4_K_S": 4.58,
+    "Q4_0": 4.5,
+    "IQ4_XS": 4.25,
+    "Q3_K_L": 4.27,
+    "Q3_K_M": 3.91,
+    "Q3_K_S": 3.5,
+    "Q2_K": 2.96,
 }
 
 
@@ -59,9 +77,6 @@ class Candidate:
 def store_candidates(config: Config) -> tuple[list[tuple[Candidate, ModelShape | None]], dict[str, Candidate]]:
     """The store's models with their shapes, and a lookup by name and by "sha256:<first file's hash>" that
     lets a catalog entry find its downloaded twin."""
-    from silnode.fit.estimate import model_shape
-    from silnode.fit.gguf import facts_from_header, read_header
-    from silnode.store import Store
 
     store = Store(config.base_dir)
     out = []
@@ -69,22 +84,35 @@ def store_candidates(config: Config) -> tuple[list[tuple[Candidate, ModelShape |
     for name in store.names():
         try:
             manifest = store.read_manifest(name)
-            size = sum(int(f["size"]) for f in manifest["files"])
-            if manifest.get("state", "ok") != "ok":
-                out.append((Candidate(name, "store", None, None, None, size, on_disk=True,
-                                      reason=f"state {manifest.get('state')}: `silnode verify {name}`"), None))
+            size = manifest.total_size
+            if manifest.state != "ok":
+                out.append(
+                    (
+                        Candidate(
+                            name,
+                            "store",
+                            None,
+                            None,
+                            None,
+                            size,
+                            on_disk=True,
+                            reason=f"state {manifest.state}: `silnode verify {name}`",
+                        ),
+                        None,
+                    )
+                )
                 continue
-            header = read_header(store.model_dir(name) / manifest["files"][0]["path"])
+            header = read_header(store.model_dir(name) / manifest.files[0].path)
         except SilnodeError as exc:
-            out.append((Candidate(name, "store", None, None, None, None, on_disk=True,
-                                  reason=f"unreadable: {exc}"), None))
+            out.append(
+                (Candidate(name, "store", None, None, None, None, on_disk=True, reason=f"unreadable: {exc}"), None)
+            )
             continue
         facts = facts_from_header(header)
         bpw = facts.tensor_bytes * 8 / facts.params if facts.params else None
-        cand = Candidate(name, "store", facts.params, facts.quant, bpw, size, on_disk=True,
-                         license=manifest.get("license"))
+        cand = Candidate(name, "store", facts.params, facts.quant, bpw, size, on_disk=True, license=manifest.license)
         out.append((cand, model_shape(header)))
-        twins[name] = twins[f"sha256:{manifest['files'][0]['sha256']}"] = cand
+        twins[name] = twins[f"sha256:{manifest.files[0].sha256}"] = cand
     return out, twins
 
 
@@ -100,30 +128,50 @@ def shape_from_facts(arch: dict[str, Any], weight_bytes: int, bits_per_weight: f
     n_layer, n_embd, n_head = arch["n_layer"], arch["n_embd"], arch["n_head"]
     head_dim = arch.get("head_dim") or n_embd // n_head
     return ModelShape(
-        arch=None, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_head_kv=(arch["n_head_kv"],) * n_layer,
-        head_dim_k=head_dim, head_dim_v=head_dim, n_ff=arch.get("n_ff") or 4 * n_embd, n_vocab=arch["n_vocab"],
-        n_ctx_train=arch.get("context_length"), n_swa=0, swa_layers=(False,) * n_layer,
-        tensor_bytes=weight_bytes, token_embd_bytes=int(arch["n_vocab"] * n_embd * bits_per_weight / 8),
+        arch=None,
+        n_layer=n_layer,
+        n_embd=n_embd,
+        n_head=n_head,
+        n_head_kv=(arch["n_head_kv"],) * n_layer,
+        head_dim_k=head_dim,
+        head_dim_v=head_dim,
+        n_ff=arch.get("n_ff") or 4 * n_embd,
+        n_vocab=arch["n_vocab"],
+        n_ctx_train=arch.get("context_length"),
+        n_swa=0,
+        swa_layers=(False,) * n_layer,
+        tensor_bytes=weight_bytes,
+        token_embd_bytes=int(arch["n_vocab"] * n_embd * bits_per_weight / 8),
         tied_embeddings=False,
     )
 
 
 def catalog_candidates(on_disk: dict[str, Candidate]) -> list[tuple[Candidate, ModelShape | None]]:
     """The seed catalog's entries not already in the store (matched by sha256 or name)."""
-    from silnode.fit.seed import load_seed_catalog
 
     out = []
     for m in load_seed_catalog():
-        twin = on_disk.get(m.name) or (on_disk.get(f"sha256:{m.sha256}") if m.sha256 else None)
+        pinned = m.files[0].sha256
+        twin = on_disk.get(m.name) or (on_disk.get(f"sha256:{pinned}") if pinned else None)
         if twin is not None:
             twin.origin_url, twin.tier = twin.origin_url or m.origin_url, twin.tier or m.tier
             continue
         # a model card's "7.61B" is good enough to rank; else count the weights the architecture implies
-        params = m.params or _approx_count(m.params_approx) or params_from_arch(m.arch.to_dict())
-        bpw = (m.size_bytes * 8 / params if m.size_bytes and params else NOMINAL_BPW.get((m.quant or "").upper()))
+        facts = m.facts
+        params = facts.params or _approx_count(m.params_approx) or params_from_arch(m.arch.to_dict())
+        bpw = m.size_bytes * 8 / params if m.size_bytes and params else NOMINAL_BPW.get((facts.quant or "").upper())
         weight_bytes = m.size_bytes or (int(params * bpw / 8) if params and bpw else None)
-        cand = Candidate(m.name, "catalog", params, m.quant, bpw, m.size_bytes, origin_url=m.origin_url,
-                         tier=m.tier, license=m.license)
+        cand = Candidate(
+            m.name,
+            "catalog",
+            params,
+            m.quant,
+            bpw,
+            m.size_bytes,
+            origin_url=m.origin_url,
+            tier=m.tier,
+            license=m.license,
+        )
         shape = shape_from_facts(m.arch.to_dict(), weight_bytes, bpw) if weight_bytes and bpw else None
         if shape is None:
             cand.reason = "the catalog lacks the facts to estimate its memory need (size or architecture)"
@@ -143,7 +191,7 @@ def params_from_arch(arch: dict[str, Any]) -> int | None:
 
 
 def _approx_count(text: str | None) -> int | None:
-    """"7.61B" -> 7_610_000_000; None when absent or not of that form."""
+    """ "7.61B" -> 7_610_000_000; None when absent or not of that form."""
     import re
 
     m = re.fullmatch(r"\s*([0-9.]+)\s*([KMBT])\s*", text or "", re.IGNORECASE)
@@ -169,8 +217,6 @@ def _judge(cand: Candidate, shape: ModelShape | None, dev: Any, n_ctx: int | Non
 def rank(config: Config, *, n_ctx: int | None = None, catalog: bool = True, report: Any = None) -> dict[str, Any]:
     """Blocking (reads headers, probes hardware). {device, free_bytes, n_ctx, fits: [...], others: [...]}:
     `fits` best first; `others` with the reason each is left out."""
-    from silnode.fit.hardware import best_device, probe_recent
-    from silnode.fit.inspect import hardware_overrides
 
     report = report or probe_recent(hardware_overrides(config))
     dev = best_device(report)
@@ -208,9 +254,6 @@ def metadata_fit_check(config: Config, total_bytes: int, shape: dict[str, Any] |
     """Before a download, from the torrent's metadata: (ok, reason). With the shape silnode torrents carry,
     the full estimate at serve.n_ctx (capped at the model's trained context); without one (a foreign
     torrent, or a lying peer's shape), whether the weights alone fit."""
-    from silnode.fit.estimate import shape_from_portable
-    from silnode.fit.hardware import best_device, probe_recent
-    from silnode.fit.inspect import hardware_overrides
 
     dev = best_device(probe_recent(hardware_overrides(config)))
     if dev is None or not dev.free_bytes:
@@ -223,12 +266,29 @@ def metadata_fit_check(config: Config, total_bytes: int, shape: dict[str, Any] |
         n_ctx = min(config.serve.n_ctx or s.n_ctx_train or 4096, s.n_ctx_train or 1 << 30)
         return fits(estimate(s, n_ctx=n_ctx, gpu=dev.is_gpu, device=dev.id), dev.free_bytes)
     ok, _ = fits(_weights_only(total_bytes, dev), dev.free_bytes)
-    return ok, (f"needs at least {fmt_size(total_bytes)} for its weights alone; {fmt_size(dev.free_bytes)} free "
-                f"on {dev.id}")
+    return ok, (
+        f"needs at least {fmt_size(total_bytes)} for its weights alone; {fmt_size(dev.free_bytes)} free on {dev.id}"
+    )
 
 
 def _weights_only(total: int, dev: Any) -> MemoryEstimate:
-    return MemoryEstimate(n_ctx=0, n_ubatch=0, n_batch=0, flash_attn=False, gpu=dev.is_gpu, device=dev.id,
-                          weights_bytes=total, host_bytes=0, kv_bytes=0, compute_bytes=0, overhead_bytes=0,
-                          total_bytes=total, kv_cells=0, kv_cells_swa=None, repack_bytes=0, logits_bytes=0,
-                          cpu_peak_bytes=None, per_device={dev.id: total})
+    return MemoryEstimate(
+        n_ctx=0,
+        n_ubatch=0,
+        n_batch=0,
+        flash_attn=False,
+        gpu=dev.is_gpu,
+        device=dev.id,
+        weights_bytes=total,
+        host_bytes=0,
+        kv_bytes=0,
+        compute_bytes=0,
+        overhead_bytes=0,
+        total_bytes=total,
+        kv_cells=0,
+        kv_cells_swa=None,
+        repack_bytes=0,
+        logits_bytes=0,
+        cpu_peak_bytes=None,
+        per_device={dev.id: total},
+    )

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from silnode.manifest import ModelFacts, ModelFile
 from silnode.names import FILE_RE, is_valid_name
 
 __all__ = [
@@ -41,18 +42,45 @@ RESOURCE_PACKAGE = "silnode.seedcatalog"
 RESOURCE_NAME = "models.json"
 
 ARCH_KEYS = (
-    "n_layer", "n_embd", "n_head", "n_head_kv", "head_dim", "n_ff", "n_vocab", "context_length", "sliding_window",
+    "n_layer",
+    "n_embd",
+    "n_head",
+    "n_head_kv",
+    "head_dim",
+    "n_ff",
+    "n_vocab",
+    "context_length",
+    "sliding_window",
 )
 _REQUIRED = (
-    "name", "origin_url", "repo", "file", "size_bytes", "sha256", "quant", "params", "license", "tier", "arch",
+    "name",
+    "origin_url",
+    "repo",
+    "file",
+    "size_bytes",
+    "sha256",
+    "quant",
+    "params",
+    "license",
+    "tier",
+    "arch",
     "sources",
 )
 _OPTIONAL = ("size_approx", "params_approx", "notes")
 # Fields whose non-null value must be backed by a source URL ("arch.<key>" for the arch facts). name and tier
 # are ours (silnode's naming and tiering), notes is free text, sources is the citation map itself.
 SOURCED_FIELDS = (
-    "origin_url", "repo", "file", "size_bytes", "sha256", "quant", "params", "license", "size_approx",
-    "params_approx", *(f"arch.{k}" for k in ARCH_KEYS),
+    "origin_url",
+    "repo",
+    "file",
+    "size_bytes",
+    "sha256",
+    "quant",
+    "params",
+    "license",
+    "size_approx",
+    "params_approx",
+    *(f"arch.{k}" for k in ARCH_KEYS),
 )
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -115,6 +143,16 @@ class SeedModel:
 
     def source_for(self, field_name: str) -> str | None:
         return self.sources.get(field_name)
+
+    # the typed manifest's shapes (silnode.manifest), shared with the store and catalog entries
+    @property
+    def files(self) -> list[ModelFile]:
+        """The one file as the store will record it (size 0 when the catalog does not state it)."""
+        return [ModelFile(self.file, self.size_bytes or 0, self.sha256)]
+
+    @property
+    def facts(self) -> ModelFacts:
+        return ModelFacts(arch=None, params=self.params, quant=self.quant, context_length=self.arch.context_length)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -264,9 +302,17 @@ def _parse_model(i: int, raw: object, tiers: Mapping[str, SeedTier]) -> SeedMode
         sources[key] = _https_url(where, f"sources[{key!r}]", url)
 
     values: dict[str, object] = {
-        "origin_url": origin_url, "repo": repo, "file": file, "size_bytes": size_bytes, "sha256": sha256,
-        "quant": quant, "params": params, "license": license_, "size_approx": size_approx,
-        "params_approx": params_approx, **{f"arch.{k}": getattr(arch, k) for k in ARCH_KEYS},
+        "origin_url": origin_url,
+        "repo": repo,
+        "file": file,
+        "size_bytes": size_bytes,
+        "sha256": sha256,
+        "quant": quant,
+        "params": params,
+        "license": license_,
+        "size_approx": size_approx,
+        "params_approx": params_approx,
+        **{f"arch.{k}": getattr(arch, k) for k in ARCH_KEYS},
     }
     for key in SOURCED_FIELDS:
         if values[key] is not None and key not in sources:
@@ -275,9 +321,21 @@ def _parse_model(i: int, raw: object, tiers: Mapping[str, SeedTier]) -> SeedMode
             raise _fail(where, f"sources cites {key}, but {key} is null")
 
     return SeedModel(
-        name=name, origin_url=origin_url, repo=repo, file=file, size_bytes=size_bytes, sha256=sha256, quant=quant,
-        params=params, license=license_, tier=tier, arch=arch, sources=MappingProxyType(sources),
-        size_approx=size_approx, params_approx=params_approx, notes=notes,
+        name=name,
+        origin_url=origin_url,
+        repo=repo,
+        file=file,
+        size_bytes=size_bytes,
+        sha256=sha256,
+        quant=quant,
+        params=params,
+        license=license_,
+        tier=tier,
+        arch=arch,
+        sources=MappingProxyType(sources),
+        size_approx=size_approx,
+        params_approx=params_approx,
+        notes=notes,
     )
 
 

@@ -10,8 +10,7 @@
 Paths: Nostr ``m/44'/1237'/0'/0/0`` (NIP-06); catalog ``m/7564398'/0'/0'`` (SLIP-0010 ed25519; why: keys.py).
 """
 
-from silnode.identity import errors, mnemonic
-from silnode.identity.errors import (
+from silnode.errors import (
     IdentityExists,
     IdentityNotFound,
     InvalidMnemonic,
@@ -25,27 +24,36 @@ from silnode.identity.errors import (
     SecretNotFound,
     WrongPassword,
 )
+from silnode.identity import mnemonic
 from silnode.identity.identity import Identity
-from silnode.identity.keys import (
-    CATALOG_PATH,
-    NOSTR_PATH,
-    CatalogKey,
-    NostrKey,
-    expand_ed25519_seed,
-)
-from silnode.identity.keystore import (
-    ANCHOR_KDF,
-    DEFAULT_KDF,
-    FAST_TEST_KDF,
-    KdfParams,
-    Keystore,
-)
+from silnode.identity.keys import CATALOG_PATH, NOSTR_PATH, CatalogKey, NostrKey, expand_ed25519_seed
+from silnode.identity.keystore import ANCHOR_KDF, DEFAULT_KDF, FAST_TEST_KDF, KdfParams, Keystore
 from silnode.identity.password import password_warnings
 
 __all__ = [
-    "ANCHOR_KDF", "CATALOG_PATH", "DEFAULT_KDF", "FAST_TEST_KDF", "NOSTR_PATH", "CatalogKey", "Identity",
-    "IdentityExists", "IdentityNotFound", "InvalidMnemonic", "InvalidSecretName", "KdfParams", "Keystore",
-    "KeystoreCorrupt", "KeystoreError", "KeystoreVersionError", "MnemonicChecksumError", "MnemonicLengthError",
-    "MnemonicWordError", "NostrKey", "SecretNotFound", "WrongPassword", "errors", "expand_ed25519_seed",
-    "mnemonic", "password_warnings",
+    "ANCHOR_KDF",
+    "CATALOG_PATH",
+    "DEFAULT_KDF",
+    "FAST_TEST_KDF",
+    "NOSTR_PATH",
+    "CatalogKey",
+    "Identity",
+    "IdentityExists",
+    "IdentityNotFound",
+    "InvalidMnemonic",
+    "InvalidSecretName",
+    "KdfParams",
+    "Keystore",
+    "KeystoreCorrupt",
+    "KeystoreError",
+    "KeystoreVersionError",
+    "MnemonicChecksumError",
+    "MnemonicLengthError",
+    "MnemonicWordError",
+    "NostrKey",
+    "SecretNotFound",
+    "WrongPassword",
+    "expand_ed25519_seed",
+    "mnemonic",
+    "password_warnings",
 ]

@@ -12,8 +12,8 @@ import base64
 import re
 from typing import Any
 
+from silnode.errors import InvalidSecretName, SecretNotFound
 from silnode.identity import mnemonic as bip39
-from silnode.identity.errors import InvalidSecretName, SecretNotFound
 from silnode.identity.keys import CATALOG_PATH, NOSTR_PATH, CatalogKey, NostrKey
 
 SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -22,8 +22,9 @@ MAX_SECRET_BYTES = 64 * 1024
 
 def check_secret_name(name: str) -> str:
     if not isinstance(name, str) or not SECRET_NAME_RE.match(name):
-        raise InvalidSecretName(f"invalid secret name {name!r}" if isinstance(name, str) and len(name) <= 80
-                                else "invalid secret name")
+        raise InvalidSecretName(
+            f"invalid secret name {name!r}" if isinstance(name, str) and len(name) <= 80 else "invalid secret name"
+        )
     return name
 
 
@@ -72,8 +73,10 @@ class Identity:
         return self.nostr.public_key == other.nostr.public_key and self.catalog.public_key == other.catalog.public_key
 
     def __repr__(self) -> str:
-        return (f"Identity(npub={self.nostr.npub!r}, catalog_pubkey={self.catalog.public_key_hex!r}, "
-                f"secrets={len(self._secrets)})")
+        return (
+            f"Identity(npub={self.nostr.npub!r}, catalog_pubkey={self.catalog.public_key_hex!r}, "
+            f"secrets={len(self._secrets)})"
+        )
 
     __str__ = __repr__
 
@@ -127,8 +130,13 @@ class Identity:
         texts = [self._mnemonic, self._passphrase, *self._secrets.values(), self.nostr.nsec()]
         needles: list[bytes] = [t.encode() for t in texts]
         for raw in raw_keys:
-            needles += [raw.hex().encode(), raw.hex().upper().encode(), base64.b64encode(raw),
-                        base64.urlsafe_b64encode(raw).rstrip(b"="), raw]
+            needles += [
+                raw.hex().encode(),
+                raw.hex().upper().encode(),
+                base64.b64encode(raw),
+                base64.urlsafe_b64encode(raw).rstrip(b"="),
+                raw,
+            ]
         seen: list[bytes] = []
         for n in needles:
             if len(n) >= min_len and n not in seen:

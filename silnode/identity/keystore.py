@@ -57,8 +57,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from silnode.fsutil import atomic_write_bytes
-from silnode.identity.errors import (
+from silnode.errors import (
     IdentityExists,
     IdentityNotFound,
     InvalidMnemonic,
@@ -68,6 +67,7 @@ from silnode.identity.errors import (
     KeystoreVersionError,
     WrongPassword,
 )
+from silnode.fsutil import atomic_write_bytes
 from silnode.identity.identity import Identity
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,11 @@ class KdfParams:
 
     def check(self) -> KdfParams:
         """Bounds for params read from a file: a damaged or hostile header must not ask for 100 GiB."""
-        if not (1 <= self.time_cost <= 64 and 1 <= self.parallelism <= 64
-                and 8 * self.parallelism <= self.memory_cost <= 4 * 1024 * 1024):
+        if not (
+            1 <= self.time_cost <= 64
+            and 1 <= self.parallelism <= 64
+            and 8 * self.parallelism <= self.memory_cost <= 4 * 1024 * 1024
+        ):
             raise ValueError(f"Argon2id parameters out of range: {self}")
         return self
 
@@ -103,8 +106,13 @@ class KdfParams:
         from argon2.low_level import Type, hash_secret_raw
 
         return hash_secret_raw(
-            secret=_password_bytes(password), salt=salt, time_cost=self.time_cost,
-            memory_cost=self.memory_cost, parallelism=self.parallelism, hash_len=KEY_LEN, type=Type.ID,
+            secret=_password_bytes(password),
+            salt=salt,
+            time_cost=self.time_cost,
+            memory_cost=self.memory_cost,
+            parallelism=self.parallelism,
+            hash_len=KEY_LEN,
+            type=Type.ID,
             version=ARGON2_VERSION,
         )
 
@@ -252,15 +260,16 @@ class Keystore:
         if self.exists():
             try:
                 public = self.read_public_info()
-                same = (public.get("nostr_pubkey") == identity.nostr.pubkey_hex
-                        and public.get("catalog_pubkey") == identity.catalog.public_key_hex)
+                same = (
+                    public.get("nostr_pubkey") == identity.nostr.pubkey_hex
+                    and public.get("catalog_pubkey") == identity.catalog.public_key_hex
+                )
             except KeystoreError:
                 same = False
             if not same:
                 if not force:
                     raise IdentityExists(
-                        f"{self.path} holds another identity (or cannot be read); not replacing it",
-                        path=str(self.path),
+                        f"{self.path} holds another identity (or cannot be read); not replacing it", path=str(self.path)
                     )
                 backup = True
         self._write(identity, password, backup=backup)
@@ -291,8 +300,11 @@ class Keystore:
             "written_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         }
         header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-        payload = {"format": FORMAT_VERSION, "header_sha256": hashlib.sha256(header_bytes).hexdigest(),
-                   **identity.to_payload()}
+        payload = {
+            "format": FORMAT_VERSION,
+            "header_sha256": hashlib.sha256(header_bytes).hexdigest(),
+            **identity.to_payload(),
+        }
         key = self.kdf.derive(password, salt)
         ciphertext = nacl.secret.SecretBox(key).encrypt(json.dumps(payload).encode(), nonce).ciphertext
         body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)) + header_bytes + ciphertext
@@ -312,8 +324,9 @@ class Keystore:
             raise KeystoreError(f"cannot read keystore {self.path}: {exc.strerror}", path=str(self.path)) from None
         mode = stat.S_IMODE(self.path.stat().st_mode)
         if mode & 0o077:
-            log.warning("keystore %s is readable by other users (mode %o); run: chmod 600 %s", self.path, mode,
-                        self.path)
+            log.warning(
+                "keystore %s is readable by other users (mode %o); run: chmod 600 %s", self.path, mode, self.path
+            )
         return data
 
     def _parse(self, data: bytes) -> tuple[dict[str, Any], bytes, bytes]:
@@ -328,7 +341,8 @@ class Keystore:
         if version > FORMAT_VERSION:
             raise KeystoreVersionError(
                 f"keystore {self.path} has format version {version}; this silnode reads up to {FORMAT_VERSION}",
-                path=str(self.path), version=version,
+                path=str(self.path),
+                version=version,
             )
         if version < 1:
             raise self._corrupt(f"unknown format version {version}")
@@ -337,8 +351,8 @@ class Keystore:
             raise self._corrupt("checksum mismatch (the file is truncated or damaged)")
         if header_len > _MAX_HEADER or _PREFIX.size + header_len > len(body):
             raise self._corrupt("header length out of range")
-        header_bytes = body[_PREFIX.size: _PREFIX.size + header_len]
-        ciphertext = body[_PREFIX.size + header_len:]
+        header_bytes = body[_PREFIX.size : _PREFIX.size + header_len]
+        ciphertext = body[_PREFIX.size + header_len :]
         try:
             header = json.loads(header_bytes)
         except ValueError as exc:
@@ -389,11 +403,19 @@ class Keystore:
             reason = str(exc) if isinstance(exc, ValueError) and "header" in str(exc) else "unreadable contents"
             raise self._corrupt(reason) from None
         public = header.get("public") or {}
-        if public.get("nostr_pubkey") != identity.nostr.pubkey_hex or \
-                public.get("catalog_pubkey") != identity.catalog.public_key_hex:
+        if (
+            public.get("nostr_pubkey") != identity.nostr.pubkey_hex
+            or public.get("catalog_pubkey") != identity.catalog.public_key_hex
+        ):
             raise self._corrupt("the public keys in the header do not match the recovery phrase")
-        log.debug("unlocked keystore %s (argon2id t=%d m=%dKiB p=%d) in %.3fs", self.path, params.time_cost,
-                  params.memory_cost, params.parallelism, time.perf_counter() - started)
+        log.debug(
+            "unlocked keystore %s (argon2id t=%d m=%dKiB p=%d) in %.3fs",
+            self.path,
+            params.time_cost,
+            params.memory_cost,
+            params.parallelism,
+            time.perf_counter() - started,
+        )
         return identity
 
 
@@ -403,6 +425,14 @@ def keystore_for(config: Any, kdf: KdfParams = DEFAULT_KDF) -> Keystore:
 
 
 __all__ = [
-    "ANCHOR_KDF", "DEFAULT_KDF", "FAST_TEST_KDF", "FILENAME", "FORMAT_VERSION", "MAGIC", "KdfParams", "Keystore",
-    "ensure_private_dir", "keystore_for",
+    "ANCHOR_KDF",
+    "DEFAULT_KDF",
+    "FAST_TEST_KDF",
+    "FILENAME",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "KdfParams",
+    "Keystore",
+    "ensure_private_dir",
+    "keystore_for",
 ]

@@ -49,11 +49,21 @@ def needles_for(secret: str | bytes, min_len: int = 8) -> list[bytes]:
     URL-quoted forms for text (only those that differ from the raw form)."""
     out: list[bytes] = []
     if isinstance(secret, bytes):
-        out += [secret, secret.hex().encode(), secret.hex().upper().encode(), base64.b64encode(secret),
-                base64.urlsafe_b64encode(secret).rstrip(b"=")]
+        out += [
+            secret,
+            secret.hex().encode(),
+            secret.hex().upper().encode(),
+            base64.b64encode(secret),
+            base64.urlsafe_b64encode(secret).rstrip(b"="),
+        ]
     else:
-        out += [secret.encode(), json.dumps(secret)[1:-1].encode(), json.dumps(secret, ensure_ascii=False)[1:-1].encode(),
-                urllib.parse.quote_plus(secret).encode(), urllib.parse.quote(secret).encode()]
+        out += [
+            secret.encode(),
+            json.dumps(secret)[1:-1].encode(),
+            json.dumps(secret, ensure_ascii=False)[1:-1].encode(),
+            urllib.parse.quote_plus(secret).encode(),
+            urllib.parse.quote(secret).encode(),
+        ]
     unique: list[bytes] = []
     for n in out:
         if len(n) >= min_len and n not in unique:

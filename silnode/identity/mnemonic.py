@@ -19,12 +19,7 @@ import hashlib
 import unicodedata
 from functools import lru_cache
 
-from silnode.identity.errors import (
-    InvalidMnemonic,
-    MnemonicChecksumError,
-    MnemonicLengthError,
-    MnemonicWordError,
-)
+from silnode.errors import InvalidMnemonic, MnemonicChecksumError, MnemonicLengthError, MnemonicWordError
 
 WORD_COUNTS = (12, 15, 18, 21, 24)  # every length BIP39 defines; silnode generates 12 (default) or 24
 GENERATE_WORD_COUNTS = (12, 24)
@@ -71,9 +66,7 @@ def validate(phrase: str) -> str:
     index = _index()
     for pos, word in enumerate(words, 1):
         if word not in index:
-            err = MnemonicWordError(
-                f"word {pos} of {n} is not in the BIP39 English word list", position=pos, words=n
-            )
+            err = MnemonicWordError(f"word {pos} of {n} is not in the BIP39 English word list", position=pos, words=n)
             err.word = word
             raise err
     bits = "".join(format(index[w], "011b") for w in words)
@@ -82,8 +75,7 @@ def validate(phrase: str) -> str:
     expected = format(hashlib.sha256(entropy).digest()[0], "08b")[:n_check]
     if bits[-n_check:] != expected:
         raise MnemonicChecksumError(
-            f"the checksum of this {n}-word phrase does not match: a word is wrong or words are out of order",
-            words=n,
+            f"the checksum of this {n}-word phrase does not match: a word is wrong or words are out of order", words=n
         )
     return " ".join(words)
 

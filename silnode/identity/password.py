@@ -16,9 +16,32 @@ MIN_LENGTH = 12
 MIN_BITS = 50.0  # ~1e15 guesses; at Argon2id cost that is out of reach of one GPU rig for decades
 
 COMMON = {
-    "password", "passw0rd", "123456", "12345678", "123456789", "1234567890", "qwerty", "qwertyuiop",
-    "letmein", "iloveyou", "admin", "welcome", "monkey", "dragon", "abc123", "111111", "000000",
-    "silnode", "changeme", "secret", "bitcoin", "nostr", "trustno1", "football", "baseball", "sunshine",
+    "password",
+    "passw0rd",
+    "123456",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwerty",
+    "qwertyuiop",
+    "letmein",
+    "iloveyou",
+    "admin",
+    "welcome",
+    "monkey",
+    "dragon",
+    "abc123",
+    "111111",
+    "000000",
+    "silnode",
+    "changeme",
+    "secret",
+    "bitcoin",
+    "nostr",
+    "trustno1",
+    "football",
+    "baseball",
+    "sunshine",
 }
 
 
@@ -57,8 +80,10 @@ def password_warnings(password: str) -> list[str]:
         out.append(f"the password has {len(password)} characters; use at least {MIN_LENGTH} (a few random words)")
     bits = estimate_bits(password)
     if bits < MIN_BITS and not out:
-        out.append(f"the password is guessable (about {bits:.0f} bits; aim for {MIN_BITS:.0f}+): "
-                   "use a longer one or mix letters, digits and symbols")
+        out.append(
+            f"the password is guessable (about {bits:.0f} bits; aim for {MIN_BITS:.0f}+): "
+            "use a longer one or mix letters, digits and symbols"
+        )
     return out
 
 

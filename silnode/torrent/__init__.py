@@ -1,7 +1,3 @@
-"""BitTorrent engine: deterministic torrents (create), the libtorrent settings (settings) and the session
-owner with its alert pump (session). libtorrent is imported lazily, so ``silnode.torrent.errors`` and this
-package import without it."""
-
-from silnode.torrent.errors import BadTorrent, TorrentError
-
-__all__ = ["BadTorrent", "TorrentError"]
+"""BitTorrent engine: deterministic torrents (create), the libtorrent settings (settings), the session
+(session), its alert pump (alerts) and the Node service that owns it (engine). libtorrent is imported lazily
+(``_lt``), so this package imports without it."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from silnode.torrent.errors import TorrentError
+from silnode.errors import TorrentError
 
 _lt: ModuleType | None = None
 
@@ -19,8 +19,6 @@ def libtorrent() -> ModuleType:
         try:
             import libtorrent as lt
         except ImportError as exc:
-            raise TorrentError(
-                f"libtorrent is not importable ({exc})", hint="pip install libtorrent==2.1.1"
-            ) from exc
+            raise TorrentError(f"libtorrent is not importable ({exc})", hint="pip install libtorrent==2.1.1") from exc
         _lt = lt
     return _lt

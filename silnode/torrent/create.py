@@ -49,8 +49,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
+from silnode.errors import BadTorrent, SilnodeError, TorrentError
+from silnode.fit.estimate import portable_shape
+from silnode.gguf import read_header
 from silnode.torrent._lt import libtorrent
-from silnode.torrent.errors import BadTorrent, TorrentError
 
 OUR_KEY = b"silnode"
 OUR_KEY_VERSION = 1
@@ -90,8 +92,10 @@ def piece_length(total_size: int) -> int:
 # --------------------------------------------------------------------------------------------- file records
 def _check_name(path: Any, where: str) -> str:
     if not isinstance(path, str) or not FILE_NAME_RE.fullmatch(path) or ".." in path:
-        raise BadTorrent(f"{where}: file name {str(path)[:80]!r} is not a plain file name "
-                         "(letters, digits, '.', '_', '-'; no directories)")
+        raise BadTorrent(
+            f"{where}: file name {str(path)[:80]!r} is not a plain file name "
+            "(letters, digits, '.', '_', '-'; no directories)"
+        )
     return path
 
 
@@ -132,8 +136,7 @@ def torrent_dir_name(paths: Sequence[str]) -> str:
 def _our_key_entry(recs: list[dict[str, Any]], shape: dict[str, Any] | None) -> dict[bytes, Any]:
     entry = {
         b"v": OUR_KEY_VERSION,
-        b"files": [{b"path": r["path"].encode(), b"size": r["size"], b"sha256": r["sha256"].encode()}
-                   for r in recs],
+        b"files": [{b"path": r["path"].encode(), b"size": r["size"], b"sha256": r["sha256"].encode()} for r in recs],
     }
     if shape is not None:
         entry[b"gguf"] = _to_bencode(shape)
@@ -162,9 +165,6 @@ def _from_bencode(obj: Any) -> Any:
 
 def _gguf_shape(base_dir: Path, recs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The first file's shape (part 1 of a split GGUF holds the header), None when it is not a GGUF."""
-    from silnode.errors import SilnodeError
-    from silnode.fit.estimate import portable_shape
-    from silnode.fit.gguf import read_header
 
     first = recs[0]["path"]
     if not first.endswith(".gguf"):
@@ -315,6 +315,7 @@ def info_dict(source: Any) -> dict[bytes, Any]:
 
 def _torrent_files(info: dict[bytes, Any]) -> list[tuple[str, int]]:
     """(file name, size) of the real (non-pad) files, from the info dict itself (v1 lists, else v2 tree)."""
+
     def name(b: Any) -> str:
         if not isinstance(b, bytes):
             raise BadTorrent("torrent file name is not a string")
@@ -458,13 +459,15 @@ def parse_target(text: str) -> dict[str, Any]:
     if _HEX64.fullmatch(t):
         return {"v1": None, "v2": t.lower(), "peers": [], "name": None, "web_seeds": []}
     if not t.lower().startswith("magnet:?"):
-        raise BadTorrent(f"not a magnet link or infohash: {t[:80]!r}",
-                         hint="give a magnet:?xt=urn:btih:... link, a 40-hex v1 infohash or a 64-hex v2 hash")
+        raise BadTorrent(
+            f"not a magnet link or infohash: {t[:80]!r}",
+            hint="give a magnet:?xt=urn:btih:... link, a 40-hex v1 infohash or a 64-hex v2 hash",
+        )
     v1 = v2 = name = None
     peers: list[tuple[str, int]] = []
     web_seeds: list[str] = []
     try:
-        params = parse_qsl(t[len("magnet:?"):], keep_blank_values=True, strict_parsing=True)
+        params = parse_qsl(t[len("magnet:?") :], keep_blank_values=True, strict_parsing=True)
     except ValueError as exc:
         raise BadTorrent(f"malformed magnet link: {exc}") from exc
     for key, value in params:
@@ -472,7 +475,7 @@ def parse_target(text: str) -> dict[str, Any]:
         if k == "xt" or re.fullmatch(r"xt\.\d+", k):
             low = value.lower()
             if low.startswith("urn:btih:"):
-                h = value[len("urn:btih:"):]
+                h = value[len("urn:btih:") :]
                 if _HEX40.fullmatch(h):
                     h = h.lower()
                 elif _B32.fullmatch(h):
@@ -483,7 +486,7 @@ def parse_target(text: str) -> dict[str, Any]:
                     raise BadTorrent("magnet names two different v1 infohashes")
                 v1 = h
             elif low.startswith("urn:btmh:"):
-                h = low[len("urn:btmh:"):]
+                h = low[len("urn:btmh:") :]
                 if not (h.startswith("1220") and _HEX64.fullmatch(h[4:])):
                     raise BadTorrent(f"magnet btmh {h[:80]!r} is not a sha2-256 multihash (1220 + 64 hex)")
                 if v2 is not None and v2 != h[4:]:

@@ -46,62 +46,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from silnode.config import NetworkConfig
+from silnode.errors import BadTorrent, TorrentError
 from silnode.torrent._lt import libtorrent
-from silnode.torrent.create import (
-    infohashes,
-    load_torrent_info,
-    parse_peer,
-    parse_target,
-    target_magnet,
-)
-from silnode.torrent.errors import BadTorrent, TorrentError
+from silnode.torrent.alerts import AlertPump, ih_hexes
+from silnode.torrent.create import infohashes, load_torrent_info, parse_peer, parse_target, target_magnet
 from silnode.torrent.events import (
     DeleteFailed,
-    DhtItem,
-    DhtPut,
     Event,
     FileRenamed,
     FileRenameFailed,
     FilesDeleted,
-    HashFailed,
     ListenFailed,
     ListenSucceeded,
-    MetadataFailed,
     MetadataReceived,
-    PeerBanned,
-    PeerBlocked,
-    PerformanceWarning,
     ResumeDataFailed,
     ResumeDataSaved,
     SeedLimitReached,
     SessionStats,
-    StateChanged,
-    StorageError,
-    TorrentAdded,
-    TorrentChecked,
     TorrentEvent,
     TorrentFailed,
     TorrentFinished,
-    TorrentPaused,
     TorrentRemoved,
-    TorrentResumed,
 )
 from silnode.torrent.settings import session_settings
 
 log = logging.getLogger(__name__)
 
-PUMP_WAIT_MS = 250  # how long one wait_for_alert blocks; stop() wakes it early with post_session_stats
 STOP_RESUME_TIMEOUT = 10.0  # seconds stop() waits for the resume data of all torrents
 SEED_CHECK_INTERVAL = 5.0  # seconds between seed ratio/time limit checks (only when a limit is set)
 PRIORITY_WANTED = 4  # libtorrent's default file priority
-ENOSPC = 28
 
 
 @dataclass(frozen=True)
@@ -155,14 +134,6 @@ class _Torrent:
     prepare_task: asyncio.Task | None = field(default=None, repr=False)
 
 
-def _hex(h: Any) -> str:
-    return str(h)
-
-
-def _ih_hexes(ih: Any) -> tuple[str | None, str | None]:
-    return (str(ih.v1) if ih.has_v1() else None, str(ih.v2) if ih.has_v2() else None)
-
-
 def _flat_renames(layout: Any) -> dict[int, str]:
     """index -> file name for every real file not already at ``<file>`` (pad files are never written)."""
     lt = libtorrent()
@@ -178,8 +149,10 @@ def _flat_renames(layout: Any) -> dict[int, str]:
 
 def _wanted_priorities(layout: Any) -> list[int]:
     lt = libtorrent()
-    return [0 if layout.file_flags(i) & lt.file_storage.flag_pad_file else PRIORITY_WANTED
-            for i in range(layout.num_files())]
+    return [
+        0 if layout.file_flags(i) & lt.file_storage.flag_pad_file else PRIORITY_WANTED
+        for i in range(layout.num_files())
+    ]
 
 
 class TorrentSession:
@@ -188,19 +161,17 @@ class TorrentSession:
     ``extra_settings`` override :func:`session_settings` (tests: e.g. an upload limit on one node).
     """
 
-    def __init__(self, net: NetworkConfig, *, private: bool = False,
-                 extra_settings: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, net: NetworkConfig, *, private: bool = False, extra_settings: Mapping[str, Any] | None = None
+    ) -> None:
         self.net = net
         self.private = private
         self.settings = {**session_settings(net, private=private), **(extra_settings or {})}
         self._ses: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._pump_stop = threading.Event()
+        self._pump: AlertPump | None = None
         self._torrents: dict[str, _Torrent] = {}  # canonical id -> record
         self._alias: dict[str, str] = {}  # v1/v2 hex -> canonical id (read by the pump thread)
-        self._by_handle: dict[int, str] = {}  # hash(handle) -> id cache (pump thread only)
-        self._flushing: set[str] = set()  # finished torrents whose writes are being flushed (pump thread only)
         self._errored: dict[str, str] = {}  # id -> storage error message; paused until resumed (pump adds)
         self._waiters: list[tuple[Callable[[Event], bool], asyncio.Future]] = []
         self._subscribers: list[asyncio.Queue] = []
@@ -230,9 +201,8 @@ class TorrentSession:
             listened.cancel()
             raise TorrentError(f"libtorrent refused the session settings: {exc}") from exc
         self._closing = False
-        self._pump_stop.clear()
-        self._thread = threading.Thread(target=self._pump, name="silnode-torrent-alerts", daemon=True)
-        self._thread.start()
+        self._pump = AlertPump(self._ses, self._loop, self._dispatch, alias=self._alias, errored=self._errored)
+        self._pump.start()
         try:
             ev = await asyncio.wait_for(listened, listen_timeout)
         except asyncio.TimeoutError:
@@ -241,13 +211,16 @@ class TorrentSession:
             why = ev.error if isinstance(ev, ListenFailed) else "no answer from libtorrent"
             where = self.settings["listen_interfaces"]
             await self.stop()
-            raise TorrentError(f"BitTorrent cannot listen on {where}: {why}",
-                               hint="check network.listen_address (an address of this host, or 0.0.0.0) and network.listen_port")
+            raise TorrentError(
+                f"BitTorrent cannot listen on {where}: {why}",
+                hint="check network.listen_address (an address of this host, or 0.0.0.0) and network.listen_port",
+            )
         if self.net.seed_ratio_limit > 0 or self.net.seed_time_limit > 0:
             self._seed_task = asyncio.create_task(self._seed_limit_loop(), name="silnode-seed-limits")
 
-    async def stop(self, *, resume_timeout: float = STOP_RESUME_TIMEOUT) -> dict[str, bytes]:
-        """Save resume data of every torrent (waiting up to ``resume_timeout``), pause, destroy the session.
+    async def stop(self, *, resume_timeout: float = STOP_RESUME_TIMEOUT, save_resume: bool = True) -> dict[str, bytes]:
+        """Save resume data of every torrent (waiting up to ``resume_timeout``; not with ``save_resume=False``),
+        pause, destroy the session.
 
         Returns ``{id: resume data}`` for the torrents whose data arrived (they are also delivered as
         :class:`ResumeDataSaved` events). Idempotent.
@@ -260,21 +233,16 @@ class TorrentSession:
                 task.cancel()
         self._seed_task = None
         out: dict[str, bytes] = {}
-        if self._thread is not None and self._thread.is_alive():
+        if save_resume and self._pump is not None and self._pump.alive:
             out = await self._save_many(list(self._torrents.values()), resume_timeout)
         ses, self._ses = self._ses, None
         try:
             ses.pause()
         except RuntimeError:  # pragma: no cover
             pass
-        self._pump_stop.set()
-        try:
-            ses.post_session_stats()  # wakes the pump out of wait_for_alert
-        except RuntimeError:  # pragma: no cover
-            pass
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 5.0)
-            self._thread = None
+        if self._pump is not None:
+            await self._pump.stop()
+            self._pump = None
         box = [ses]
         del ses
         # the destructor joins libtorrent's threads: let it run off the loop (box.clear drops the last ref)
@@ -284,8 +252,6 @@ class TorrentSession:
         self._waiters.clear()
         self._torrents.clear()
         self._alias.clear()
-        self._by_handle.clear()
-        self._flushing.clear()
         self._errored.clear()
         return out
 
@@ -331,7 +297,9 @@ class TorrentSession:
                         self._alias[h] = rec.id
                 rec.v1, rec.v2 = ev.v1 or rec.v1, ev.v2 or rec.v2
                 if not rec.prepared and not self._closing:
-                    rec.prepare_task = asyncio.create_task(self._prepare_files(rec), name=f"silnode-prepare-{rec.id[:8]}")
+                    rec.prepare_task = asyncio.create_task(
+                        self._prepare_files(rec), name=f"silnode-prepare-{rec.id[:8]}"
+                    )
             elif isinstance(ev, TorrentFinished) and rec is not None and not rec.prepared:
                 rec.finish_pending = True  # the files are not at their flat names yet: _prepare_files reports it
                 return
@@ -360,169 +328,6 @@ class TorrentSession:
         self._errored.pop(id_, None)
         if rec is not None and rec.prepare_task is not None:
             rec.prepare_task.cancel()
-
-    # ================================================================================================ pump
-    def _pump(self) -> None:
-        ses, loop = self._ses, self._loop
-        assert loop is not None
-        while not self._pump_stop.is_set():
-            try:
-                if ses.wait_for_alert(PUMP_WAIT_MS) is None:
-                    continue
-                alerts = ses.pop_alerts()
-            except RuntimeError:  # pragma: no cover - session going away
-                break
-            for a in alerts:
-                try:
-                    ev = self._convert(a)
-                except Exception:  # never let one odd alert kill the pump
-                    log.exception("cannot convert %s", type(a).__name__)
-                    continue
-                if ev is None:
-                    continue
-                try:
-                    loop.call_soon_threadsafe(self._dispatch, ev)
-                except RuntimeError:  # the loop is closed: nobody is listening any more
-                    return
-
-    def _id_for_handle(self, handle: Any) -> str | None:
-        key = hash(handle)
-        id_ = self._by_handle.get(key) if key else None
-        if id_ is not None:
-            return id_
-        try:
-            v1, v2 = _ih_hexes(handle.info_hashes())
-        except RuntimeError:
-            return None
-        id_ = self._alias.get(v1 or "") or self._alias.get(v2 or "") or v1 or v2
-        if key and id_ and (v1 in self._alias or v2 in self._alias):
-            self._by_handle[key] = id_
-        return id_
-
-    def _id_for_ih(self, ih: Any) -> str | None:
-        v1, v2 = _ih_hexes(ih)
-        return self._alias.get(v1 or "") or self._alias.get(v2 or "") or v1 or v2
-
-    def _convert(self, a: Any) -> Event | None:
-        """Pump thread: one alert -> one plain event (or None). Copies everything; keeps no alert."""
-        lt = libtorrent()
-        t = type(a)
-        if t is lt.listen_succeeded_alert:
-            return ListenSucceeded(str(a.address), int(a.port), a.socket_type.name)
-        if t is lt.listen_failed_alert:
-            return ListenFailed(str(a.address), int(a.port), a.socket_type.name, a.error.message())
-        if t is lt.session_stats_alert:
-            return SessionStats(dict(a.values))  # the binding already maps metric name -> value
-        if t is lt.dht_put_alert:
-            return DhtPut(_hex(a.target), bytes(a.public_key).hex(), bytes(a.salt), int(a.seq), int(a.num_success))
-        if t is lt.dht_mutable_item_alert:
-            return DhtItem(True, bytes(a.key).hex(), bytes(a.salt), int(a.seq), a.item, bool(a.authoritative))
-        if t is lt.dht_immutable_item_alert:
-            return DhtItem(False, _hex(a.target), b"", 0, a.item, True)
-        if t in (lt.torrent_removed_alert, lt.torrent_deleted_alert, lt.torrent_delete_failed_alert):
-            id_ = self._id_for_ih(a.info_hashes)
-            if id_ is None:
-                return None
-            if t is lt.torrent_removed_alert:
-                for k in [k for k, v in self._by_handle.items() if v == id_]:
-                    del self._by_handle[k]  # the torrent's address may be reused by the next one
-                self._flushing.discard(id_)
-                return TorrentRemoved(id_)
-            if t is lt.torrent_deleted_alert:
-                return FilesDeleted(id_)
-            return DeleteFailed(id_, a.error.message())
-        handle = getattr(a, "handle", None)
-        if handle is None:
-            return None
-        if t not in _TORRENT_ALERTS:
-            return None
-        id_ = self._id_for_handle(handle)
-        if id_ is None:
-            return None
-        if t is lt.state_changed_alert:
-            return StateChanged(id_, a.state.name, a.prev_state.name)
-        if t is lt.torrent_finished_alert:
-            # a torrent with nothing wanted yet (hold) is "finished" too, and that alert may be popped after the
-            # release: only a finish that is still true, with data wanted, counts
-            try:
-                st = handle.status(0)
-            except RuntimeError:
-                return None
-            if not (st.is_finished and st.total_wanted > 0):
-                return None
-            # "finished" means every piece passed its hash check, not that every block reached the file:
-            # libtorrent 2 hashes from its write buffer. Flush first (flush_cache waits for all outstanding
-            # writes, then posts cache_flushed_alert) so a finished torrent's files are complete on disk.
-            self._flushing.add(id_)
-            handle.flush_cache()
-            return None
-        if t is lt.cache_flushed_alert:
-            if id_ not in self._flushing:
-                return None
-            self._flushing.discard(id_)
-            try:
-                st = handle.status(0)
-            except RuntimeError:
-                return None
-            return TorrentFinished(id_) if st.is_finished and st.total_wanted > 0 else None
-        if t is lt.torrent_checked_alert:
-            return TorrentChecked(id_)
-        if t is lt.add_torrent_alert:
-            err = a.error.message() if a.error.value() else None
-            return TorrentAdded(id_, a.torrent_name, err)
-        if t is lt.metadata_received_alert:
-            v1, v2 = _ih_hexes(handle.info_hashes())
-            return MetadataReceived(id_, v1, v2, a.torrent_name)
-        if t is lt.metadata_failed_alert:
-            return MetadataFailed(id_, a.error.message())
-        if t is lt.file_error_alert:
-            return self._storage_error(id_, handle, a)
-        if t is lt.torrent_error_alert:
-            # the Python binding of torrent_error_alert has no filename() (libtorrent 2.0/2.1): message() names it
-            filename = a.filename() if hasattr(a, "filename") else ""
-            return TorrentFailed(id_, f"{a.error.message()} ({a.message()})", filename or "")
-        if t is lt.hash_failed_alert:
-            return HashFailed(id_, int(a.piece_index), None)
-        if t is lt.peer_ban_alert:
-            return PeerBanned(id_, _endpoint(a.ip))
-        if t is lt.peer_blocked_alert:
-            return PeerBlocked(id_, _endpoint(a.ip), _reason_name(a.reason))
-        if t is lt.save_resume_data_alert:
-            return ResumeDataSaved(id_, bytes(lt.write_resume_data_buf(a.params)))
-        if t is lt.save_resume_data_failed_alert:
-            return ResumeDataFailed(id_, a.error.message())
-        if t is lt.torrent_paused_alert:
-            return TorrentPaused(id_)
-        if t is lt.torrent_resumed_alert:
-            return TorrentResumed(id_)
-        if t is lt.file_renamed_alert:
-            return FileRenamed(id_, int(a.index), a.new_name())
-        if t is lt.file_rename_failed_alert:
-            return FileRenameFailed(id_, int(a.index), a.error.message())
-        if t is lt.performance_alert:
-            return PerformanceWarning(id_, a.message())
-        return None  # pragma: no cover
-
-    def _storage_error(self, id_: str, handle: Any, a: Any) -> StorageError | None:
-        """Pump thread: pause on the FIRST storage error (libtorrent keeps retrying otherwise) and report it;
-        later errors of the same torrent (writes already in flight) are dropped until it is resumed."""
-        if id_ in self._errored:
-            return None
-        err = a.error
-        code, text = int(err.value()), err.message()
-        path = a.filename() or ""
-        if code == ENOSPC:
-            message = (f"no space left on the disk for {path or 'the download'}; the torrent is paused: "
-                       "free some disk space, then resume it")
-        else:
-            message = f"storage error on {path or 'a file'}: {text}; the torrent is paused: fix the cause, then resume it"
-        self._errored[id_] = message  # status() shows it while the torrent stays paused
-        try:
-            handle.unset_flags(libtorrent().torrent_flags.auto_managed)
-            handle.pause()
-        except RuntimeError:  # pragma: no cover - torrent already gone
-            pass
-        return StorageError(id_, path, text, code, message, True)
 
     # ================================================================================================ adding
     def _need(self) -> Any:
@@ -626,15 +431,16 @@ class TorrentSession:
             want = (parsed["v1"], parsed["v2"])
             peer_list += parsed["peers"]
         elif target is not None:
-            raise BadTorrent(f"a download target must be .torrent bytes or a magnet/hash string, "
-                             f"got {type(target).__name__}")
+            raise BadTorrent(
+                f"a download target must be .torrent bytes or a magnet/hash string, got {type(target).__name__}"
+            )
 
         if resume_data is not None:
             try:
                 atp = lt.read_resume_data(bytes(resume_data))
             except (RuntimeError, ValueError, TypeError) as exc:
                 raise BadTorrent(f"unreadable resume data: {exc}") from exc
-            have = _ih_hexes(atp.info_hashes)
+            have = ih_hexes(atp.info_hashes)
             if (want[0] and have[0] and want[0] != have[0]) or (want[1] and have[1] and want[1] != have[1]):
                 raise BadTorrent("the resume data belongs to another torrent")
             if atp.ti is None and ti is not None:
@@ -672,9 +478,17 @@ class TorrentSession:
             atp.storage_mode = lt.storage_mode_t.storage_mode_allocate
         id_ = self._claim(v1, v2)
         resumed_meta = has_meta and resume_data is not None
-        rec = _Torrent(id_, None, str(save_path), v1, v2, hold=hold, released=not hold,
-                       prepared=has_meta and not resumed_meta,
-                       torrent_bytes=bytes(target) if ti is not None else None)
+        rec = _Torrent(
+            id_,
+            None,
+            str(save_path),
+            v1,
+            v2,
+            hold=hold,
+            released=not hold,
+            prepared=has_meta and not resumed_meta,
+            torrent_bytes=bytes(target) if ti is not None else None,
+        )
         rec.peers = list(dict.fromkeys(peer_list))
         await self._add(atp, rec)
         if resumed_meta:
@@ -694,15 +508,24 @@ class TorrentSession:
                 return
             renames = _flat_renames(ti.layout())
             if renames:
-                futs = [self.expect(lambda e, i=i: isinstance(e, (FileRenamed, FileRenameFailed))
-                                    and e.id == rec.id and e.index == i) for i in renames]
+                futs = [
+                    self.expect(
+                        lambda e, i=i: (
+                            isinstance(e, (FileRenamed, FileRenameFailed)) and e.id == rec.id and e.index == i
+                        )
+                    )
+                    for i in renames
+                ]
                 for i, name in renames.items():
                     rec.handle.rename_file(i, name)
                 results = await asyncio.wait_for(asyncio.gather(*futs), 60)
                 failed = [r for r in results if isinstance(r, FileRenameFailed)]
                 if failed:
-                    self._dispatch(TorrentFailed(rec.id, f"cannot rename {len(failed)} file(s) to the flat layout: "
-                                                         f"{failed[0].error}", ""))
+                    self._dispatch(
+                        TorrentFailed(
+                            rec.id, f"cannot rename {len(failed)} file(s) to the flat layout: {failed[0].error}", ""
+                        )
+                    )
                     return
                 self._remove_empty_torrent_dir(rec, ti.name())
             rec.prepared = True
@@ -785,15 +608,28 @@ class TorrentSession:
             err = f"{err} (file index {st.error_file})"
         err = err or self._errored.get(rec.id, "")  # the storage error that paused it
         return TorrentStatus(
-            id=rec.id, name=st.name, state=st.state.name, progress=float(st.progress),
-            total_done=int(st.total_done), total_wanted=int(st.total_wanted),
+            id=rec.id,
+            name=st.name,
+            state=st.state.name,
+            progress=float(st.progress),
+            total_done=int(st.total_done),
+            total_wanted=int(st.total_wanted),
             total_size=int(st.torrent_file.total_size()) if st.has_metadata and st.torrent_file else 0,
-            num_pieces=int(st.num_pieces), download_rate=int(st.download_payload_rate),
-            upload_rate=int(st.upload_payload_rate), num_peers=int(st.num_peers), num_seeds=int(st.num_seeds),
-            all_time_download=int(st.all_time_download), all_time_upload=int(st.all_time_upload),
-            error=err, paused=bool(st.flags & lt.torrent_flags.paused), is_seeding=bool(st.is_seeding),
-            is_finished=bool(st.is_finished), has_metadata=bool(st.has_metadata), released=rec.released,
-            save_path=st.save_path, seeding_seconds=int(st.seeding_duration.total_seconds()),
+            num_pieces=int(st.num_pieces),
+            download_rate=int(st.download_payload_rate),
+            upload_rate=int(st.upload_payload_rate),
+            num_peers=int(st.num_peers),
+            num_seeds=int(st.num_seeds),
+            all_time_download=int(st.all_time_download),
+            all_time_upload=int(st.all_time_upload),
+            error=err,
+            paused=bool(st.flags & lt.torrent_flags.paused),
+            is_seeding=bool(st.is_seeding),
+            is_finished=bool(st.is_finished),
+            has_metadata=bool(st.has_metadata),
+            released=rec.released,
+            save_path=st.save_path,
+            seeding_seconds=int(st.seeding_duration.total_seconds()),
         )
 
     def all_status(self) -> list[TorrentStatus]:
@@ -826,8 +662,11 @@ class TorrentSession:
         lt = libtorrent()
         rec = self._rec(id)
         fut = self.expect(lambda e: isinstance(e, TorrentRemoved) and e.id == rec.id)
-        deleted = self.expect(lambda e: isinstance(e, (FilesDeleted, DeleteFailed)) and e.id == rec.id) \
-            if delete_files else None
+        deleted = (
+            self.expect(lambda e: isinstance(e, (FilesDeleted, DeleteFailed)) and e.id == rec.id)
+            if delete_files
+            else None
+        )
         try:
             self._ses.remove_torrent(rec.handle, lt.session.delete_files if delete_files else 0)
             await asyncio.wait_for(fut, timeout)
@@ -865,8 +704,9 @@ class TorrentSession:
             raise TorrentError(f"saving resume data of {rec.id} failed: {ev.error}")
         return ev.data
 
-    async def save_all_resume(self, *, only_if_modified: bool = True,
-                              timeout: float = STOP_RESUME_TIMEOUT) -> dict[str, bytes]:
+    async def save_all_resume(
+        self, *, only_if_modified: bool = True, timeout: float = STOP_RESUME_TIMEOUT
+    ) -> dict[str, bytes]:
         """Resume data of every torrent (only those libtorrent says changed since the last save, by default):
         what a periodic save calls. ``{id: data}``; each also arrives as :class:`ResumeDataSaved`."""
         self._need()
@@ -882,7 +722,8 @@ class TorrentSession:
             if rec.handle is None:
                 continue
             futs[rec.id] = self.expect(
-                lambda e, i=rec.id: isinstance(e, (ResumeDataSaved, ResumeDataFailed)) and e.id == i)
+                lambda e, i=rec.id: isinstance(e, (ResumeDataSaved, ResumeDataFailed)) and e.id == i
+            )
             try:
                 rec.handle.save_resume_data(lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache)
             except RuntimeError:  # the handle is already invalid
@@ -894,8 +735,7 @@ class TorrentSession:
             p.cancel()
         if pending:
             log.warning("resume data of %d torrent(s) did not arrive in %.0f s", len(pending), timeout)
-        return {i: f.result().data for i, f in futs.items()
-                if f in done and isinstance(f.result(), ResumeDataSaved)}
+        return {i: f.result().data for i, f in futs.items() if f in done and isinstance(f.result(), ResumeDataSaved)}
 
     def torrent_bytes(self, id: str) -> bytes | None:
         """*sync*. The .torrent given to ``add_*``, else (magnet) ``d4:info<info dict>e`` once the metadata is
@@ -917,8 +757,11 @@ class TorrentSession:
             return []
         lt = libtorrent()
         layout = ti.layout()
-        return [Path(rec.save_path) / layout.file_name(i) for i in range(layout.num_files())
-                if not layout.file_flags(i) & lt.file_storage.flag_pad_file]
+        return [
+            Path(rec.save_path) / layout.file_name(i)
+            for i in range(layout.num_files())
+            if not layout.file_flags(i) & lt.file_storage.flag_pad_file
+        ]
 
     def set_limits(self, *, upload: int | None = None, download: int | None = None) -> None:
         """*sync*. Session-wide rates in bytes/s (0 = unlimited; None = leave as is). A limit also holds for
@@ -929,10 +772,9 @@ class TorrentSession:
         if up < 0 or down < 0:
             raise BadTorrent("rate limits must be >= 0")
         self._limits = (up, down)
-        self._need().apply_settings({
-            "upload_rate_limit": up, "download_rate_limit": down,
-            "ignore_limits_on_local_network": not (up or down),
-        })
+        self._need().apply_settings(
+            {"upload_rate_limit": up, "download_rate_limit": down, "ignore_limits_on_local_network": not (up or down)}
+        )
 
     def listen_port(self) -> int:
         """*sync*. The TCP port libtorrent listens on (the real one when network.listen_port is 0)."""
@@ -1018,43 +860,5 @@ class TorrentSession:
                         continue
                     self._dispatch(SeedLimitReached(st.id, reason))
 
-
-def _endpoint(ep: Any) -> str:
-    try:
-        host, port = ep
-    except (TypeError, ValueError):
-        return str(ep)
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-
-
-def _reason_name(reason: Any) -> str:
-    name = getattr(reason, "name", None)
-    return str(name) if name else str(reason)
-
-
-def _torrent_alert_types() -> frozenset:
-    lt = libtorrent()
-    names = [
-        "state_changed_alert", "torrent_finished_alert", "torrent_checked_alert", "add_torrent_alert",
-        "metadata_received_alert", "metadata_failed_alert", "file_error_alert", "torrent_error_alert",
-        "hash_failed_alert", "peer_ban_alert", "peer_blocked_alert", "save_resume_data_alert",
-        "save_resume_data_failed_alert", "torrent_paused_alert", "torrent_resumed_alert",
-        "file_renamed_alert", "file_rename_failed_alert", "performance_alert", "cache_flushed_alert",
-    ]
-    return frozenset(getattr(lt, n) for n in names)
-
-
-class _LazyTypes:
-    """``_TORRENT_ALERTS`` without importing libtorrent when this module is imported."""
-
-    _types: frozenset | None = None
-
-    def __contains__(self, t: object) -> bool:
-        if self._types is None:
-            self._types = _torrent_alert_types()
-        return t in self._types
-
-
-_TORRENT_ALERTS = _LazyTypes()
 
 __all__ = ["TorrentSession", "TorrentStatus"]

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from silnode.api import openapi_document
-from silnode.api.routes import ROUTES
+from silnode.api.base import ROUTES
 
 
 async def test_health_and_status(api):
@@ -17,12 +17,19 @@ async def test_health_and_status(api):
     body = await r.json()
     assert body["ok"] is True and body["version"] and body["pid"]
     st = await (await api.get("/api/v1/status")).json()
-    assert st["store"]["models"] == 0 and st["uptime_s"] >= 0 and st["services"] == ["store", "tasks", "torrents", "serve"]
+    assert (
+        st["store"]["models"] == 0
+        and st["uptime_s"] >= 0
+        and st["services"] == ["store", "tasks", "torrent-engine", "distribution", "serving", "models"]
+    )
 
 
 async def test_import_list_show_delete(api, tiny_gguf):
-    r = await api.post("/api/v1/models/import", json={"path": str(tiny_gguf), "name": "org/tiny",
-                                                        "license": "mit", "wait": True}, headers=api.auth)
+    r = await api.post(
+        "/api/v1/models/import",
+        json={"path": str(tiny_gguf), "name": "org/tiny", "license": "mit", "wait": True},
+        headers=api.auth,
+    )
     assert r.status == 200, await r.text()
     task = (await r.json())["task"]
     assert task["state"] == "done" and task["result"]["name"] == "org/tiny"
@@ -55,27 +62,34 @@ async def test_import_async_task(api, tiny_gguf):
 async def test_import_errors_travel_in_envelope(api, tmp_path, tiny_gguf):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"NOPE" * 10)
-    r = await api.post("/api/v1/models/import", json={"path": str(bad), "name": "org/bad", "wait": True},
-                       headers=api.auth)
+    r = await api.post(
+        "/api/v1/models/import", json={"path": str(bad), "name": "org/bad", "wait": True}, headers=api.auth
+    )
     assert r.status == 400 and (await r.json())["code"] == "invalid_gguf"
-    await api.post("/api/v1/models/import", json={"path": str(tiny_gguf), "name": "org/x", "wait": True},
-                   headers=api.auth)
-    r = await api.post("/api/v1/models/import", json={"path": str(tiny_gguf), "name": "org/x", "wait": True},
-                       headers=api.auth)
+    await api.post(
+        "/api/v1/models/import", json={"path": str(tiny_gguf), "name": "org/x", "wait": True}, headers=api.auth
+    )
+    r = await api.post(
+        "/api/v1/models/import", json={"path": str(tiny_gguf), "name": "org/x", "wait": True}, headers=api.auth
+    )
     assert r.status == 409 and (await r.json())["code"] == "model_exists"
 
 
 async def test_verify_and_gc(api, node, tiny_q8):
-    await api.post("/api/v1/models/import", json={"path": str(tiny_q8), "name": "org/q", "link": False,
-                                                   "wait": True}, headers=api.auth)
+    await api.post(
+        "/api/v1/models/import",
+        json={"path": str(tiny_q8), "name": "org/q", "link": False, "wait": True},
+        headers=api.auth,
+    )
     r = await api.post("/api/v1/verify", json={"wait": True}, headers=api.auth)
     assert (await r.json())["task"]["result"]["ok"] is True
     f = node.store.models_dir / "org" / "q" / tiny_q8.name
     data = bytearray(f.read_bytes())
     data[-10] ^= 0xFF
     f.write_bytes(bytes(data))
-    res = (await (await api.post("/api/v1/verify", json={"name": "org/q", "wait": True},
-                                 headers=api.auth)).json())["task"]["result"]
+    res = (await (await api.post("/api/v1/verify", json={"name": "org/q", "wait": True}, headers=api.auth)).json())[
+        "task"
+    ]["result"]
     assert res["ok"] is False and res["models"][0]["files"][0]["reason"] == "sha256 mismatch"
     gc = await (await api.post("/api/v1/gc", headers=api.auth)).json()
     assert gc["freed"] == len(data)
@@ -140,19 +154,31 @@ async def test_token_file_is_private(api, node):
 
 
 BAD_BODIES = [
-    b"{", b"[]", b"null", b"42", b'"x"', b"\xff\xfe", b'{"path": 1, "name": "a/b"}',
-    b'{"name": "a/b"}', b'{"path": "/x"}', b'{"path": "/nonexistent.gguf", "name": "a/b", "wait": true}',
-    b'{"path": "/etc", "name": "a/b", "wait": true}', b'{"path": "/etc/passwd", "name": "../x"}',
-    b'{"path": "/x", "name": "a/b", "bogus": 1}', b'{"from": "nowhere"}', b'{"from": "hf", "path": "/x"}',
-    b'{"path": "/x\\u0000y", "name": "a/b"}', b'{"path": "/x", "name": "a/b", "wait": "yes"}',
-    b'{"from": "hf", "pattern": "zzz", "wait": true}', json.dumps({"path": "x" * 5000, "name": "a/b"}).encode(),
+    b"{",
+    b"[]",
+    b"null",
+    b"42",
+    b'"x"',
+    b"\xff\xfe",
+    b'{"path": 1, "name": "a/b"}',
+    b'{"name": "a/b"}',
+    b'{"path": "/x"}',
+    b'{"path": "/nonexistent.gguf", "name": "a/b", "wait": true}',
+    b'{"path": "/etc", "name": "a/b", "wait": true}',
+    b'{"path": "/etc/passwd", "name": "../x"}',
+    b'{"path": "/x", "name": "a/b", "bogus": 1}',
+    b'{"from": "nowhere"}',
+    b'{"from": "hf", "path": "/x"}',
+    b'{"path": "/x\\u0000y", "name": "a/b"}',
+    b'{"path": "/x", "name": "a/b", "wait": "yes"}',
+    b'{"from": "hf", "pattern": "zzz", "wait": true}',
+    json.dumps({"path": "x" * 5000, "name": "a/b"}).encode(),
 ]
 
 
 @pytest.mark.parametrize("body", BAD_BODIES)
 async def test_bad_import_bodies_are_4xx(api, body):
-    r = await api.post("/api/v1/models/import", data=body,
-                       headers={**api.auth, "Content-Type": "application/json"})
+    r = await api.post("/api/v1/models/import", data=body, headers={**api.auth, "Content-Type": "application/json"})
     assert 400 <= r.status < 500, (body, r.status, await r.text())
     env = await r.json()
     assert env["ok"] is False and env["status"] == r.status and env["error"] and env["code"]
@@ -160,10 +186,18 @@ async def test_bad_import_bodies_are_4xx(api, body):
 
 @pytest.mark.parametrize(
     "method, path",
-    [("GET", "/api/v1/models/a/..%2F..%2Fetc"), ("GET", "/api/v1/models/a%00/b"), ("GET", "/api/v1/models/.a/b"),
-     ("DELETE", "/api/v1/models/a/b"), ("GET", "/api/v1/tasks/nope"), ("GET", "/api/v1/nothing"),
-     ("PUT", "/api/v1/models"), ("POST", "/api/v1/verify"), ("GET", "/api/v1/models/a"),
-     ("POST", "/api/v1/gc")],
+    [
+        ("GET", "/api/v1/models/a/..%2F..%2Fetc"),
+        ("GET", "/api/v1/models/a%00/b"),
+        ("GET", "/api/v1/models/.a/b"),
+        ("DELETE", "/api/v1/models/a/b"),
+        ("GET", "/api/v1/tasks/nope"),
+        ("GET", "/api/v1/nothing"),
+        ("PUT", "/api/v1/models"),
+        ("POST", "/api/v1/verify"),
+        ("GET", "/api/v1/models/a"),
+        ("POST", "/api/v1/gc"),
+    ],
 )
 async def test_odd_paths_give_envelopes(api, method, path):
     r = await api.request(method, path, headers=api.auth, data=b"[1]" if method == "POST" else None)
@@ -175,8 +209,11 @@ async def test_odd_paths_give_envelopes(api, method, path):
 async def test_body_too_large(api):
     import io
 
-    r = await api.post("/api/v1/models/import", data=io.BytesIO(b"{" + b" " * (2 << 20) + b"}"),
-                       headers={**api.auth, "Content-Type": "application/json"})
+    r = await api.post(
+        "/api/v1/models/import",
+        data=io.BytesIO(b"{" + b" " * (2 << 20) + b"}"),
+        headers={**api.auth, "Content-Type": "application/json"},
+    )
     assert r.status == 413 and (await r.json())["code"] == "payload_too_large"
 
 
@@ -198,7 +235,7 @@ async def test_openapi_covers_every_route(api):
     assert registered == documented
     app_routes = {(r.method.lower(), r.resource.canonical) for r in api.app.router.routes() if r.method != "HEAD"}
     assert app_routes == documented
-    for p, ops in doc["paths"].items():
+    for ops in doc["paths"].values():
         for m, op in ops.items():
             assert op["summary"] and op["responses"]
             if m in ("post", "delete"):
@@ -256,19 +293,30 @@ async def test_identity_route(api, node):
     assert body["npub"] == ident.npub and body["unlocked"] is False  # locked: public header only
     node.identity = ident
     body = (await (await api.get("/api/v1/identity")).json())["identity"]
-    assert body["unlocked"] is True and set(body) == {"npub", "nostr_pubkey", "catalog_pubkey", "nostr_path",
-                                                      "catalog_path", "unlocked"}
+    assert body["unlocked"] is True and set(body) == {
+        "npub",
+        "nostr_pubkey",
+        "catalog_pubkey",
+        "nostr_path",
+        "catalog_path",
+        "unlocked",
+    }
 
 
 async def test_inspect_route(api, tiny_gguf):
-    await api.post("/api/v1/models/import", json={"path": str(tiny_gguf), "name": "org/tiny", "wait": True},
-                   headers=api.auth)
+    await api.post(
+        "/api/v1/models/import", json={"path": str(tiny_gguf), "name": "org/tiny", "wait": True}, headers=api.auth
+    )
     body = (await (await api.get("/api/v1/inspect", params={"model": "org/tiny", "ctx": "512"})).json())["inspect"]
     assert body["gguf"]["arch"] == "llama" and body["fits"] is True and body["estimate"]["total_bytes"] > 0
     by_path = (await (await api.get("/api/v1/inspect", params={"model": str(tiny_gguf)})).json())["inspect"]
     assert by_path["gguf"] == body["gguf"]
-    for params, status in (({}, 400), ({"model": "no/such"}, 404), ({"model": "org/tiny", "ctx": "-1"}, 400),
-                           ({"model": "org/tiny", "ctx": "x"}, 400)):
+    for params, status in (
+        ({}, 400),
+        ({"model": "no/such"}, 404),
+        ({"model": "org/tiny", "ctx": "-1"}, 400),
+        ({"model": "org/tiny", "ctx": "x"}, 400),
+    ):
         r = await api.get("/api/v1/inspect", params=params)
         assert r.status == status, (params, await r.text())
     doc = await (await api.get("/api/v1/openapi.json")).json()

@@ -33,7 +33,7 @@ async def poll(api, tid, states, timeout=60):
 
 async def test_share_download_pause_resume_cancel_seeding(api, node, seeder, tmp_path, tiny_gguf):
     src = make_sized_gguf(tmp_path / "m.gguf", 8 << 20, seed=21)
-    task = seeder.share("alice/m", path=str(src), license="mit")
+    task = seeder.models.share("alice/m", path=str(src), license="mit")
     await seeder.tasks.wait(task)
     magnet = task.result["magnet"]
 
@@ -68,21 +68,25 @@ async def test_share_download_pause_resume_cancel_seeding(api, node, seeder, tmp
     assert len((await (await api.get("/api/v1/transfers")).json())["transfers"]) == 1
 
     # share a model already in the store
-    await api.post("/api/v1/models/import", json={"path": str(tiny_gguf), "name": "org/t", "wait": True},
-                   headers=api.auth)
+    await api.post(
+        "/api/v1/models/import", json={"path": str(tiny_gguf), "name": "org/t", "wait": True}, headers=api.auth
+    )
     r = await api.post("/api/v1/models/share", json={"name": "org/t"}, headers=api.auth)
     body = await r.json()
     assert r.status == 200 and body["task"]["result"]["magnet"].startswith("magnet:?")
 
 
-@pytest.mark.parametrize("body, code", [
-    ({"target": "not-a-magnet"}, "bad_torrent"),
-    ({"target": "magnet:?dn=x"}, "bad_torrent"),
-    ({"target": "ab" * 20, "peers": ["nohostport"]}, "bad_torrent"),
-    ({"target": "ab" * 20, "name": "../x"}, "invalid_name"),
-    ({"target": "ab" * 20, "peers": "1.2.3.4:5"}, "bad_request"),
-    ({}, "bad_request"),
-])
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({"target": "not-a-magnet"}, "bad_torrent"),
+        ({"target": "magnet:?dn=x"}, "bad_torrent"),
+        ({"target": "ab" * 20, "peers": ["nohostport"]}, "bad_torrent"),
+        ({"target": "ab" * 20, "name": "../x"}, "invalid_name"),
+        ({"target": "ab" * 20, "peers": "1.2.3.4:5"}, "bad_request"),
+        ({}, "bad_request"),
+    ],
+)
 async def test_bad_downloads(api, body, code):
     r = await api.post("/api/v1/models/download", json=body, headers=api.auth)
     assert r.status == 400 and (await r.json())["code"] == code

@@ -73,11 +73,14 @@ def test_import_from_stdin_with_vectors(run):
     assert info["nostr_pubkey"] == "17162c921dc4d2518f9a101db33695df1afb56ab82f5ff3e5da6eec3ca5cd917"
 
 
-@pytest.mark.parametrize("phrase, word", [
-    ("leader monkey parrot ring guide accident before fence cannon height naive", "11 words"),
-    ("leader monkey parrot ring guide accident before fence cannon height naive zzzz", "word 12"),
-    ("leader monkey parrot ring guide accident before fence cannon height naive naive", "checksum"),
-])
+@pytest.mark.parametrize(
+    "phrase, word",
+    [
+        ("leader monkey parrot ring guide accident before fence cannon height naive", "11 words"),
+        ("leader monkey parrot ring guide accident before fence cannon height naive zzzz", "word 12"),
+        ("leader monkey parrot ring guide accident before fence cannon height naive naive", "checksum"),
+    ],
+)
 def test_import_bad_phrases(run, clean_env, phrase, word):
     r = run("identity", "import", input=phrase + "\n", code=1)
     assert word in r.stderr and "zzzz" not in r.stderr

@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 from daemons import ROOT, start_daemon, stop_daemon
 
-from silnode.daemon import probe_health
+from silnode.home import probe_health
 
 pytestmark = pytest.mark.e2e
 
 
 def silnode(home: Path, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
     env = dict(os.environ, SILNODE_HOME=str(home))
-    r = subprocess.run([sys.executable, "-m", "silnode", *args], env=env, capture_output=True, text=True,
-                       timeout=timeout, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "silnode", *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
     if check:
         assert r.returncode == 0, (args, r.returncode, r.stdout, r.stderr)
     return r
@@ -64,8 +65,12 @@ def test_start_status_stop_background(clean_env, tiny_gguf):
     assert r.returncode == 3 and "not running" in r.stdout
     log = (home / "logs" / "daemon.log").read_text()
     # services stop in reverse order of start
-    starts = [log.index(f"starting {s}") for s in ("store", "tasks", "torrents", "serve")]
-    stops = [log.index(f"stopping {s}") for s in ("serve", "torrents", "tasks", "store")]
+    starts = [
+        log.index(f"starting {s}") for s in ("store", "tasks", "torrent-engine", "distribution", "serving", "models")
+    ]
+    stops = [
+        log.index(f"stopping {s}") for s in ("models", "serving", "distribution", "torrent-engine", "tasks", "store")
+    ]
     assert starts == sorted(starts) and stops == sorted(stops) and starts[-1] < stops[0]
     assert log.count("stopping store") == 1  # one handler: no duplicated lines
 
@@ -135,8 +140,9 @@ def test_admin_shutdown_over_rest(clean_env):
     import urllib.request
 
     d = start_daemon(clean_env)
-    req = urllib.request.Request(f"{d.url}/api/v1/admin/shutdown", method="POST",
-                                 headers={"Authorization": f"Bearer {d.token}"})
+    req = urllib.request.Request(
+        f"{d.url}/api/v1/admin/shutdown", method="POST", headers={"Authorization": f"Bearer {d.token}"}
+    )
     with urllib.request.urlopen(req, timeout=5) as resp:
         assert resp.status == 202
     assert d.proc.wait(15) == 0

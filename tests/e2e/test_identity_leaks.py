@@ -27,8 +27,15 @@ def test_no_secret_in_files_logs_outputs_or_process_table(clean_env, tmp_path, t
     captured: dict[str, str] = {}
 
     def cli(label: str, *args: str, input: str | None = None, check: bool = True, **extra: str) -> str:
-        r = subprocess.run([sys.executable, "-m", "silnode", *args], env={**env, **extra}, input=input,
-                           capture_output=True, text=True, timeout=60, cwd=ROOT)
+        r = subprocess.run(
+            [sys.executable, "-m", "silnode", *args],
+            env={**env, **extra},
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
         captured[f"{label}.stdout"], captured[f"{label}.stderr"] = r.stdout, r.stderr
         if check:
             assert r.returncode == 0, (args, r.stdout, r.stderr)
@@ -55,8 +62,14 @@ def test_no_secret_in_files_logs_outputs_or_process_table(clean_env, tmp_path, t
         proc_cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
         captured["proc.environ"], captured["proc.cmdline"] = proc_env.decode("latin-1"), proc_cmd.decode("latin-1")
         assert PW.encode() not in proc_env and PW.encode() not in proc_cmd
-        for path in ("/api/v1/identity", "/api/v1/status", "/api/v1/models", "/api/v1/openapi.json",
-                     "/api/v1/health", "/api/v1/transfers"):
+        for path in (
+            "/api/v1/identity",
+            "/api/v1/status",
+            "/api/v1/models",
+            "/api/v1/openapi.json",
+            "/api/v1/health",
+            "/api/v1/transfers",
+        ):
             with urllib.request.urlopen(url + path, timeout=10) as resp:
                 captured[f"GET {path}"] = resp.read().decode()
         assert json.loads(captured["GET /api/v1/identity"])["identity"]["unlocked"] is True

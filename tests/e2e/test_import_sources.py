@@ -30,11 +30,15 @@ def test_import_from_hf_cache_written_by_huggingface_hub(hf_cache, tiny_gguf, ti
     from daemons import start_daemon, stop_daemon
 
     with serve_hub() as hub:
-        hub.publish("acme/Tiny-GGUF", "a" * 40, {
-            "tiny-f32.gguf": tiny_gguf.read_bytes(),
-            "tiny-q8_0.gguf": tiny_q8.read_bytes(),
-            "README.md": b"---\nlicense: mit\n---\n# tiny\n",
-        })
+        hub.publish(
+            "acme/Tiny-GGUF",
+            "a" * 40,
+            {
+                "tiny-f32.gguf": tiny_gguf.read_bytes(),
+                "tiny-q8_0.gguf": tiny_q8.read_bytes(),
+                "README.md": b"---\nlicense: mit\n---\n# tiny\n",
+            },
+        )
         for f in ("tiny-f32.gguf", "tiny-q8_0.gguf", "README.md"):
             download(hub, hf_cache, "acme/Tiny-GGUF", f)
     snapshot = hf_cache / "models--acme--Tiny-GGUF" / "snapshots" / ("a" * 40) / "tiny-q8_0.gguf"
@@ -69,9 +73,20 @@ def test_import_from_ollama_store(tmp_path, tiny_gguf, clean_env):
     (models / "blobs" / f"sha256-{digest}").write_bytes(tiny_gguf.read_bytes())
     mdir = models / "manifests" / "registry.ollama.ai" / "library" / "tinyllama"
     mdir.mkdir(parents=True)
-    (mdir / "1b").write_text(json.dumps({"schemaVersion": 2, "layers": [
-        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}",
-         "size": tiny_gguf.stat().st_size}]}))
+    (mdir / "1b").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.ollama.image.model",
+                        "digest": f"sha256:{digest}",
+                        "size": tiny_gguf.stat().st_size,
+                    }
+                ],
+            }
+        )
+    )
     daemon = start_daemon(clean_env)
     try:
         out = json.loads(run("import", "--from", "ollama", "--json").stdout)

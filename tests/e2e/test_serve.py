@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from daemons import run_cli, start_daemon, stop_daemon
 
-from silnode.serve import starter
+from silnode.serving import starter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -38,8 +38,7 @@ def test_first_run_serves_the_starter_model_and_the_served_set_survives_a_restar
         model_dir = Path(m.get("path") or home / "models" / starter.NAME)
         assert (model_dir / "GEMMA_TERMS.html").is_file()
 
-        reply = cli(home, "chat", starter.NAME, "The capital of France is", "--max-tokens", "12",
-                    "--temperature", "0")
+        reply = cli(home, "chat", starter.NAME, "The capital of France is", "--max-tokens", "12", "--temperature", "0")
         assert "base model" in reply.stderr and sum(c.isalpha() for c in reply.stdout) >= 5, reply.stdout
         pid = loaded(home)[starter.NAME]["pid"]
     finally:
@@ -53,8 +52,7 @@ def test_first_run_serves_the_starter_model_and_the_served_set_survives_a_restar
         while loaded(home).get(starter.NAME, {}).get("state") != "ready":
             assert time.monotonic() < deadline, loaded(home)
             time.sleep(0.2)
-        again = cli(home, "chat", starter.NAME, "Once upon a time", "--max-tokens", "4", "--json",
-                    check=False)
+        again = cli(home, "chat", starter.NAME, "Once upon a time", "--max-tokens", "4", "--json", check=False)
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["model"] == starter.NAME
         new_pid = loaded(home)[starter.NAME]["pid"]

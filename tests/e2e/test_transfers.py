@@ -79,8 +79,17 @@ def test_sigkill_mid_download_resumes_with_only_missing_pieces(tmp_path):
         n_pieces = -(-total // plen)
         missing = (n_pieces - pieces_kept) * plen
         fetched_after_restart = sent_after - sent_before
-        print(json.dumps({"total": total, "piece_len": plen, "pieces_kept": pieces_kept,
-                          "missing_bytes": missing, "fetched_after_restart": fetched_after_restart}))
+        print(
+            json.dumps(
+                {
+                    "total": total,
+                    "piece_len": plen,
+                    "pieces_kept": pieces_kept,
+                    "missing_bytes": missing,
+                    "fetched_after_restart": fetched_after_restart,
+                }
+            )
+        )
         assert pieces_kept >= n_pieces // 3
         assert fetched_after_restart <= missing + 4 * plen  # the missing pieces plus a few in flight
         assert fetched_after_restart < total
@@ -109,8 +118,7 @@ def test_standard_client_downloads_a_shared_model(tmp_path, tiny_q8):
     a = start_daemon(tmp_path / "a")
     loop = asyncio.new_event_loop()
     try:
-        shared = json.loads(cli(a.home, "share", str(tiny_q8), "--name", "alice/q8", "--v1-compat",
-                                "--json").stdout)
+        shared = json.loads(cli(a.home, "share", str(tiny_q8), "--name", "alice/q8", "--v1-compat", "--json").stdout)
         node_port = json.loads(cli(a.home, "daemon", "status", "--json").stdout)["torrents"]["listen_port"]
         announces = []
 
@@ -136,10 +144,27 @@ def test_standard_client_downloads_a_shared_model(tmp_path, tiny_q8):
         torrent = Path(shared["v1_compat"]["torrent_file"])
         assert torrent.parent == a.home / "models" / "alice" / "q8"
         out = tmp_path / "aria2"
-        r = subprocess.run([aria2, "--dir", str(out), "--bt-tracker", tracker, "--enable-dht=false",
-                            "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
-                            "--seed-time=0", "--bt-stop-timeout=60", "--summary-interval=0", "--quiet=true",
-                            str(torrent)], capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [
+                aria2,
+                "--dir",
+                str(out),
+                "--bt-tracker",
+                tracker,
+                "--enable-dht=false",
+                "--enable-dht6=false",
+                "--bt-enable-lpd=false",
+                "--enable-peer-exchange=false",
+                "--seed-time=0",
+                "--bt-stop-timeout=60",
+                "--summary-interval=0",
+                "--quiet=true",
+                str(torrent),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0, (r.stdout, r.stderr)
         assert announces, "aria2 never asked the tracker"
         got = out / tiny_q8.name

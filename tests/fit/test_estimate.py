@@ -35,7 +35,7 @@ from silnode.fit.estimate import (
     fits,
     model_shape,
 )
-from silnode.fit.gguf import read_header
+from silnode.gguf import read_header
 
 ROOT = Path(__file__).resolve().parents[2]
 TOL = 0.05
@@ -46,15 +46,29 @@ S, U32, A, F32, BOOL = 8, 4, 9, 0, 7
 Q4_K, Q8_0, T_F32 = 12, 8, 0
 
 
-def make_header(tmp_path: Path, *, arch: str = "llama", n_layer: int = 4, n_embd: int = 256, n_head: int = 8,
-                n_head_kv: int | list[int] = 8, n_ff: int = 512, n_vocab: int = 1000, extra: list | None = None,
-                tied: bool = False, wtype: int = T_F32, name: str = "m.gguf"):
-    kvs = [("general.architecture", S, arch),
-           (f"{arch}.block_count", U32, n_layer),
-           (f"{arch}.embedding_length", U32, n_embd),
-           (f"{arch}.feed_forward_length", U32, n_ff),
-           (f"{arch}.attention.head_count", U32, n_head),
-           (f"{arch}.context_length", U32, 8192)]
+def make_header(
+    tmp_path: Path,
+    *,
+    arch: str = "llama",
+    n_layer: int = 4,
+    n_embd: int = 256,
+    n_head: int = 8,
+    n_head_kv: int | list[int] = 8,
+    n_ff: int = 512,
+    n_vocab: int = 1000,
+    extra: list | None = None,
+    tied: bool = False,
+    wtype: int = T_F32,
+    name: str = "m.gguf",
+):
+    kvs = [
+        ("general.architecture", S, arch),
+        (f"{arch}.block_count", U32, n_layer),
+        (f"{arch}.embedding_length", U32, n_embd),
+        (f"{arch}.feed_forward_length", U32, n_ff),
+        (f"{arch}.attention.head_count", U32, n_head),
+        (f"{arch}.context_length", U32, 8192),
+    ]
     if isinstance(n_head_kv, list):
         kvs.append((f"{arch}.attention.head_count_kv", A, (U32, n_head_kv)))
     else:
@@ -63,9 +77,11 @@ def make_header(tmp_path: Path, *, arch: str = "llama", n_layer: int = 4, n_embd
     kvs.append(("tokenizer.ggml.tokens", A, (S, [f"t{i}" for i in range(n_vocab)])))
     tensors = [("token_embd.weight", (n_embd, n_vocab), wtype)]
     for il in range(n_layer):
-        tensors += [(f"blk.{il}.attn_q.weight", (n_embd, n_embd), wtype),
-                    (f"blk.{il}.ffn_up.weight", (n_embd, n_ff), wtype),
-                    (f"blk.{il}.attn_norm.weight", (n_embd,), T_F32)]
+        tensors += [
+            (f"blk.{il}.attn_q.weight", (n_embd, n_embd), wtype),
+            (f"blk.{il}.ffn_up.weight", (n_embd, n_ff), wtype),
+            (f"blk.{il}.attn_norm.weight", (n_embd,), T_F32),
+        ]
     if not tied:
         tensors.append(("output.weight", (n_embd, n_vocab), wtype))
     p = tmp_path / name
@@ -88,17 +104,29 @@ def test_kv_formula_and_gqa(tmp_path: Path) -> None:
 
 
 def test_key_value_length(tmp_path: Path) -> None:
-    h = make_header(tmp_path, n_head_kv=1, extra=[("llama.attention.key_length", U32, 128),
-                                                  ("llama.attention.value_length", U32, 64)])
+    h = make_header(
+        tmp_path,
+        n_head_kv=1,
+        extra=[("llama.attention.key_length", U32, 128), ("llama.attention.value_length", U32, 64)],
+    )
     e = estimate(h, n_ctx=256)
     assert e.kv_bytes == 4 * 256 * 1 * (128 + 64) * 2
 
 
 def test_sliding_window(tmp_path: Path) -> None:
     # gemma3: 5 of every 6 layers slide (llama.cpp's pattern 6), window 512
-    h = make_header(tmp_path, arch="gemma3", n_layer=18, n_head=4, n_head_kv=1,
-                    extra=[("gemma3.attention.sliding_window", U32, 512),
-                           ("gemma3.attention.key_length", U32, 256), ("gemma3.attention.value_length", U32, 256)])
+    h = make_header(
+        tmp_path,
+        arch="gemma3",
+        n_layer=18,
+        n_head=4,
+        n_head_kv=1,
+        extra=[
+            ("gemma3.attention.sliding_window", U32, 512),
+            ("gemma3.attention.key_length", U32, 256),
+            ("gemma3.attention.value_length", U32, 256),
+        ],
+    )
     s = model_shape(h)
     assert sum(s.swa_layers) == 15 and not s.swa_layers[5] and not s.swa_layers[17] and s.swa_layers[0]
     per_cell = 2 * 256 * 2  # K + V, one kv head of 256, f16
@@ -110,13 +138,24 @@ def test_sliding_window(tmp_path: Path) -> None:
     assert small.kv_bytes == (3 * 4096 + 15 * 1024) * per_cell
     assert estimate(h, n_ctx=512, swa_full=False).kv_cells_swa == 512  # never more than the full cache
     # an explicit pattern in the GGUF wins; a per-layer bool array too
-    h2 = make_header(tmp_path, arch="gemma3", n_layer=4, name="p2.gguf",
-                     extra=[("gemma3.attention.sliding_window", U32, 256),
-                            ("gemma3.attention.sliding_window_pattern", U32, 2)])
+    h2 = make_header(
+        tmp_path,
+        arch="gemma3",
+        n_layer=4,
+        name="p2.gguf",
+        extra=[("gemma3.attention.sliding_window", U32, 256), ("gemma3.attention.sliding_window_pattern", U32, 2)],
+    )
     assert model_shape(h2).swa_layers == (True, False, True, False)
-    h3 = make_header(tmp_path, arch="gemma3", n_layer=4, name="p3.gguf",
-                     extra=[("gemma3.attention.sliding_window", U32, 256),
-                            ("gemma3.attention.sliding_window_pattern", A, (BOOL, [False, True, True, False]))])
+    h3 = make_header(
+        tmp_path,
+        arch="gemma3",
+        n_layer=4,
+        name="p3.gguf",
+        extra=[
+            ("gemma3.attention.sliding_window", U32, 256),
+            ("gemma3.attention.sliding_window_pattern", A, (BOOL, [False, True, True, False])),
+        ],
+    )
     assert model_shape(h3).swa_layers == (False, True, True, False)
     assert not any(model_shape(make_header(tmp_path, name="nos.gguf")).swa_layers)
 
@@ -160,8 +199,12 @@ def test_gpu_vs_cpu_split(tmp_path: Path) -> None:
     cpu = estimate(h, n_ctx=2048)
     gpu = estimate(h, n_ctx=2048, gpu=True)
     assert cpu.weights_bytes == tensors and cpu.host_bytes == 0
-    assert cpu.overhead_parts == {"runtime": CPU_BASELINE, "vocab": 1000 * 160, "gguf_header": h.data_offset,
-                                  "cpu_work": 8 * 2048 * 512 * 2}
+    assert cpu.overhead_parts == {
+        "runtime": CPU_BASELINE,
+        "vocab": 1000 * 160,
+        "gguf_header": h.data_offset,
+        "cpu_work": 8 * 2048 * 512 * 2,
+    }
     assert cpu.overhead_bytes == sum(cpu.overhead_parts.values())
     assert cpu.per_device == {"CPU": cpu.total_bytes}
     assert gpu.weights_bytes == tensors - emb  # token_embd stays in host RAM
@@ -183,18 +226,30 @@ def test_gpu_numbers_from_h100_notes(tmp_path: Path) -> None:
     llama.cpp's own CUDA0 buffers (model + KV + compute) were 1417.5 MiB with flash attention off and
     1203.0 MiB with it on (load-time VRAM delta 1422 / 1206). Rebuild that header (a sparse file) and check."""
     E, L, H, HKV, FF, V = 2048, 22, 32, 4, 5632, 32000
-    kvs = [("general.architecture", S, "llama"), ("llama.block_count", U32, L), ("llama.embedding_length", U32, E),
-           ("llama.feed_forward_length", U32, FF), ("llama.attention.head_count", U32, H),
-           ("llama.attention.head_count_kv", U32, HKV), ("llama.context_length", U32, 4096),
-           ("llama.vocab_size", U32, V)]
+    kvs = [
+        ("general.architecture", S, "llama"),
+        ("llama.block_count", U32, L),
+        ("llama.embedding_length", U32, E),
+        ("llama.feed_forward_length", U32, FF),
+        ("llama.attention.head_count", U32, H),
+        ("llama.attention.head_count_kv", U32, HKV),
+        ("llama.context_length", U32, 4096),
+        ("llama.vocab_size", U32, V),
+    ]
     hd = E // H
     t = [("token_embd.weight", (E, V), Q8_0)]
     for i in range(L):
-        t += [(f"blk.{i}.attn_norm.weight", (E,), T_F32), (f"blk.{i}.attn_q.weight", (E, E), Q8_0),
-              (f"blk.{i}.attn_k.weight", (E, HKV * hd), Q8_0), (f"blk.{i}.attn_v.weight", (E, HKV * hd), Q8_0),
-              (f"blk.{i}.attn_output.weight", (E, E), Q8_0), (f"blk.{i}.ffn_norm.weight", (E,), T_F32),
-              (f"blk.{i}.ffn_gate.weight", (E, FF), Q8_0), (f"blk.{i}.ffn_up.weight", (E, FF), Q8_0),
-              (f"blk.{i}.ffn_down.weight", (FF, E), Q8_0)]
+        t += [
+            (f"blk.{i}.attn_norm.weight", (E,), T_F32),
+            (f"blk.{i}.attn_q.weight", (E, E), Q8_0),
+            (f"blk.{i}.attn_k.weight", (E, HKV * hd), Q8_0),
+            (f"blk.{i}.attn_v.weight", (E, HKV * hd), Q8_0),
+            (f"blk.{i}.attn_output.weight", (E, E), Q8_0),
+            (f"blk.{i}.ffn_norm.weight", (E,), T_F32),
+            (f"blk.{i}.ffn_gate.weight", (E, FF), Q8_0),
+            (f"blk.{i}.ffn_up.weight", (E, FF), Q8_0),
+            (f"blk.{i}.ffn_down.weight", (FF, E), Q8_0),
+        ]
     t += [("output_norm.weight", (E,), T_F32), ("output.weight", (E, V), Q8_0)]
     head = raw_gguf(kvs, t, data=False)
     data_start = -(-len(head) // 32) * 32
@@ -242,11 +297,26 @@ def test_defaults_and_path(tmp_path: Path) -> None:
 def fake_estimate(need: int, device: str = "CUDA0", **per_device: int):
     from silnode.fit.estimate import MemoryEstimate
 
-    return MemoryEstimate(n_ctx=4096, n_ubatch=512, n_batch=512, flash_attn=False, gpu=True, device=device,
-                          weights_bytes=need - 720 * MiB, host_bytes=0, kv_bytes=0, compute_bytes=0,
-                          overhead_bytes=720 * MiB, total_bytes=need, kv_cells=4096, kv_cells_swa=None,
-                          repack_bytes=0, logits_bytes=0, cpu_peak_bytes=None,
-                          per_device={device: need, **per_device})
+    return MemoryEstimate(
+        n_ctx=4096,
+        n_ubatch=512,
+        n_batch=512,
+        flash_attn=False,
+        gpu=True,
+        device=device,
+        weights_bytes=need - 720 * MiB,
+        host_bytes=0,
+        kv_bytes=0,
+        compute_bytes=0,
+        overhead_bytes=720 * MiB,
+        total_bytes=need,
+        kv_cells=4096,
+        kv_cells_swa=None,
+        repack_bytes=0,
+        logits_bytes=0,
+        cpu_peak_bytes=None,
+        per_device={device: need, **per_device},
+    )
 
 
 def test_fits_rule(tmp_path: Path) -> None:
@@ -284,6 +354,7 @@ def test_refusal_message() -> None:
 
 # ---- against llama.cpp -------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def llama_cpp_installed() -> None:
     """llama-cpp-python is a test extra (`make test` installs it): missing, these tests fail rather than skip."""
@@ -305,12 +376,17 @@ def _bench():
 # (model, n_ctx, flash_attn, swa_full, fill the context): fill = a prompt of n_ctx - 16 tokens plus 4 generated,
 # so the worst-case attention buffers are really touched (needed for the RSS check; costs ~6 s and ~13 s on
 # large-q8_0 at 2048 / 4096 with 2 threads); the others only load the model
-CASES = [("tiny-f32", 512, False, True, True), ("tiny-f32", 2048, False, True, True),
-         ("tiny-f32", 4096, True, True, False),
-         ("large-q8_0", 2048, False, True, True), ("large-q8_0", 4096, False, True, True),
-         ("large-q8_0", 2048, True, True, False),
-         ("gemma", 1024, False, True, True), ("gemma", 4096, False, True, False),
-         ("gemma", 4096, False, False, False)]
+CASES = [
+    ("tiny-f32", 512, False, True, True),
+    ("tiny-f32", 2048, False, True, True),
+    ("tiny-f32", 4096, True, True, False),
+    ("large-q8_0", 2048, False, True, True),
+    ("large-q8_0", 4096, False, True, True),
+    ("large-q8_0", 2048, True, True, False),
+    ("gemma", 1024, False, True, True),
+    ("gemma", 4096, False, True, False),
+    ("gemma", 4096, False, False, False),
+]
 
 
 def case_id(c: tuple) -> str:
@@ -323,8 +399,10 @@ RSS_CASES = [c for c in CASES if c[4] and c[0] != "gemma"]
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict:
     d = tmp_path_factory.mktemp("estimate")
-    out = {"tiny-f32": make_gguf(d / "tiny-f32.gguf"),
-           "large-q8_0": make_gguf(d / "large-q8_0.gguf", preset="large", dtype="q8_0")}
+    out = {
+        "tiny-f32": make_gguf(d / "tiny-f32.gguf"),
+        "large-q8_0": make_gguf(d / "large-q8_0.gguf", preset="large", dtype="q8_0"),
+    }
     out["gemma"] = request.getfixturevalue("gemma_gguf")
     return out
 
@@ -337,8 +415,9 @@ def measured(models: dict):
     def get(case: tuple) -> tuple[dict, dict]:
         if case not in cache:
             model, n_ctx, fa, swa_full, fill = case
-            m = bench.measure(models[model], n_ctx=n_ctx, flash_attn=fa, swa_full=swa_full,
-                              prompt_tokens=None if fill else 0)
+            m = bench.measure(
+                models[model], n_ctx=n_ctx, flash_attn=fa, swa_full=swa_full, prompt_tokens=None if fill else 0
+            )
             cache[case] = (m, bench.compare(models[model], m))
         return cache[case]
 
@@ -356,8 +435,9 @@ def test_buffers_match_llama_cpp(measured, case: tuple) -> None:
     for part in ("weights", "kv", "compute"):
         assert got[part], f"llama.cpp printed no {part} buffer line: {m['buffers_mib']}"
         ok = abs(err[part]) <= 100 * TOL or abs(est[part] - got[part]) <= 0.005
-        assert ok, f"{case_id(case)} {part}: estimate {est[part]:.3f} MiB, llama.cpp {got[part]:.2f} MiB " \
-                   f"({err[part]:+.1f} %)"
+        assert ok, (
+            f"{case_id(case)} {part}: estimate {est[part]:.3f} MiB, llama.cpp {got[part]:.2f} MiB ({err[part]:+.1f} %)"
+        )
 
 
 @needs_llama
@@ -371,8 +451,10 @@ def test_peak_rss_matches_total(measured, case: tuple) -> None:
     # baseline, which differs by ~5 MiB between environments (measured: -0.3 % in the development venv,
     # -8.4 % in a fresh CI venv), so it gets ±10 %: its buffers are checked to ±0.6 % above anyway.
     tol = TOL if row["est_mib"]["total"] > 150 else 2 * TOL
-    assert abs(err) <= 100 * tol, f"{case_id(case)}: total {row['est_mib']['total']:.1f} MiB, " \
-                                  f"peak RSS {row['rss_mib']['peak']:.1f} MiB ({err:+.1f} %)"
+    assert abs(err) <= 100 * tol, (
+        f"{case_id(case)}: total {row['est_mib']['total']:.1f} MiB, "
+        f"peak RSS {row['rss_mib']['peak']:.1f} MiB ({err:+.1f} %)"
+    )
     assert not any("peak RSS will be lower" in n for n in row["notes"])
 
 

@@ -112,17 +112,25 @@ def test_nvml_missing_library_is_not_found():
 
 @pytest.mark.parametrize("victim", ["nvml", "amd_sysfs", "apple", "cpu", "ggml"])
 def test_each_probe_failing_in_turn_is_recorded_and_others_answer(victim, tmp_path):
-    amd_root = make_amd_tree(tmp_path / "drm", {"card0": {"mem_info_vram_total": str(16 * GiB),
-                                                          "mem_info_vram_used": str(1 * GiB)}})
+    amd_root = make_amd_tree(
+        tmp_path / "drm", {"card0": {"mem_info_vram_total": str(16 * GiB), "mem_info_vram_used": str(1 * GiB)}}
+    )
     healthy = {
         "nvml": hw.nvml_probe(fake_nvml([("NVIDIA A", 24 * GiB, 20 * GiB)])),
         "amd_sysfs": hw.amd_sysfs_probe(amd_root),
-        "apple": hw.apple_probe(system="Darwin", machine="arm64", sysctl=lambda k: {"hw.memsize": str(64 * GiB)}
-                                .get(k, "0"), psutil_mod=fake_psutil(64 * GiB, 40 * GiB)),
+        "apple": hw.apple_probe(
+            system="Darwin",
+            machine="arm64",
+            sysctl=lambda k: {"hw.memsize": str(64 * GiB)}.get(k, "0"),
+            psutil_mod=fake_psutil(64 * GiB, 40 * GiB),
+        ),
         "cpu": hw.cpu_probe(fake_psutil(32 * GiB, 30 * GiB)),
-        "ggml": hw.ggml_probe(available=lambda: True, enabled=True,
-                              script='print(\'[{"name": "Vulkan0", "description": "iGPU", "type": 2, '
-                                     '"free": 1073741824, "total": 2147483648}]\')'),
+        "ggml": hw.ggml_probe(
+            available=lambda: True,
+            enabled=True,
+            script='print(\'[{"name": "Vulkan0", "description": "iGPU", "type": 2, '
+            '"free": 1073741824, "total": 2147483648}]\')',
+        ),
     }
     probes = dict(healthy)
     probes[victim] = boom(f"{victim} exploded")
@@ -161,13 +169,22 @@ def test_nvml_one_bad_gpu_does_not_hide_the_others():
 
 
 def test_multiple_nvml_gpus_listed_separately_and_decided_on_free():
-    nv = fake_nvml([
-        (b"NVIDIA H100 80GB HBM3", 80 * GiB, 10 * GiB),  # bigger, but busy
-        ("NVIDIA RTX 4090", 24 * GiB, 23 * GiB),
-        ("NVIDIA RTX 3060", 12 * GiB, 11 * GiB),
-    ])
-    report = probe(probes={"nvml": hw.nvml_probe(nv), "amd_sysfs": None, "apple": None,
-                           "cpu": hw.cpu_probe(fake_psutil(64 * GiB, 60 * GiB)), "ggml": None})
+    nv = fake_nvml(
+        [
+            (b"NVIDIA H100 80GB HBM3", 80 * GiB, 10 * GiB),  # bigger, but busy
+            ("NVIDIA RTX 4090", 24 * GiB, 23 * GiB),
+            ("NVIDIA RTX 3060", 12 * GiB, 11 * GiB),
+        ]
+    )
+    report = probe(
+        probes={
+            "nvml": hw.nvml_probe(nv),
+            "amd_sysfs": None,
+            "apple": None,
+            "cpu": hw.cpu_probe(fake_psutil(64 * GiB, 60 * GiB)),
+            "ggml": None,
+        }
+    )
     assert [d.id for d in report.gpus] == ["CUDA0", "CUDA1", "CUDA2"]
     assert report.gpus[0].name == "NVIDIA H100 80GB HBM3"  # bytes decoded
     assert all(d.backend == "cuda" and d.source == "nvml" for d in report.gpus)
@@ -198,14 +215,25 @@ def test_nvml_no_gpus_is_not_found():
 
 
 def test_amd_sysfs_tree(tmp_path):
-    root = make_amd_tree(tmp_path / "drm", {
-        "card0": {"vendor": "0x8086"},  # an Intel iGPU without amdgpu mem_info: skipped
-        "card1": {"vendor": "0x1002", "product_name": "AMD Radeon RX 7900 XTX",
-                  "mem_info_vram_total": str(24 * GiB), "mem_info_vram_used": str(2 * GiB)},
-        "card2": {"vendor": "0x1002", "device": "0x740f",
-                  "mem_info_vram_total": str(64 * GiB), "mem_info_vram_used": str(4 * GiB)},
-        "card1-DP-1": {},  # a connector, not a card
-    })
+    root = make_amd_tree(
+        tmp_path / "drm",
+        {
+            "card0": {"vendor": "0x8086"},  # an Intel iGPU without amdgpu mem_info: skipped
+            "card1": {
+                "vendor": "0x1002",
+                "product_name": "AMD Radeon RX 7900 XTX",
+                "mem_info_vram_total": str(24 * GiB),
+                "mem_info_vram_used": str(2 * GiB),
+            },
+            "card2": {
+                "vendor": "0x1002",
+                "device": "0x740f",
+                "mem_info_vram_total": str(64 * GiB),
+                "mem_info_vram_used": str(4 * GiB),
+            },
+            "card1-DP-1": {},  # a connector, not a card
+        },
+    )
     report = probe(probes=[hw.amd_sysfs_probe(root), hw.cpu_probe(fake_psutil(32 * GiB, 30 * GiB))])
     assert [d.id for d in report.gpus] == ["ROCM0", "ROCM1"]
     a, b = report.gpus
@@ -217,10 +245,13 @@ def test_amd_sysfs_tree(tmp_path):
 
 
 def test_amd_sysfs_missing_used_and_bad_values(tmp_path):
-    root = make_amd_tree(tmp_path / "drm", {
-        "card0": {"mem_info_vram_total": str(16 * GiB)},
-        "card1": {"mem_info_vram_total": "garbage", "mem_info_vram_used": "0"},
-    })
+    root = make_amd_tree(
+        tmp_path / "drm",
+        {
+            "card0": {"mem_info_vram_total": str(16 * GiB)},
+            "card1": {"mem_info_vram_total": "garbage", "mem_info_vram_used": "0"},
+        },
+    )
     report = probe(probes=[hw.amd_sysfs_probe(root)])
     a, b = report.gpus
     assert a.total_bytes == 16 * GiB and a.free_bytes is None and "free unknown" in a.note
@@ -246,9 +277,12 @@ def test_apple_unified_memory_and_not_applicable():
     metal = report.device("METAL0")
     assert metal.backend == "metal" and metal.total_bytes == 48 * GiB and metal.free_bytes == 48 * GiB
     assert best_device(report) is metal
-    raised = hw.apple_probe(system="Darwin", machine="arm64",
-                            sysctl={"hw.memsize": str(64 * GiB), "iogpu.wired_limit_mb": "57344"}.get,
-                            psutil_mod=fake_psutil(64 * GiB, 60 * GiB))
+    raised = hw.apple_probe(
+        system="Darwin",
+        machine="arm64",
+        sysctl={"hw.memsize": str(64 * GiB), "iogpu.wired_limit_mb": "57344"}.get,
+        psutil_mod=fake_psutil(64 * GiB, 60 * GiB),
+    )
     assert probe(probes=[raised]).device("METAL0").total_bytes == 56 * GiB
     for system, machine in (("Linux", "x86_64"), ("Darwin", "x86_64")):
         r = probe(probes=[hw.apple_probe(system=system, machine=machine)]).probe_result("apple")
@@ -258,11 +292,13 @@ def test_apple_unified_memory_and_not_applicable():
 # ----------------------------------------------------------------------------------------- ggml subprocess
 
 
-GGML_OUT = json.dumps([
-    {"name": "CPU", "description": "AMD EPYC", "type": 0, "free": 8 * GiB, "total": 16 * GiB},
-    {"name": "Vulkan0", "description": "Intel Arc", "type": 1, "free": 6 * GiB, "total": 8 * GiB},
-    {"name": "BLAS", "description": "OpenBLAS", "type": 3, "free": 0, "total": 0},
-])
+GGML_OUT = json.dumps(
+    [
+        {"name": "CPU", "description": "AMD EPYC", "type": 0, "free": 8 * GiB, "total": 16 * GiB},
+        {"name": "Vulkan0", "description": "Intel Arc", "type": 1, "free": 6 * GiB, "total": 8 * GiB},
+        {"name": "BLAS", "description": "OpenBLAS", "type": 3, "free": 0, "total": 0},
+    ]
+)
 
 
 def test_ggml_probe_runs_in_a_subprocess_and_adds_only_new_devices():
@@ -286,18 +322,23 @@ def test_ggml_probe_skips_when_gpu_known_missing_or_broken():
     assert r.status == "not_found" and "llama-cpp-python not installed" in r.detail
     r = probe(probes=[hw.ggml_probe(enabled=False)]).probe_result("ggml")
     assert r.status == "not_applicable"
-    r = probe(probes=[hw.ggml_probe(available=lambda: True, script="raise SystemExit('no libggml')")]) \
-        .probe_result("ggml")
+    r = probe(probes=[hw.ggml_probe(available=lambda: True, script="raise SystemExit('no libggml')")]).probe_result(
+        "ggml"
+    )
     assert r.status == "failed" and "exited 1" in r.detail and "no libggml" in r.detail
 
 
 def test_parse_ggml_devices_maps_ids_and_drops_accel():
-    devs = hw.parse_ggml_devices(json.dumps([
-        {"name": "CUDA0", "description": "NVIDIA H100", "type": 1, "free": 80 * GiB, "total": 81 * GiB},
-        {"name": "ROCm1", "description": "MI300", "type": 1, "free": 0, "total": 192 * GiB},
-        {"name": "Metal", "description": "Apple M3", "type": 1, "free": 20 * GiB, "total": 24 * GiB},
-        {"name": "BLAS", "description": "", "type": 3, "free": 0, "total": 0},
-    ]))
+    devs = hw.parse_ggml_devices(
+        json.dumps(
+            [
+                {"name": "CUDA0", "description": "NVIDIA H100", "type": 1, "free": 80 * GiB, "total": 81 * GiB},
+                {"name": "ROCm1", "description": "MI300", "type": 1, "free": 0, "total": 192 * GiB},
+                {"name": "Metal", "description": "Apple M3", "type": 1, "free": 20 * GiB, "total": 24 * GiB},
+                {"name": "BLAS", "description": "", "type": 3, "free": 0, "total": 0},
+            ]
+        )
+    )
     assert [(d.id, d.backend) for d in devs] == [("CUDA0", "cuda"), ("ROCM1", "rocm"), ("METAL", "metal")]
     assert devs[1].free_bytes is None and "0 bytes free" in devs[1].note
 
@@ -306,8 +347,10 @@ def test_parse_ggml_devices_maps_ids_and_drops_accel():
 
 
 def _two_gpus_and_cpu():
-    return [hw.nvml_probe(fake_nvml([("A", 24 * GiB, 20 * GiB), ("B", 12 * GiB, 11 * GiB)])),
-            hw.cpu_probe(fake_psutil(64 * GiB, 60 * GiB))]
+    return [
+        hw.nvml_probe(fake_nvml([("A", 24 * GiB, 20 * GiB), ("B", 12 * GiB, 11 * GiB)])),
+        hw.cpu_probe(fake_psutil(64 * GiB, 60 * GiB)),
+    ]
 
 
 def test_device_override_caps_total_and_free():
@@ -353,20 +396,29 @@ def test_bad_overrides_are_config_errors(bad):
 
 
 def test_to_dict_is_json_serialisable_and_round_trips(tmp_path):
-    root = make_amd_tree(tmp_path / "drm", {"card0": {"mem_info_vram_total": str(16 * GiB),
-                                                      "mem_info_vram_used": str(GiB)}})
-    report = probe({"CPU": 4 * GiB}, probes={
-        "nvml": hw.nvml_probe(fake_nvml([("A", 24 * GiB, 20 * GiB), ("Odd", 0, 0)])),
-        "amd_sysfs": hw.amd_sysfs_probe(root),
-        "apple": hw.apple_probe(system="Linux"),
-        "cpu": boom("no psutil today"),
-        "ggml": hw.ggml_probe(available=lambda: False),
-    })
+    root = make_amd_tree(
+        tmp_path / "drm", {"card0": {"mem_info_vram_total": str(16 * GiB), "mem_info_vram_used": str(GiB)}}
+    )
+    report = probe(
+        {"CPU": 4 * GiB},
+        probes={
+            "nvml": hw.nvml_probe(fake_nvml([("A", 24 * GiB, 20 * GiB), ("Odd", 0, 0)])),
+            "amd_sysfs": hw.amd_sysfs_probe(root),
+            "apple": hw.apple_probe(system="Linux"),
+            "cpu": boom("no psutil today"),
+            "ggml": hw.ggml_probe(available=lambda: False),
+        },
+    )
     d = json.loads(json.dumps(report.to_dict()))
     assert d["best_device"] == "CUDA0"
     assert [x["id"] for x in d["devices"]] == ["CUDA0", "CUDA1", "ROCM0", "CPU"]
     assert {p["name"]: p["status"] for p in d["probes"]} == {
-        "nvml": "ok", "amd_sysfs": "ok", "apple": "not_applicable", "cpu": "failed", "ggml": "not_applicable"}
+        "nvml": "ok",
+        "amd_sysfs": "ok",
+        "apple": "not_applicable",
+        "cpu": "failed",
+        "ggml": "not_applicable",
+    }
     assert d["devices"][1]["free_bytes"] is None and d["devices"][1]["usable"] is False
     again = HardwareReport.from_dict(d)
     assert again.to_dict() == d

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from silnode.fit.gguf import read_facts
 from silnode.fit.seed import (
     ARCH_KEYS,
     SOURCED_FIELDS,
@@ -22,6 +21,7 @@ from silnode.fit.seed import (
     load_seed_tiers,
     parse_seed_catalog,
 )
+from silnode.gguf import read_facts
 from silnode.names import is_valid_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -58,7 +58,7 @@ def _rewrite(path: Path, mutate) -> None:
 def _header(path: Path) -> tuple[int, dict]:
     data = path.read_bytes()
     _m, _v, hlen = struct.unpack_from(">8sBI", data)
-    return hlen, json.loads(data[13: 13 + hlen])
+    return hlen, json.loads(data[13 : 13 + hlen])
 
 
 # --- round trip -----------------------------------------------------------------------------------------
@@ -85,8 +85,14 @@ def test_save_generated_identity_and_public_info_without_password(ks: Keystore):
 def test_kdf_params_are_stored_and_read_from_the_file(ks: Keystore, home: Path):
     ks.create(PHRASE, "", PW)
     _, header = _header(ks.path)
-    assert header["kdf"] == {"name": "argon2id", "version": 19, "time_cost": 1, "memory_cost": 8,
-                             "parallelism": 1, "salt": header["kdf"]["salt"]}
+    assert header["kdf"] == {
+        "name": "argon2id",
+        "version": 19,
+        "time_cost": 1,
+        "memory_cost": 8,
+        "parallelism": 1,
+        "salt": header["kdf"]["salt"],
+    }
     # a reader configured with other params still opens it (params come from the file)
     assert Keystore.for_home(home, kdf=KdfParams(2, 64, 2)).unlock(PW).npub == NPUB
 
@@ -171,11 +177,11 @@ def test_tampered_header_public_keys_are_caught(ks: Keystore):
 
     def swap(body: bytearray) -> None:
         hlen = struct.unpack_from(">I", body, 9)[0]
-        header = json.loads(bytes(body[13: 13 + hlen]))
+        header = json.loads(bytes(body[13 : 13 + hlen]))
         header["public"] = other
         new = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
         body[9:13] = struct.pack(">I", len(new))
-        body[13: 13 + hlen] = new
+        body[13 : 13 + hlen] = new
 
     _rewrite(ks.path, swap)
     assert ks.read_public_info() == other  # the unverified cache shows it...
@@ -235,10 +241,10 @@ def test_hostile_kdf_params_are_refused_before_hashing(ks: Keystore):
 
     def huge(body: bytearray) -> None:
         hlen = struct.unpack_from(">I", body, 9)[0]
-        old = bytes(body[13: 13 + hlen])
+        old = bytes(body[13 : 13 + hlen])
         new = old.replace(b'"memory_cost":8', b'"memory_cost":1073741824')
         body[9:13] = struct.pack(">I", len(new))
-        body[13: 13 + hlen] = new
+        body[13 : 13 + hlen] = new
 
     _rewrite(ks.path, huge)
     with pytest.raises(KeystoreCorrupt, match="out of range"):
@@ -379,8 +385,13 @@ def test_repr_str_public_info_and_errors_leak_nothing(ks: Keystore):
     ks.set_secret(PW, "canary", canary)
     ident = ks.unlock(PW)
     texts = {
-        "repr": repr(ident), "str": str(ident), "nostr": repr(ident.nostr), "catalog": repr(ident.catalog),
-        "keystore": repr(ks), "public_info": json.dumps(ident.public_info()), "header": json.dumps(ks.header()),
+        "repr": repr(ident),
+        "str": str(ident),
+        "nostr": repr(ident.nostr),
+        "catalog": repr(ident.catalog),
+        "keystore": repr(ks),
+        "public_info": json.dumps(ident.public_info()),
+        "header": json.dumps(ks.header()),
     }
     for bad in ("wrong", ""):
         try:

@@ -9,24 +9,21 @@ from pathlib import Path
 import pytest
 
 from silnode.identity import Identity, password_warnings
-from silnode.identity.leakcheck import (
-    assert_no_leaks,
-    find_leaks,
-    make_canary,
-    needles_for,
-    selftest,
-)
+from silnode.identity.leakcheck import assert_no_leaks, find_leaks, make_canary, needles_for, selftest
 from silnode.identity.password import estimate_bits, is_weak
 
 
-@pytest.mark.parametrize("pw,reason", [
-    ("", "empty"),
-    ("hunter2", "7 characters"),
-    ("Password123!", "most common"),
-    ("silnode", "most common"),
-    ("aaaaaaaaaaaaaaaa", "guessable"),
-    ("abcdefghijklmnop", "guessable"),
-])
+@pytest.mark.parametrize(
+    "pw,reason",
+    [
+        ("", "empty"),
+        ("hunter2", "7 characters"),
+        ("Password123!", "most common"),
+        ("silnode", "most common"),
+        ("aaaaaaaaaaaaaaaa", "guessable"),
+        ("abcdefghijklmnop", "guessable"),
+    ],
+)
 def test_weak_passwords_are_warned_about(pw, reason):
     warnings = password_warnings(pw)
     assert warnings and any(reason in w for w in warnings), warnings
@@ -59,7 +56,9 @@ def test_find_leaks_locations_and_clean_tree(tmp_path: Path):
         gz.write(canary)
     leaks = find_leaks(canary, paths=[tree], texts={"cli --json": f'{{"v": "{canary}"}}'})
     assert {x.where for x in leaks} == {
-        str(tree / "logs" / "daemon.log"), f"{tree / 'logs' / 'daemon.log.1.gz'} (decompressed)", "text:cli --json",
+        str(tree / "logs" / "daemon.log"),
+        f"{tree / 'logs' / 'daemon.log.1.gz'} (decompressed)",
+        "text:cli --json",
     }
     assert next(x for x in leaks if x.where.endswith("daemon.log")).offset == len("INFO started\nDEBUG body='")
     with pytest.raises(AssertionError) as exc:
@@ -81,9 +80,15 @@ def test_identity_needles_cover_every_secret_form():
     ident = Identity("leader monkey parrot ring guide accident before fence cannon height naive bean", "pp-words")
     ident.set_secret("nwc", "nostr+walletconnect://secret-abc")
     needles = ident.leak_needles()
-    for must in (ident.reveal_mnemonic().encode(), b"pp-words", b"nostr+walletconnect://secret-abc",
-                 ident.nostr.secret_bytes().hex().encode(), ident.nostr.nsec().encode(),
-                 ident.catalog.seed_bytes().hex().encode(), ident.catalog.libtorrent_secret().hex().encode()):
+    for must in (
+        ident.reveal_mnemonic().encode(),
+        b"pp-words",
+        b"nostr+walletconnect://secret-abc",
+        ident.nostr.secret_bytes().hex().encode(),
+        ident.nostr.nsec().encode(),
+        ident.catalog.seed_bytes().hex().encode(),
+        ident.catalog.libtorrent_secret().hex().encode(),
+    ):
         assert must in needles
     assert not any(p in n for n in needles for p in (ident.nostr.pubkey_hex.encode(), ident.npub.encode()))
 

@@ -28,8 +28,10 @@ NIP06 = [
         "npub1zutzeysacnf9rru6zqwmxd54mud0k44tst6l70ja5mhv8jjumytsd2x7nu",
     ),
     (
-        ("what bleak badge arrange retreat wolf trade produce cricket blur garlic valid proud rude strong choose "
-        "busy staff weather area salt hollow arm fade"),
+        (
+            "what bleak badge arrange retreat wolf trade produce cricket blur garlic valid proud rude strong choose "
+            "busy staff weather area salt hollow arm fade"
+        ),
         "c15d739894c81a2fcfd3a2df85a0d2c0dbc47a280d092799f144d73d7ae78add",
         "nsec1c9wh8xy5eqdzln7n5t0ctgxjcrdug73gp5yj0x03gntn67h83twssdfhel",
         "d41b22899549e1f3d335a31002cfd382174006e166d3e658e3a5eecdb6463573",
@@ -38,61 +40,131 @@ NIP06 = [
 ]
 
 SEED1 = "000102030405060708090a0b0c0d0e0f"
-SEED2 = ("fffcf9f6f3f0edeae7e4e1dedbd8d5d2cfccc9c6c3c0bdbab7b4b1aeaba8a5a29f9c999693908d8a8784817e7b7875726f6c69"
-         "6663605d5a5754514e4b484542")
+SEED2 = (
+    "fffcf9f6f3f0edeae7e4e1dedbd8d5d2cfccc9c6c3c0bdbab7b4b1aeaba8a5a29f9c999693908d8a8784817e7b7875726f6c69"
+    "6663605d5a5754514e4b484542"
+)
 
 # SLIP-0010 (satoshilabs/slips slip-0010.md): (seed, path, chain code, private, public)
 SLIP10_ED25519 = [
-    (SEED1, "m", "90046a93de5380a72b5e45010748567d5ea02bbf6522f979e05c0d8d8ca9fffb",
-     "2b4be7f19ee27bbf30c667b642d5f4aa69fd169872f8fc3059c08ebae2eb19e7",
-     "00a4b2856bfec510abab89753fac1ac0e1112364e7d250545963f135f2a33188ed"),
-    (SEED1, "m/0H", "8b59aa11380b624e81507a27fedda59fea6d0b779a778918a2fd3590e16e9c69",
-     "68e0fe46dfb67e368c75379acec591dad19df3cde26e63b93a8e704f1dade7a3",
-     "008c8a13df77a28f3445213a0f432fde644acaa215fc72dcdf300d5efaa85d350c"),
-    (SEED1, "m/0H/1H", "a320425f77d1b5c2505a6b1b27382b37368ee640e3557c315416801243552f14",
-     "b1d0bad404bf35da785a64ca1ac54b2617211d2777696fbffaf208f746ae84f2",
-     "001932a5270f335bed617d5b935c80aedb1a35bd9fc1e31acafd5372c30f5c1187"),
-    (SEED1, "m/0H/1H/2H", "2e69929e00b5ab250f49c3fb1c12f252de4fed2c1db88387094a0f8c4c9ccd6c",
-     "92a5b23c0b8a99e37d07df3fb9966917f5d06e02ddbd909c7e184371463e9fc9",
-     "00ae98736566d30ed0e9d2f4486a64bc95740d89c7db33f52121f8ea8f76ff0fc1"),
-    (SEED1, "m/0H/1H/2H/2H", "8f6d87f93d750e0efccda017d662a1b31a266e4a6f5993b15f5c1f07f74dd5cc",
-     "30d1dc7e5fc04c31219ab25a27ae00b50f6fd66622f6e9c913253d6511d1e662",
-     "008abae2d66361c879b900d204ad2cc4984fa2aa344dd7ddc46007329ac76c429c"),
-    (SEED1, "m/0H/1H/2H/2H/1000000000H", "68789923a0cac2cd5a29172a475fe9e0fb14cd6adb5ad98a3fa70333e7afa230",
-     "8f94d394a8e8fd6b1bc2f3f49f5c47e385281d5c17e65324b0f62483e37e8793",
-     "003c24da049451555d51a7014a37337aa4e12d41e485abccfa46b47dfb2af54b7a"),
-    (SEED2, "m", "ef70a74db9c3a5af931b5fe73ed8e1a53464133654fd55e7a66f8570b8e33c3b",
-     "171cb88b1b3c1db25add599712e36245d75bc65a1a5c9e18d76f9f2b1eab4012",
-     "008fe9693f8fa62a4305a140b9764c5ee01e455963744fe18204b4fb948249308a"),
-    (SEED2, "m/0H", "0b78a3226f915c082bf118f83618a618ab6dec793752624cbeb622acb562862d",
-     "1559eb2bbec5790b0c65d8693e4d0875b1747f4970ae8b650486ed7470845635",
-     "0086fab68dcb57aa196c77c5f264f215a112c22a912c10d123b0d03c3c28ef1037"),
-    (SEED2, "m/0H/2147483647H", "138f0b2551bcafeca6ff2aa88ba8ed0ed8de070841f0c4ef0165df8181eaad7f",
-     "ea4f5bfe8694d8bb74b7b59404632fd5968b774ed545e810de9c32a4fb4192f4",
-     "005ba3b9ac6e90e83effcd25ac4e58a1365a9e35a3d3ae5eb07b9e4d90bcf7506d"),
-    (SEED2, "m/0H/2147483647H/1H", "73bd9fff1cfbde33a1b846c27085f711c0fe2d66fd32e139d3ebc28e5a4a6b90",
-     "3757c7577170179c7868353ada796c839135b3d30554bbb74a4b1e4a5a58505c",
-     "002e66aa57069c86cc18249aecf5cb5a9cebbfd6fadeab056254763874a9352b45"),
-    (SEED2, "m/0H/2147483647H/1H/2147483646H", "0902fe8a29f9140480a00ef244bd183e8a13288e4412d8389d140aac1794825a",
-     "5837736c89570de861ebc173b1086da4f505d4adb387c6a1b1342d5e4ac9ec72",
-     "00e33c0f7d81d843c572275f287498e8d408654fdf0d1e065b84e2e6f157aab09b"),
-    (SEED2, "m/0H/2147483647H/1H/2147483646H/2H", "5d70af781f3a37b829f0d060924d5e960bdc02e85423494afc0b1a41bbe196d4",
-     "551d333177df541ad876a60ea71f00447931c0a9da16f227c11ea080d7391b8d",
-     "0047150c75db263559a70d5778bf36abbab30fb061ad69f69ece61a72b0cfa4fc0"),
+    (
+        SEED1,
+        "m",
+        "90046a93de5380a72b5e45010748567d5ea02bbf6522f979e05c0d8d8ca9fffb",
+        "2b4be7f19ee27bbf30c667b642d5f4aa69fd169872f8fc3059c08ebae2eb19e7",
+        "00a4b2856bfec510abab89753fac1ac0e1112364e7d250545963f135f2a33188ed",
+    ),
+    (
+        SEED1,
+        "m/0H",
+        "8b59aa11380b624e81507a27fedda59fea6d0b779a778918a2fd3590e16e9c69",
+        "68e0fe46dfb67e368c75379acec591dad19df3cde26e63b93a8e704f1dade7a3",
+        "008c8a13df77a28f3445213a0f432fde644acaa215fc72dcdf300d5efaa85d350c",
+    ),
+    (
+        SEED1,
+        "m/0H/1H",
+        "a320425f77d1b5c2505a6b1b27382b37368ee640e3557c315416801243552f14",
+        "b1d0bad404bf35da785a64ca1ac54b2617211d2777696fbffaf208f746ae84f2",
+        "001932a5270f335bed617d5b935c80aedb1a35bd9fc1e31acafd5372c30f5c1187",
+    ),
+    (
+        SEED1,
+        "m/0H/1H/2H",
+        "2e69929e00b5ab250f49c3fb1c12f252de4fed2c1db88387094a0f8c4c9ccd6c",
+        "92a5b23c0b8a99e37d07df3fb9966917f5d06e02ddbd909c7e184371463e9fc9",
+        "00ae98736566d30ed0e9d2f4486a64bc95740d89c7db33f52121f8ea8f76ff0fc1",
+    ),
+    (
+        SEED1,
+        "m/0H/1H/2H/2H",
+        "8f6d87f93d750e0efccda017d662a1b31a266e4a6f5993b15f5c1f07f74dd5cc",
+        "30d1dc7e5fc04c31219ab25a27ae00b50f6fd66622f6e9c913253d6511d1e662",
+        "008abae2d66361c879b900d204ad2cc4984fa2aa344dd7ddc46007329ac76c429c",
+    ),
+    (
+        SEED1,
+        "m/0H/1H/2H/2H/1000000000H",
+        "68789923a0cac2cd5a29172a475fe9e0fb14cd6adb5ad98a3fa70333e7afa230",
+        "8f94d394a8e8fd6b1bc2f3f49f5c47e385281d5c17e65324b0f62483e37e8793",
+        "003c24da049451555d51a7014a37337aa4e12d41e485abccfa46b47dfb2af54b7a",
+    ),
+    (
+        SEED2,
+        "m",
+        "ef70a74db9c3a5af931b5fe73ed8e1a53464133654fd55e7a66f8570b8e33c3b",
+        "171cb88b1b3c1db25add599712e36245d75bc65a1a5c9e18d76f9f2b1eab4012",
+        "008fe9693f8fa62a4305a140b9764c5ee01e455963744fe18204b4fb948249308a",
+    ),
+    (
+        SEED2,
+        "m/0H",
+        "0b78a3226f915c082bf118f83618a618ab6dec793752624cbeb622acb562862d",
+        "1559eb2bbec5790b0c65d8693e4d0875b1747f4970ae8b650486ed7470845635",
+        "0086fab68dcb57aa196c77c5f264f215a112c22a912c10d123b0d03c3c28ef1037",
+    ),
+    (
+        SEED2,
+        "m/0H/2147483647H",
+        "138f0b2551bcafeca6ff2aa88ba8ed0ed8de070841f0c4ef0165df8181eaad7f",
+        "ea4f5bfe8694d8bb74b7b59404632fd5968b774ed545e810de9c32a4fb4192f4",
+        "005ba3b9ac6e90e83effcd25ac4e58a1365a9e35a3d3ae5eb07b9e4d90bcf7506d",
+    ),
+    (
+        SEED2,
+        "m/0H/2147483647H/1H",
+        "73bd9fff1cfbde33a1b846c27085f711c0fe2d66fd32e139d3ebc28e5a4a6b90",
+        "3757c7577170179c7868353ada796c839135b3d30554bbb74a4b1e4a5a58505c",
+        "002e66aa57069c86cc18249aecf5cb5a9cebbfd6fadeab056254763874a9352b45",
+    ),
+    (
+        SEED2,
+        "m/0H/2147483647H/1H/2147483646H",
+        "0902fe8a29f9140480a00ef244bd183e8a13288e4412d8389d140aac1794825a",
+        "5837736c89570de861ebc173b1086da4f505d4adb387c6a1b1342d5e4ac9ec72",
+        "00e33c0f7d81d843c572275f287498e8d408654fdf0d1e065b84e2e6f157aab09b",
+    ),
+    (
+        SEED2,
+        "m/0H/2147483647H/1H/2147483646H/2H",
+        "5d70af781f3a37b829f0d060924d5e960bdc02e85423494afc0b1a41bbe196d4",
+        "551d333177df541ad876a60ea71f00447931c0a9da16f227c11ea080d7391b8d",
+        "0047150c75db263559a70d5778bf36abbab30fb061ad69f69ece61a72b0cfa4fc0",
+    ),
 ]
 
 # SLIP-0010 secp256k1 vectors (= BIP32 test vectors 1 and 2): our BIP32, non-hardened steps included
 SLIP10_SECP256K1 = [
-    (SEED1, "m", "873dff81c02f525623fd1fe5167eac3a55a049de3d314bb42ee227ffed37d508",
-     "e8f32e723decf4051aefac8e2c93c9c5b214313817cdb01a1494b917c8436b35"),
-    (SEED1, "m/0H/1", "2a7857631386ba23dacac34180dd1983734e444fdbf774041578e9b6adb37c19",
-     "3c6cb8d0f6a264c91ea8b5030fadaa8e538b020f0a387421a12de9319dc93368"),
-    (SEED1, "m/0H/1/2H/2/1000000000", "c783e67b921d2beb8f6b389cc646d7263b4145701dadd2161548a8b078e65e9e",
-     "471b76e389e528d6de6d816857e012c5455051cad6660850e58372a6c3e6e7c8"),
-    (SEED2, "m/0", "f0909affaa7ee7abe5dd4e100598d4dc53cd709d5a5c2cac40e7412f232f7c9c",
-     "abe74a98f6c7eabee0428f53798f0ab8aa1bd37873999041703c742f15ac7e1e"),
-    (SEED2, "m/0/2147483647H/1/2147483646H/2", "9452b549be8cea3ecb7a84bec10dcfd94afe4d129ebfd3b3cb58eedf394ed271",
-     "bb7d39bdb83ecf58f2fd82b6d918341cbef428661ef01ab97c28a4842125ac23"),
+    (
+        SEED1,
+        "m",
+        "873dff81c02f525623fd1fe5167eac3a55a049de3d314bb42ee227ffed37d508",
+        "e8f32e723decf4051aefac8e2c93c9c5b214313817cdb01a1494b917c8436b35",
+    ),
+    (
+        SEED1,
+        "m/0H/1",
+        "2a7857631386ba23dacac34180dd1983734e444fdbf774041578e9b6adb37c19",
+        "3c6cb8d0f6a264c91ea8b5030fadaa8e538b020f0a387421a12de9319dc93368",
+    ),
+    (
+        SEED1,
+        "m/0H/1/2H/2/1000000000",
+        "c783e67b921d2beb8f6b389cc646d7263b4145701dadd2161548a8b078e65e9e",
+        "471b76e389e528d6de6d816857e012c5455051cad6660850e58372a6c3e6e7c8",
+    ),
+    (
+        SEED2,
+        "m/0",
+        "f0909affaa7ee7abe5dd4e100598d4dc53cd709d5a5c2cac40e7412f232f7c9c",
+        "abe74a98f6c7eabee0428f53798f0ab8aa1bd37873999041703c742f15ac7e1e",
+    ),
+    (
+        SEED2,
+        "m/0/2147483647H/1/2147483646H/2",
+        "9452b549be8cea3ecb7a84bec10dcfd94afe4d129ebfd3b3cb58eedf394ed271",
+        "bb7d39bdb83ecf58f2fd82b6d918341cbef428661ef01ab97c28a4842125ac23",
+    ),
 ]
 
 
@@ -247,11 +319,18 @@ def test_catalog_sign_verify_and_libtorrent_expanded_secret():
 # --- BIP39 seeds (trezor/python-mnemonic vectors.json) ----------------------------------------------------
 
 
-@pytest.mark.parametrize("phrase,seed", [
-    ("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about",
-     ("c55257c360c07c72029aebc1b53c05ed0362ada38ead3e3e9efa3708e53495531f09a6987599d18264c1e1c92f2cf141630c7a3c4ab7c8"
-     "1b2f001698e7463b04")),
-])
+@pytest.mark.parametrize(
+    "phrase,seed",
+    [
+        (
+            "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about",
+            (
+                "c55257c360c07c72029aebc1b53c05ed0362ada38ead3e3e9efa3708e53495531f09a6987599d18264c1e1c92f2cf141630c7a3c4ab7c8"
+                "1b2f001698e7463b04"
+            ),
+        )
+    ],
+)
 def test_bip39_seed_vector(phrase, seed):
     assert mnemonic.to_seed(phrase, "TREZOR").hex() == seed
     assert mnemonic.to_seed(phrase.upper().replace(" ", "  \n"), "TREZOR").hex() == seed  # normalised

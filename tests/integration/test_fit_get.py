@@ -6,11 +6,11 @@ weights are — unless forced."""
 from __future__ import annotations
 
 import pytest
-from nodes import get, peer_of, share, sha256
+from nodes import get, peer_of, sha256, share
 
 from silnode.errors import Conflict, DoesNotFit
 from silnode.fit.seed import load_seed_catalog
-from silnode.serve import starter
+from silnode.serving import starter
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -19,7 +19,7 @@ GEMMA = starter.NAME  # the catalog's Gemma-3-270M entry has the starter model's
 
 
 async def _import(node, path, name):
-    task = node.import_path(str(path), name, license="mit")
+    task = node.models.import_file(str(path), name, license="mit")
     await node.tasks.wait(task)
     assert task.state == "done", task.error
 
@@ -31,19 +31,19 @@ def names(cands):
 async def test_small_capacity_picks_the_model_on_disk(make_node, tiny_gguf):
     node = await make_node("a", **{"hardware.ram_bytes": 512 * MiB})
     await _import(node, tiny_gguf, "test/tiny")
-    ranking = await node.recommend()
+    ranking = await node.models.recommend()
     assert ranking["device"] == "CPU" and ranking["free_bytes"] <= 512 * MiB
     assert names(ranking["fits"]) == ["test/tiny"] and ranking["fits"][0]["on_disk"]
     gemma = next(c for c in ranking["others"] if c["name"] == GEMMA)
     assert not gemma["fits"] and gemma["reason"].startswith("needs ") and "free on CPU" in gemma["reason"]
-    result = await node.get(None, auto=True)
+    result = await node.models.get(None, auto=True)
     assert result == {"model": "test/tiny", "on_disk": True, "reason": ranking["fits"][0]["reason"]}
 
 
 async def test_big_capacity_ranks_by_params_times_bits(make_node, tiny_gguf):
     node = await make_node("a", **{"hardware.ram_bytes": 64 * GiB})
     await _import(node, tiny_gguf, "test/tiny")
-    ranking = await node.recommend()
+    ranking = await node.models.recommend()
     fits = ranking["fits"]
     assert len(fits) >= 3 and fits[-1]["name"] == "test/tiny"  # the tiny test model is the weakest
     quality = [c["quality"] for c in fits]
@@ -54,54 +54,54 @@ async def test_big_capacity_ranks_by_params_times_bits(make_node, tiny_gguf):
     judged = {c["name"] for c in fits + ranking["others"]}
     assert {m.name for m in load_seed_catalog()} <= judged
     # a smaller context needs less memory
-    small = await node.recommend(n_ctx=512)
+    small = await node.models.recommend(n_ctx=512)
     need = {c["name"]: c["need_bytes"] for c in small["fits"]}
     assert all(need[c["name"]] < c["need_bytes"] for c in fits if c["name"] in need and c["need_bytes"])
 
 
 async def test_same_model_on_disk_wins_over_its_catalog_entry(make_node, gemma_gguf):
     node = await make_node("a", **{"hardware.ram_bytes": 2 * GiB})
-    before = await node.recommend()
+    before = await node.models.recommend()
     assert before["fits"][0]["name"] == GEMMA and before["fits"][0]["source"] == "catalog"
     await _import(node, gemma_gguf, "mine/gemma")  # another name, the same bytes
-    after = await node.recommend()
+    after = await node.models.recommend()
     assert GEMMA not in names(after["fits"] + after["others"])  # one model, not two
     mine = after["fits"][0]
     assert mine["name"] == "mine/gemma" and mine["on_disk"] and mine["origin_url"].startswith("https://")
-    assert (await node.get(None, auto=True))["on_disk"] is True  # nothing to download
+    assert (await node.models.get(None, auto=True))["on_disk"] is True  # nothing to download
     with pytest.raises(Conflict):
-        await node.get(GEMMA)
+        await node.models.get(GEMMA)
 
 
-async def test_get_auto_downloads_the_best_catalog_fit_from_its_origin(make_node, online_hub, gemma_gguf,
-                                                                      tiny_gguf):
+async def test_get_auto_downloads_the_best_catalog_fit_from_its_origin(make_node, online_hub, gemma_gguf, tiny_gguf):
     entry = next(m for m in load_seed_catalog() if m.name == GEMMA)
-    online_hub.publish(entry.repo, "d" * 40, {entry.file: gemma_gguf.read_bytes(),
-                                              "README.md": b"---\nlicense: gemma\n---\n"})
+    online_hub.publish(
+        entry.repo, "d" * 40, {entry.file: gemma_gguf.read_bytes(), "README.md": b"---\nlicense: gemma\n---\n"}
+    )
     node = await make_node("a", **{"hardware.ram_bytes": 2 * GiB})
     await _import(node, tiny_gguf, "test/tiny")
-    result = await node.get(None, auto=True)
+    result = await node.models.get(None, auto=True)
     assert result["model"] == GEMMA and "fits" in result["reason"]
     task = node.tasks.get(result["task"]["id"])
     await node.tasks.wait(task)
     assert task.state == "done", task.error
-    m = node.store.read_manifest(GEMMA)
+    m = node.store.read_manifest(GEMMA).to_json()
     assert m["files"][0]["sha256"] == entry.sha256 == sha256(gemma_gguf)
     assert m["files"][0]["size"] == entry.size_bytes
     # now on disk: --auto stops there
-    assert (await node.get(None, auto=True))["model"] == GEMMA
+    assert (await node.models.get(None, auto=True))["model"] == GEMMA
 
 
 async def test_catalog_model_that_wont_fit_is_refused_with_numbers(make_node):
     node = await make_node("a", **{"hardware.ram_bytes": 2 * GiB})
     big = "qwen/qwen2.5-7b-instruct-q4_k_m"
     with pytest.raises(DoesNotFit) as exc:
-        await node.get(big)
+        await node.models.get(big)
     msg = str(exc.value)
     assert msg.startswith(f"{big} won't fit: needs ") and "at ctx 4096" in msg and "GiB free on CPU" in msg
     assert "--force" in exc.value.hint
     assert node.tasks._tasks == {}  # nothing started
-    forced = await node.get(big, force=True)  # the download starts (offline here, so it fails later)
+    forced = await node.models.get(big, force=True)  # the download starts (offline here, so it fails later)
     assert forced["model"] == big and forced["task"]["state"] in ("running", "failed", "error")
 
 
@@ -115,10 +115,12 @@ async def test_magnet_that_wont_fit_stops_at_metadata_with_the_full_estimate(mak
     assert t.state == "error" and "won't fit: needs " in t.error and "at ctx 2048" in t.error, t.error
     assert "free on CPU" in t.error and "--force" in t.error
     assert not b.store.exists("test/tiny")
-    assert b.torrents.describe(t.id)["done_bytes"] == 0  # refused before any data
-    await b.torrents.cancel(t.id)
+    assert b.distribution.describe(t.id)["done_bytes"] == 0  # refused before any data
+    await b.distribution.cancel(t.id)
     t = await get(b, shared["magnet"], peers=(peer_of(a),), force=True)
-    assert t.state in ("done", "seeding") and b.store.read_manifest("test/tiny")["files"][0]["sha256"] == sha256(tiny_gguf)
+    assert t.state in ("done", "seeding") and b.store.read_manifest("test/tiny").to_json()["files"][0][
+        "sha256"
+    ] == sha256(tiny_gguf)
 
 
 async def test_without_a_shape_the_weights_alone_are_checked(make_node, tmp_path):
@@ -126,7 +128,11 @@ async def test_without_a_shape_the_weights_alone_are_checked(make_node, tmp_path
 
     a = await make_node("a", **{"hardware.ram_bytes": 8 * MiB})
     ok, why = metadata_fit_check(a.config, 16 * MiB, None)  # a foreign torrent: no shape
-    assert not ok and why.startswith("needs at least 16 MiB for its weights alone; 8 MiB free on CPU") and "free on CPU" in why
+    assert (
+        not ok
+        and why.startswith("needs at least 16 MiB for its weights alone; 8 MiB free on CPU")
+        and "free on CPU" in why
+    )
     ok, why = metadata_fit_check(a.config, 16 * MiB, {"n_layer": "lies"})  # a bad shape counts as none
     assert not ok and "weights alone" in why
     ok, _ = metadata_fit_check(a.config, 1 * MiB, None)
@@ -138,7 +144,7 @@ async def test_a_catalog_download_must_have_the_catalogs_sha256(make_node, onlin
     entry = next(m for m in load_seed_catalog() if m.name == GEMMA)
     online_hub.publish(entry.repo, "e" * 40, {entry.file: tiny_gguf.read_bytes()})
     node = await make_node("a", **{"hardware.ram_bytes": 2 * GiB})
-    result = await node.get(GEMMA)
+    result = await node.models.get(GEMMA)
     task = node.tasks.get(result["task"]["id"])
     await node.tasks.wait(task)
     assert task.state == "failed" and "sha256" in str(task.error).lower(), (task.state, task.error)

@@ -21,20 +21,21 @@ async def test_share_get_tiny_and_manifest(make_node, tiny_gguf):
     shared = await share(a, tiny_gguf, "alice/tiny")
     assert shared["magnet"].startswith("magnet:?xt=urn:btih:" + shared["infohash"])
     assert "x.pe=127.0.0.1:" in shared["magnet"] and "dn=alice%2Ftiny" in shared["magnet"]
-    m = a.store.read_manifest("alice/tiny")
+    m = a.store.read_manifest("alice/tiny").to_json()
     assert m["infohash"] == shared["infohash"] and m["magnet"] == shared["magnet"]
 
     t = await get(b, shared["magnet"])
     assert t.state == "done" and t.name == "alice/tiny"
-    got = b.store.read_manifest("alice/tiny")
+    got = b.store.read_manifest("alice/tiny").to_json()
     assert got["files"][0]["sha256"] == sha256(tiny_gguf) and got["infohash"] == shared["infohash"]
     assert got["source"]["type"] == "torrent" and got["gguf"]["arch"] == "llama"
     # the downloader now seeds it too, from the store
-    assert shared["infohash"] in b.torrents.seeds
+    assert shared["infohash"] in b.distribution.seeds
     assert not any(b.store.partial_dir.iterdir())
-    assert (b.store.model_dir("alice/tiny") / ".silnode.torrent").read_bytes() == \
-        (a.store.model_dir("alice/tiny") / ".silnode.torrent").read_bytes()  # rebuilt bit for bit
-    rows = {r["id"]: r for r in b.torrents.list()}
+    assert (b.store.model_dir("alice/tiny") / ".silnode.torrent").read_bytes() == (
+        a.store.model_dir("alice/tiny") / ".silnode.torrent"
+    ).read_bytes()  # rebuilt bit for bit
+    rows = {r["id"]: r for r in b.distribution.list()}
     assert rows[shared["infohash"]]["kind"] == "seed"
 
 
@@ -44,7 +45,7 @@ async def test_get_by_bare_infohash_with_peer_and_name(make_node, tiny_q8):
     shared = await share(a, tiny_q8, "alice/q8")
     t = await get(b, shared["infohash"], peers=(peer_of(a),), name="bob/q8-copy")
     assert t.state == "done"
-    assert b.store.read_manifest("bob/q8-copy")["files"][0]["sha256"] == sha256(tiny_q8)
+    assert b.store.read_manifest("bob/q8-copy").to_json()["files"][0]["sha256"] == sha256(tiny_q8)
 
 
 async def test_split_model_is_one_torrent(make_node, split_parts):
@@ -52,7 +53,7 @@ async def test_split_model_is_one_torrent(make_node, split_parts):
     b = await make_node("b")
     shared = await share(a, split_parts[0], "alice/split")
     await get(b, shared["magnet"])
-    files = b.store.read_manifest("alice/split")["files"]
+    files = b.store.read_manifest("alice/split").to_json()["files"]
     assert [f["path"] for f in files] == [p.name for p in split_parts]
     assert [f["sha256"] for f in files] == [sha256(p) for p in split_parts]
 
@@ -80,7 +81,7 @@ async def test_256_mib_share_get(make_node, tmp_path):
     shared = await share(a, src, "alice/big")
     t = await get(b, shared["magnet"], timeout=500)
     assert t.state == "done"
-    got = b.store.read_manifest("alice/big")
+    got = b.store.read_manifest("alice/big").to_json()
     assert got["total_size"] == src.stat().st_size and got["files"][0]["sha256"] == sha256(src)
 
 
@@ -120,7 +121,7 @@ async def test_bad_peer_detected_banned_and_data_refetched(make_node, tmp_path):
         assert t.hash_failures > 0
         assert t.banned_peers, "the evil peer was not banned"
         assert evil_peer in t.banned_peers and peer_of(honest) not in t.banned_peers
-        assert leech.store.read_manifest("bob/m")["files"][0]["sha256"] == sha256(src)
+        assert leech.store.read_manifest("bob/m").to_json()["files"][0]["sha256"] == sha256(src)
     finally:
         await evil.stop()
 
@@ -150,11 +151,11 @@ async def test_disk_fills_mid_download(make_node, tmp_path, monkeypatch):
         assert "space" in t.error.lower() or "disk" in t.error.lower(), t.error
         assert not b.store.exists("alice/m")
         assert not (b.store.models_dir / "alice" / "m").exists()
-        st = b.torrents.session.status(t.id)
+        st = b.distribution.session.status(t.id)
         assert st.paused
         # it stays listed with its error, and can be cancelled, which frees the partial data
-        assert [r for r in b.torrents.list() if r["id"] == t.id][0]["error"] == t.error
-        await b.torrents.cancel(t.id)
+        assert [r for r in b.distribution.list() if r["id"] == t.id][0]["error"] == t.error
+        await b.distribution.cancel(t.id)
         assert not (b.store.partial_dir / t.work_id).exists()
 
 
@@ -166,9 +167,9 @@ async def test_web_seed_and_peer_together(make_node, tmp_path):
         b = await make_node("b")
         t = await get(b, shared["magnet"], web_seeds=(origin.url,))
         assert t.state == "done"
-        assert b.store.read_manifest("alice/w")["files"][0]["sha256"] == sha256(src)
+        assert b.store.read_manifest("alice/w").to_json()["files"][0]["sha256"] == sha256(src)
         assert origin.served_bytes > 0, "the HTTP origin served nothing"
-        uploaded = a.torrents.session.status(shared["infohash"]).all_time_upload
+        uploaded = a.distribution.session.status(shared["infohash"]).all_time_upload
         assert uploaded > 0, "the peer served nothing"
         print(json.dumps({"origin_bytes": origin.served_bytes, "peer_bytes": uploaded}))
 
@@ -177,19 +178,21 @@ async def test_verify_rechecks_seeds_and_stops_seeding_damage(make_node, tiny_q8
     tiny_q8 = Path(shutil.copy(tiny_q8, tmp_path / tiny_q8.name))  # the store hardlinks: damage a private copy
     a = await make_node("a")
     shared = await share(a, tiny_q8, "alice/q8")
-    task = a.verify("alice/q8")
+    task = a.models.verify("alice/q8")
     await a.tasks.wait(task)
     [report] = task.result["models"]
-    assert report["ok"] and report["torrent"]["complete"] is True and report["torrent"]["infohash"] == shared["infohash"]
+    assert (
+        report["ok"] and report["torrent"]["complete"] is True and report["torrent"]["infohash"] == shared["infohash"]
+    )
     stored = a.store.model_dir("alice/q8") / tiny_q8.name
     raw = bytearray(stored.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     stored.write_bytes(bytes(raw))
-    task = a.verify("alice/q8")
+    task = a.models.verify("alice/q8")
     await a.tasks.wait(task)
     [report] = task.result["models"]
     assert not report["ok"] and report["seeding"] == "stopped: damaged"
-    assert not a.torrents.is_seeding("alice/q8")
+    assert not a.distribution.is_seeding("alice/q8")
 
 
 async def test_periodic_recheck_catches_damage_while_seeding(make_node, tiny_q8, tmp_path):
@@ -201,12 +204,12 @@ async def test_periodic_recheck_catches_damage_while_seeding(make_node, tiny_q8,
         fh.seek(100)
         fh.write(b"\x00" * 64)
     for _ in range(100):
-        if a.store.read_manifest("alice/q8")["state"] == "damaged":
+        if a.store.read_manifest("alice/q8").to_json()["state"] == "damaged":
             break
         await asyncio.sleep(0.1)
-    m = a.store.read_manifest("alice/q8")
+    m = a.store.read_manifest("alice/q8").to_json()
     assert m["state"] == "damaged" and "libtorrent recheck" in m["problems"][0]
-    assert not a.torrents.is_seeding("alice/q8")
+    assert not a.distribution.is_seeding("alice/q8")
 
 
 async def test_origin_dropped_once_enough_peers_seed(make_node, tmp_path):
@@ -217,13 +220,13 @@ async def test_origin_dropped_once_enough_peers_seed(make_node, tmp_path):
         a = await make_node("a", **{"network.upload_rate_limit": 1 << 20})
         shared = await share(a, src, "alice/o")
         b = await make_node("b", **{"network.web_seed_max_seeds": 1})
-        t = await b.torrents.download(shared["magnet"], web_seeds=(origin.url,))
+        t = await b.distribution.download(shared["magnet"], web_seeds=(origin.url,))
         for _ in range(200):
             if not t.web_seeds or t.state == "done":
                 break
             await asyncio.sleep(0.05)
         assert t.web_seeds == [], "the origin was not dropped although a peer seeds the model"
-        await asyncio.wait_for(b.torrents.wait(t.id), 120)
+        await asyncio.wait_for(b.distribution.wait(t.id), 120)
         assert t.state == "done"
 
 
@@ -235,9 +238,9 @@ async def test_get_by_bare_infohash_through_a_private_dht(make_node, tiny_q8):
     for x in nodes:
         for y in nodes:
             if x is not y:
-                x.torrents.session.add_dht_node("127.0.0.1", y.torrents.session.listen_port())
+                x.distribution.session.add_dht_node("127.0.0.1", y.distribution.session.listen_port())
     for _ in range(100):
-        if all([await n.torrents.session.dht_nodes() >= 2 for n in nodes]):
+        if all([await n.distribution.session.dht_nodes() >= 2 for n in nodes]):
             break
         await asyncio.sleep(0.1)
     a, _, c = nodes
@@ -245,5 +248,5 @@ async def test_get_by_bare_infohash_through_a_private_dht(make_node, tiny_q8):
     # bare infohash, no peers at all: the DHT finds the seeder (see min_reconnect_time in torrent/settings.py)
     t = await get(c, shared["infohash"], name="carol/q8", timeout=150)
     assert t.state == "done" and t.peers == []
-    assert c.store.read_manifest("carol/q8")["files"][0]["sha256"] == sha256(tiny_q8)
-    assert (await c.torrents.session.dht_nodes()) >= 1
+    assert c.store.read_manifest("carol/q8").to_json()["files"][0]["sha256"] == sha256(tiny_q8)
+    assert (await c.distribution.session.dht_nodes()) >= 1

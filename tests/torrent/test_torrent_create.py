@@ -12,7 +12,8 @@ import pytest
 from ggufgen import make_gguf, make_split_gguf
 from torrent_helpers import file_record, random_file
 
-from silnode.torrent import BadTorrent, TorrentError, create
+from silnode.errors import BadTorrent, TorrentError
+from silnode.torrent import create
 from silnode.torrent.create import (
     infohashes,
     magnet,
@@ -30,8 +31,24 @@ KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
 # ------------------------------------------------------------------------------------------------ piece length
 def test_piece_length_is_a_bounded_monotone_power_of_two():
-    sizes = [0, 1, 100 * KiB, 255 * MiB, 256 * MiB, 300 * MiB, 512 * MiB, GiB, 3 * GiB, 4 * GiB,
-             5 * GiB, 8 * GiB - 1, 8 * GiB, 16 * GiB, 40 * GiB, 1 << 45]
+    sizes = [
+        0,
+        1,
+        100 * KiB,
+        255 * MiB,
+        256 * MiB,
+        300 * MiB,
+        512 * MiB,
+        GiB,
+        3 * GiB,
+        4 * GiB,
+        5 * GiB,
+        8 * GiB - 1,
+        8 * GiB,
+        16 * GiB,
+        40 * GiB,
+        1 << 45,
+    ]
     lengths = [piece_length(s) for s in sizes]
     assert lengths == sorted(lengths)
     for s, p in zip(sizes, lengths):
@@ -74,8 +91,10 @@ def test_make_torrent_is_deterministic_hybrid_and_carries_our_key(gguf_path, tmp
     assert info[b"name"] == gguf_path.name.encode()  # single file: name = file name, never the model name
     ours = dict(info[b"silnode"])
     shape = ours.pop(b"gguf")  # the model's shape, from its header: a downloader's memory estimate before data
-    assert ours == {b"v": 1, b"files": [
-        {b"path": rec["path"].encode(), b"size": rec["size"], b"sha256": rec["sha256"].encode()}]}
+    assert ours == {
+        b"v": 1,
+        b"files": [{b"path": rec["path"].encode(), b"size": rec["size"], b"sha256": rec["sha256"].encode()}],
+    }
     from silnode.fit.estimate import estimate, shape_from_portable
     from silnode.torrent.create import read_our_shape
 
@@ -120,8 +139,11 @@ def test_split_gguf_is_one_flat_multi_file_torrent_named_after_the_files(tmp_pat
     ti = lt.torrent_info(t)
     assert ti.name() == "tiny-split" == torrent_dir_name([r["path"] for r in recs])
     layout = ti.layout()
-    real = [layout.file_path(i) for i in range(layout.num_files())
-            if not layout.file_flags(i) & lt.file_storage.flag_pad_file]
+    real = [
+        layout.file_path(i)
+        for i in range(layout.num_files())
+        if not layout.file_flags(i) & lt.file_storage.flag_pad_file
+    ]
     assert real == [f"tiny-split/{r['path']}" for r in recs]
     assert read_our_key(t) == recs
     # the same parts under another model directory: same torrent
@@ -138,8 +160,10 @@ def test_web_seeds_stay_outside_the_info_dict(gguf_path, tmp_path):
     plain = make_torrent(d, [rec])
     seeded = make_torrent(d, [rec], web_seeds=["http://127.0.0.1:1/tiny-f32.gguf"])
     assert infohashes(plain) == infohashes(seeded)
-    assert lt.bdecode(seeded)[b"url-list"] in (b"http://127.0.0.1:1/tiny-f32.gguf",
-                                              [b"http://127.0.0.1:1/tiny-f32.gguf"])
+    assert lt.bdecode(seeded)[b"url-list"] in (
+        b"http://127.0.0.1:1/tiny-f32.gguf",
+        [b"http://127.0.0.1:1/tiny-f32.gguf"],
+    )
 
 
 def test_make_torrent_checks_its_input(gguf_path, tmp_path):
@@ -190,27 +214,32 @@ def _set(path: list, value):
         for k in path[:-1]:
             node = node[k]
         node[path[-1]] = value
+
     return mutate
 
 
-@pytest.mark.parametrize("mutate", [
-    _set([b"v"], 2),
-    _set([b"extra"], b"facts"),  # nothing else allowed in our key
-    _set([b"files"], []),
-    _set([b"files"], b"nope"),
-    _set([b"files", 0, b"path"], b"../../etc/passwd"),
-    _set([b"files", 0, b"path"], b"dir/file.gguf"),
-    _set([b"files", 0, b"path"], b"other.gguf"),  # a file the torrent does not have
-    _set([b"files", 0, b"size"], b"123"),
-    _set([b"files", 0, b"size"], 1),  # a size the torrent does not have
-    _set([b"files", 0, b"size"], -5),
-    _set([b"files", 0, b"sha256"], b"00" * 31),
-    _set([b"files", 0, b"sha256"], b"G" * 64),
-    _set([b"files", 0, b"sha256"], bytes(32)),  # raw bytes instead of hex
-    _set([b"files", 0, b"name"], b"x"),
-    lambda info: info.__setitem__(b"silnode", [1, 2]),
-    lambda info: info[b"silnode"][b"files"].append(dict(info[b"silnode"][b"files"][0])),  # duplicate
-], ids=lambda m: getattr(m, "__name__", "m"))
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        _set([b"v"], 2),
+        _set([b"extra"], b"facts"),  # nothing else allowed in our key
+        _set([b"files"], []),
+        _set([b"files"], b"nope"),
+        _set([b"files", 0, b"path"], b"../../etc/passwd"),
+        _set([b"files", 0, b"path"], b"dir/file.gguf"),
+        _set([b"files", 0, b"path"], b"other.gguf"),  # a file the torrent does not have
+        _set([b"files", 0, b"size"], b"123"),
+        _set([b"files", 0, b"size"], 1),  # a size the torrent does not have
+        _set([b"files", 0, b"size"], -5),
+        _set([b"files", 0, b"sha256"], b"00" * 31),
+        _set([b"files", 0, b"sha256"], b"G" * 64),
+        _set([b"files", 0, b"sha256"], bytes(32)),  # raw bytes instead of hex
+        _set([b"files", 0, b"name"], b"x"),
+        lambda info: info.__setitem__(b"silnode", [1, 2]),
+        lambda info: info[b"silnode"][b"files"].append(dict(info[b"silnode"][b"files"][0])),  # duplicate
+    ],
+    ids=lambda m: getattr(m, "__name__", "m"),
+)
 def test_tampered_or_malformed_key_is_rejected(one_file_torrent, mutate):
     with pytest.raises(BadTorrent):
         read_our_key(_retorrent(one_file_torrent, mutate))
@@ -228,8 +257,13 @@ def test_magnet_round_trip_with_peer_hints(one_file_torrent):
     link = magnet(one_file_torrent, peers=[("127.0.0.1", 6881), "10.0.0.2:7000", ("::1", 6882)], name="org/x y")
     assert link.startswith("magnet:?")
     assert f"xt=urn:btih:{v1}" in link and f"xt=urn:btmh:1220{v2}" in link
-    assert parse_target(link) == {"v1": v1, "v2": v2, "name": "org/x y", "web_seeds": [],
-                                  "peers": [("127.0.0.1", 6881), ("10.0.0.2", 7000), ("::1", 6882)]}
+    assert parse_target(link) == {
+        "v1": v1,
+        "v2": v2,
+        "name": "org/x y",
+        "web_seeds": [],
+        "peers": [("127.0.0.1", 6881), ("10.0.0.2", 7000), ("::1", 6882)],
+    }
     # libtorrent reads the same link
     atp = lt.parse_magnet_uri(link)
     assert str(atp.info_hashes.v1) == v1 and str(atp.info_hashes.v2) == v2
@@ -246,19 +280,34 @@ def test_parse_target_variants(one_file_torrent):
     b32 = base64.b32encode(bytes.fromhex(v1)).decode()
     assert parse_target(f"magnet:?xt=urn:btih:{b32}")["v1"] == v1
     assert parse_target(f"magnet:?xt=urn:btmh:1220{v2}&tr=http://tracker.invalid/a")["v2"] == v2
-    assert parse_target(f"MAGNET:?xt.1=urn:btih:{v1}&xt.2=urn:btmh:1220{v2}") == \
-        {"v1": v1, "v2": v2, "peers": [], "name": None, "web_seeds": []}
+    assert parse_target(f"MAGNET:?xt.1=urn:btih:{v1}&xt.2=urn:btmh:1220{v2}") == {
+        "v1": v1,
+        "v2": v2,
+        "peers": [],
+        "name": None,
+        "web_seeds": [],
+    }
 
 
-@pytest.mark.parametrize("junk", [
-    "", "hello", "ab" * 19, "ab" * 21, "zz" * 20, "http://example.com/x.torrent",
-    "magnet:?dn=nothing", "magnet:?xt=urn:btih:1234", "magnet:?xt=urn:btmh:1114" + "ab" * 32,
-    "magnet:?xt=urn:btih:" + "ab" * 20 + "&xt=urn:btih:" + "cd" * 20,
-    "magnet:?xt=urn:btih:" + "ab" * 20 + "&x.pe=127.0.0.1",
-    "magnet:?xt=urn:btih:" + "ab" * 20 + "&x.pe=127.0.0.1:99999",
-    "magnet:?xt=urn:btih:" + "ab" * 20 + "&x.pe=a/b:80",
-    "magnet:?xt",
-])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "",
+        "hello",
+        "ab" * 19,
+        "ab" * 21,
+        "zz" * 20,
+        "http://example.com/x.torrent",
+        "magnet:?dn=nothing",
+        "magnet:?xt=urn:btih:1234",
+        "magnet:?xt=urn:btmh:1114" + "ab" * 32,
+        "magnet:?xt=urn:btih:" + "ab" * 20 + "&xt=urn:btih:" + "cd" * 20,
+        "magnet:?xt=urn:btih:" + "ab" * 20 + "&x.pe=127.0.0.1",
+        "magnet:?xt=urn:btih:" + "ab" * 20 + "&x.pe=127.0.0.1:99999",
+        "magnet:?xt=urn:btih:" + "ab" * 20 + "&x.pe=a/b:80",
+        "magnet:?xt",
+    ],
+)
 def test_parse_target_rejects_garbage(junk):
     with pytest.raises(TorrentError):
         parse_target(junk)
@@ -284,14 +333,22 @@ def test_magnet_carries_web_seeds(gguf_path):
     assert parse_target(link + "&ws=file:///etc/passwd")["web_seeds"] == ["http://origin.example/m.gguf?x=1"]
 
 
-@pytest.mark.parametrize("bad", [
-    {"n_layer": "two"}, {"n_layer": 1 << 20}, {"n_layer": 2, "n_head_kv": [1]}, {"tensor_bytes": -1},
-    {"tensor_bytes": True}, {"arch": "x" * 100}, {"repack": ["no"]},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"n_layer": "two"},
+        {"n_layer": 1 << 20},
+        {"n_layer": 2, "n_head_kv": [1]},
+        {"tensor_bytes": -1},
+        {"tensor_bytes": True},
+        {"arch": "x" * 100},
+        {"repack": ["no"]},
+    ],
+)
 def test_a_carried_shape_is_checked_before_use(gguf_path, bad):
     """A peer sends the metadata, so the shape is untrusted: every value is checked."""
     from silnode.fit.estimate import portable_shape, shape_from_portable
-    from silnode.fit.gguf import read_header
+    from silnode.gguf import read_header
 
     shape = {**portable_shape(read_header(gguf_path)), **bad}
     with pytest.raises(ValueError):

@@ -6,12 +6,7 @@ import libtorrent as lt
 import pytest
 
 from silnode.config import NetworkConfig, load_config
-from silnode.torrent.settings import (
-    PRIVATE_DHT,
-    dht_bootstrap_nodes,
-    is_local_address,
-    session_settings,
-)
+from silnode.torrent.settings import PRIVATE_DHT, dht_bootstrap_nodes, is_local_address, session_settings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,8 +38,16 @@ def test_the_test_environment_resolves_to_a_private_loopback_node(clean_env):
 
 
 def test_lan_only_keeps_everything_local():
-    net = NetworkConfig(lan_only=True, dht_bootstrap=("dht.libtorrent.org:25401", "8.8.8.8:6881",
-                                                      "192.168.1.5:6881", "10.0.0.7:6882", "[fd00::1]:6881"))
+    net = NetworkConfig(
+        lan_only=True,
+        dht_bootstrap=(
+            "dht.libtorrent.org:25401",
+            "8.8.8.8:6881",
+            "192.168.1.5:6881",
+            "10.0.0.7:6882",
+            "[fd00::1]:6881",
+        ),
+    )
     s = session_settings(net)
     assert s["enable_upnp"] is False and s["enable_natpmp"] is False
     nodes = s["dht_bootstrap_nodes"].split(",")
@@ -60,9 +63,19 @@ def test_lan_only_keeps_everything_local():
 
 
 def test_switches_and_limits():
-    s = session_settings(NetworkConfig(dht_enabled=False, lsd_enabled=False, upnp_enabled=False,
-                                       natpmp_enabled=False, utp_enabled=True, listen_address="::1",
-                                       listen_port=0, upload_rate_limit=1000, download_rate_limit=0))
+    s = session_settings(
+        NetworkConfig(
+            dht_enabled=False,
+            lsd_enabled=False,
+            upnp_enabled=False,
+            natpmp_enabled=False,
+            utp_enabled=True,
+            listen_address="::1",
+            listen_port=0,
+            upload_rate_limit=1000,
+            download_rate_limit=0,
+        )
+    )
     assert s["enable_dht"] is False and s["dht_bootstrap_nodes"] == ""
     assert not (s["enable_lsd"] or s["enable_upnp"] or s["enable_natpmp"])
     assert s["enable_outgoing_utp"] and s["enable_incoming_utp"]
@@ -72,8 +85,14 @@ def test_switches_and_limits():
 
 
 def test_private_adds_the_private_dht_settings_and_libtorrent_accepts_them():
-    net = NetworkConfig(listen_address="127.0.0.1", listen_port=0, dht_bootstrap=(), lsd_enabled=False,
-                        upnp_enabled=False, natpmp_enabled=False)
+    net = NetworkConfig(
+        listen_address="127.0.0.1",
+        listen_port=0,
+        dht_bootstrap=(),
+        lsd_enabled=False,
+        upnp_enabled=False,
+        natpmp_enabled=False,
+    )
     s = session_settings(net, private=True)
     assert s["dht_restrict_routing_ips"] is False and s["dht_block_ratelimit"] >= 10_000
     ses = lt.session(s)  # every key is a real libtorrent setting
@@ -92,8 +111,12 @@ async def test_lan_only_live_session_has_nothing_public():
     """What libtorrent itself runs with (get_settings of a real session), not just the dict we pass."""
     from silnode.torrent.session import TorrentSession
 
-    net = NetworkConfig(lan_only=True, listen_address="127.0.0.1", listen_port=0,
-                        dht_bootstrap=("45.33.32.156:6881", "router.bittorrent.com:6881", "10.1.2.3:6881"))
+    net = NetworkConfig(
+        lan_only=True,
+        listen_address="127.0.0.1",
+        listen_port=0,
+        dht_bootstrap=("45.33.32.156:6881", "router.bittorrent.com:6881", "10.1.2.3:6881"),
+    )
     s = TorrentSession(net)
     await s.start()
     try:

@@ -16,7 +16,8 @@ from ggufgen import make_gguf, make_split_gguf
 from mounts import tmpfs
 from torrent_helpers import file_record, poll, random_file, same_bytes
 
-from silnode.torrent import TorrentError, create
+from silnode.errors import TorrentError
+from silnode.torrent import create
 from silnode.torrent.events import (
     DhtItem,
     DhtPut,
@@ -69,8 +70,7 @@ async def test_magnet_download_of_a_gguf(make_session, model_dir, tmp_path):
     assert lid == sid == create.infohashes(torrent)[0]
     assert (await asyncio.wait_for(done, WAIT)).id == lid
     seen = drain(events)
-    assert any(isinstance(e, MetadataReceived) and e.id == lid and e.v2 == create.infohashes(torrent)[1]
-               for e in seen)
+    assert any(isinstance(e, MetadataReceived) and e.id == lid and e.v2 == create.infohashes(torrent)[1] for e in seen)
     assert sum(isinstance(e, TorrentFinished) for e in seen) == 1  # not the "nothing wanted yet" finish
     assert same_bytes(gguf, out / gguf.name)
     st = leecher.status(lid)
@@ -111,8 +111,7 @@ async def test_split_gguf_lands_flat_on_both_sides(make_session, tmp_path):
     out = tmp_path / "partial" / "abc"
     v2 = create.infohashes(torrent)[1]
     # added by the v2 hash alone: the id is the v2 hex, and the v1 hex works too once the metadata is in
-    lid = await leecher.add_download(f"magnet:?xt=urn:btmh:1220{v2}", out,
-                                     peers=[("127.0.0.1", seeder.listen_port())])
+    lid = await leecher.add_download(f"magnet:?xt=urn:btmh:1220{v2}", out, peers=[("127.0.0.1", seeder.listen_port())])
     assert lid == v2
     await finished(leecher, lid)
     assert sorted(p.name for p in out.iterdir()) == [p.name for p in parts]  # no tiny-split/ directory
@@ -132,8 +131,9 @@ async def test_hold_fetches_the_metadata_only_until_release(make_session, model_
     await seeder.add_seed(torrent, model_dir)
     meta = leecher.expect(lambda e: isinstance(e, MetadataReceived))
     out = tmp_path / "held"
-    lid = await leecher.add_download(create.magnet(torrent, peers=[("127.0.0.1", seeder.listen_port())]),
-                                     out, hold=True)
+    lid = await leecher.add_download(
+        create.magnet(torrent, peers=[("127.0.0.1", seeder.listen_port())]), out, hold=True
+    )
     await asyncio.wait_for(meta, WAIT)
     # what a caller checks before allowing the bytes: our key and the size
     assert create.read_our_key(leecher.torrent_bytes(lid)) == [file_record(src)]
@@ -200,8 +200,9 @@ async def test_full_disk_pauses_the_torrent_with_a_clear_error(make_session, mod
     await seeder.add_seed(torrent, model_dir)
     q = leecher.subscribe()
     failed = leecher.expect(lambda e: isinstance(e, StorageError))
-    lid = await leecher.add_download(create.magnet(torrent), tiny_tmpfs / "dl",
-                                     peers=[("127.0.0.1", seeder.listen_port())])
+    lid = await leecher.add_download(
+        create.magnet(torrent), tiny_tmpfs / "dl", peers=[("127.0.0.1", seeder.listen_port())]
+    )
     err = await asyncio.wait_for(failed, WAIT)
     assert err.id == lid and err.paused and err.errno == errno.ENOSPC
     assert err.error == "No space left on device" and err.file.endswith("big.gguf")
@@ -224,7 +225,8 @@ async def test_pause_resume_recheck_finds_corruption_and_remove_deletes(make_ses
     s.pause(sid)
     await asyncio.wait_for(paused, WAIT)
     assert lt.read_resume_data((await asyncio.wait_for(saved, WAIT)).data).info_hashes.v1 == lt.sha1_hash(
-        bytes.fromhex(sid))
+        bytes.fromhex(sid)
+    )
     assert s.status(sid).paused
     resumed = s.expect(lambda e: isinstance(e, TorrentResumed) and e.id == sid)
     s.resume(sid)
@@ -232,7 +234,7 @@ async def test_pause_resume_recheck_finds_corruption_and_remove_deletes(make_ses
     assert not s.status(sid).paused
     assert any(isinstance(e, TorrentAdded) and e.id == sid and e.error is None for e in drain(q))
     data = bytearray(src.read_bytes())  # flip bytes inside piece 3
-    data[3 * (256 << 10) + 100:3 * (256 << 10) + 103] = b"\xff\x00\xff"
+    data[3 * (256 << 10) + 100 : 3 * (256 << 10) + 103] = b"\xff\x00\xff"
     src.write_bytes(bytes(data))
     checked = s.expect(lambda e: isinstance(e, TorrentChecked) and e.id == sid)
     s.force_recheck(sid)

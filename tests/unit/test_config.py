@@ -1,3 +1,4 @@
+import dataclasses
 
 import pytest
 
@@ -30,7 +31,7 @@ def test_precedence_file_env_flags(tmp_path):
 
 def test_frozen(tmp_path):
     c = load_config(tmp_path, environ={})
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         c.daemon.port = 1  # type: ignore[misc]
 
 

@@ -1,4 +1,4 @@
-"""silnode.fit.gguf: our GGUF header reader, checked against gguf.GGUFReader and on corrupt input."""
+"""silnode.gguf: our GGUF header reader, checked against gguf.GGUFReader and on corrupt input."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import ggufgen  # noqa: E402  (tests/ggufgen.py)
 from ggufgen import pack_string, raw_gguf  # noqa: E402
 
 from silnode.errors import InvalidGGUF  # noqa: E402
-from silnode.fit.gguf import (  # noqa: E402
+from silnode.gguf import (  # noqa: E402
     FILE_TYPE_NAMES,
     GGML_TYPES,
     SPLIT_RE,
@@ -70,7 +70,7 @@ def expect_invalid(path: Path, *words: str) -> InvalidGGUF:
         read_header(path)
     prefix = f"{path}: "
     assert str(ei.value).startswith(prefix)
-    msg = str(ei.value)[len(prefix):]  # (the path may contain the test's name)
+    msg = str(ei.value)[len(prefix) :]  # (the path may contain the test's name)
     for w in words:
         assert w.lower() in msg.lower(), f"{w!r} not in {msg!r}"
     return ei.value
@@ -160,8 +160,9 @@ def test_generator_is_deterministic(tmp_path: Path, models: dict[str, Path]) -> 
 
 def test_tables_match_gguf() -> None:
     assert {int(t): (t.name, *gguf.GGML_QUANT_SIZES[t]) for t in QT} == GGML_TYPES
-    expected = {int(t): t.name.removeprefix("MOSTLY_").removeprefix("ALL_")
-                for t in gguf.LlamaFileType if t.name != "GUESSED"}
+    expected = {
+        int(t): t.name.removeprefix("MOSTLY_").removeprefix("ALL_") for t in gguf.LlamaFileType if t.name != "GUESSED"
+    }
     assert FILE_TYPE_NAMES == expected
 
 
@@ -194,8 +195,9 @@ def test_split_files(tmp_path: Path, models: dict[str, Path]) -> None:
     assert merged.tensor_types == whole.tensor_types
     assert merged.name == "gguf-test-tiny-f32-split"
     skip = {"name", "split_no", "split_count"}
-    assert {k: v for k, v in merged.to_dict().items() if k not in skip} == \
-           {k: v for k, v in whole.to_dict().items() if k not in skip}
+    assert {k: v for k, v in merged.to_dict().items() if k not in skip} == {
+        k: v for k, v in whole.to_dict().items() if k not in skip
+    }
     assert (merged.split_no, merged.split_count) == (0, 3)
     assert parts[1].arch is None and parts[1].vocab_size is None  # metadata only in part 1
 
@@ -272,6 +274,7 @@ def test_quant_from_file_type(tmp_path: Path) -> None:
     def facts(ft: int) -> GGUFFacts:
         kvs = base_kvs() + [("general.file_type", VT.UINT32, ft)]
         return read_facts(write(tmp_path, raw_gguf(kvs, [("w", (256,), QT.Q4_K)])))
+
     assert facts(15).quant == "Q4_K_M"
     assert facts(32).quant == "BF16"
     assert facts(1024).quant == "Q4_K"  # GUESSED / unknown: the dominant tensor type
@@ -374,14 +377,23 @@ def corrupt_cases(src: Path) -> list[tuple[str, bytes, tuple[str, ...]]]:
         ("truncated data", data[: r.tensors[last].data_offset + 10], ("truncated",)),
         ("tensor name length 2**62", patch(data, t1.field.offset, "<Q", 2**62), ("tensor 1", "length")),
         # hand-built ones
-        ("alignment 3", raw_gguf(base_kvs() + [("general.alignment", VT.UINT32, 3)], [("w", (4,), QT.F32)]),
-         ("alignment 3", "power of two")),
+        (
+            "alignment 3",
+            raw_gguf(base_kvs() + [("general.alignment", VT.UINT32, 3)], [("w", (4,), QT.F32)]),
+            ("alignment 3", "power of two"),
+        ),
         ("alignment 0", raw_gguf(base_kvs() + [("general.alignment", VT.UINT32, 0)], []), ("power of two",)),
         ("alignment uint64", raw_gguf(base_kvs() + [("general.alignment", VT.UINT64, 32)], []), ("UINT32",)),
-        ("duplicate tensor", raw_gguf(base_kvs(), [("w", (4,), QT.F32), ("w", (4,), QT.F32)]),
-         ("duplicate tensor name 'w'",)),
-        ("duplicate key", raw_gguf(base_kvs() + [("general.name", VT.STRING, "again")], []),
-         ("duplicate key 'general.name'",)),
+        (
+            "duplicate tensor",
+            raw_gguf(base_kvs(), [("w", (4,), QT.F32), ("w", (4,), QT.F32)]),
+            ("duplicate tensor name 'w'",),
+        ),
+        (
+            "duplicate key",
+            raw_gguf(base_kvs() + [("general.name", VT.STRING, "again")], []),
+            ("duplicate key 'general.name'",),
+        ),
         ("invalid utf-8 key", raw_gguf(base_kvs() + [(b"bad\xff\xfekey", VT.UINT8, 1)], []), ("key 2", "UTF-8")),
         ("invalid utf-8 tensor name", raw_gguf(base_kvs(), [(b"w\xc3", (4,), QT.F32)]), ("tensor 0", "UTF-8")),
         ("nested array", raw_gguf(base_kvs() + [("x", a, (a, []))], []), ("nested",)),
@@ -396,13 +408,43 @@ def corrupt(models: dict[str, Path]) -> dict[str, tuple[bytes, tuple[str, ...]]]
 
 
 CORRUPT_CASES = [
-    "magic", "text", "too short", "version 99", "version 1", "big-endian", "string length 2**62",
-    "string length 2**64-1", "string array length 2**62", "float array length 2**62", "array item type 99",
-    "value type 99", "n_kv 2**60", "n_kv 2**64-1", "n_tensors 2**60", "n_tensors huge", "n_dims 200", "n_dims 9",
-    "zero dimension", "overflowing dims", "unknown ggml type", "tensor offset beyond file", "tensor offset 2**63",
-    "misaligned offset", "overlapping tensors", "truncated data", "tensor name length 2**62", "alignment 3",
-    "alignment 0", "alignment uint64", "duplicate tensor", "duplicate key", "invalid utf-8 key",
-    "invalid utf-8 tensor name", "nested array", "block size", "no data at all",
+    "magic",
+    "text",
+    "too short",
+    "version 99",
+    "version 1",
+    "big-endian",
+    "string length 2**62",
+    "string length 2**64-1",
+    "string array length 2**62",
+    "float array length 2**62",
+    "array item type 99",
+    "value type 99",
+    "n_kv 2**60",
+    "n_kv 2**64-1",
+    "n_tensors 2**60",
+    "n_tensors huge",
+    "n_dims 200",
+    "n_dims 9",
+    "zero dimension",
+    "overflowing dims",
+    "unknown ggml type",
+    "tensor offset beyond file",
+    "tensor offset 2**63",
+    "misaligned offset",
+    "overlapping tensors",
+    "truncated data",
+    "tensor name length 2**62",
+    "alignment 3",
+    "alignment 0",
+    "alignment uint64",
+    "duplicate tensor",
+    "duplicate key",
+    "invalid utf-8 key",
+    "invalid utf-8 tensor name",
+    "nested array",
+    "block size",
+    "no data at all",
 ]
 
 

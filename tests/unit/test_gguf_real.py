@@ -5,7 +5,7 @@ from __future__ import annotations
 import gguf
 import pytest
 
-from silnode.fit.gguf import ArrayInfo, read_facts, read_header
+from silnode.gguf import ArrayInfo, read_facts, read_header
 
 
 @pytest.mark.timeout(180)

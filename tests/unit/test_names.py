@@ -11,9 +11,29 @@ def test_good_names(name):
 
 @pytest.mark.parametrize(
     "name",
-    ["", "model", "org/", "/model", "org/model/extra", "../etc", "org/..", "org/.hidden", "./x", "org/a..b",
-     "org/model.", "org/mo del", "org/mo\x00del", "/abs/path", "org\\model", "org/" + "x" * 97, "-org/x", 12, None,
-     "org/m\u00e9", "org/model\n"],
+    [
+        "",
+        "model",
+        "org/",
+        "/model",
+        "org/model/extra",
+        "../etc",
+        "org/..",
+        "org/.hidden",
+        "./x",
+        "org/a..b",
+        "org/model.",
+        "org/mo del",
+        "org/mo\x00del",
+        "/abs/path",
+        "org\\model",
+        "org/" + "x" * 97,
+        "-org/x",
+        12,
+        None,
+        "org/m\u00e9",
+        "org/model\n",
+    ],
 )
 def test_bad_names(name):
     with pytest.raises(InvalidName):

@@ -12,7 +12,7 @@ async def test_stopping_cancels_running_import(config, tmp_path):
     make_sized_gguf(big, 64 << 20)
     node = Node(config)
     await node.start()
-    task = node.import_path(str(big), "org/big", link=False)
+    task = node.models.import_file(str(big), "org/big", link=False)
     await node.stop()  # sets the stop flag before the worker thread copies its first chunk
     assert task.state == "failed" and task.error["code"] == "cancelled"
     assert not node.store.exists("org/big")

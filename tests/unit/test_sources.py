@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-
 from fakehub import FakeHub, download, fake_gguf, git_sha1, serve_hub, sha256  # noqa: E402,F401
 
 from silnode import sources  # noqa: E402
@@ -129,7 +127,9 @@ def test_same_quant_twice_falls_back_to_the_path(hub, cache):
 
 
 def test_pattern_filter(hub, cache):
-    hub.publish(QWEN, C1, {"Qwen2.5-0.5B-Instruct-Q4_K_M.gguf": gguf("q4"), "Qwen2.5-0.5B-Instruct-Q8_0.gguf": gguf("q8")})
+    hub.publish(
+        QWEN, C1, {"Qwen2.5-0.5B-Instruct-Q4_K_M.gguf": gguf("q4"), "Qwen2.5-0.5B-Instruct-Q8_0.gguf": gguf("q8")}
+    )
     hub.publish("TheBloke/Llama-2-7B-GGUF", C2, {"llama-2-7b.Q2_K.gguf": gguf("llama")})
     download(hub, cache, QWEN, "Qwen2.5-0.5B-Instruct-Q4_K_M.gguf")
     download(hub, cache, QWEN, "Qwen2.5-0.5B-Instruct-Q8_0.gguf")
@@ -333,9 +333,18 @@ def test_hf_cache_dir_follows_the_env(monkeypatch, tmp_path, hub):
 # Ollama
 
 
-def write_ollama(root: Path, model: str, tag: str, data: bytes | None = None, *,
-                 registry: str = "registry.ollama.ai", namespace: str = "library",
-                 manifest: object | None = None, write_blob: bool = True, size: int | None = None) -> str:
+def write_ollama(
+    root: Path,
+    model: str,
+    tag: str,
+    data: bytes | None = None,
+    *,
+    registry: str = "registry.ollama.ai",
+    namespace: str = "library",
+    manifest: object | None = None,
+    write_blob: bool = True,
+    size: int | None = None,
+) -> str:
     """Lay out one pulled model the way Ollama does; returns the model layer's hex digest."""
     data = gguf(f"{model}:{tag}") if data is None else data
     hexd = sha256(data)
@@ -349,13 +358,22 @@ def write_ollama(root: Path, model: str, tag: str, data: bytes | None = None, *,
         manifest = {
             "schemaVersion": 2,
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                       "digest": "sha256:" + "c" * 64, "size": 10},
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "digest": "sha256:" + "c" * 64,
+                "size": 10,
+            },
             "layers": [
-                {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{hexd}",
-                 "size": len(data) if size is None else size},
-                {"mediaType": "application/vnd.ollama.image.license",
-                 "digest": f"sha256:{sha256(license_text)}", "size": len(license_text)},
+                {
+                    "mediaType": "application/vnd.ollama.image.model",
+                    "digest": f"sha256:{hexd}",
+                    "size": len(data) if size is None else size,
+                },
+                {
+                    "mediaType": "application/vnd.ollama.image.license",
+                    "digest": f"sha256:{sha256(license_text)}",
+                    "size": len(license_text),
+                },
             ],
         }
     mdir = root / "manifests" / registry / namespace / model
@@ -382,8 +400,15 @@ def test_ollama_basic(ollama):
         suggested_name="ollama/llama3.2-1b",
         files=((ollama / "blobs" / f"sha256-{hexd}").resolve(),),
         display_names=("llama3.2-1b.gguf",),
-        origin={"type": "ollama", "model": "llama3.2", "tag": "1b", "digest": f"sha256:{hexd}",
-                "expected_sha256": hexd, "registry": "registry.ollama.ai", "namespace": "library"},
+        origin={
+            "type": "ollama",
+            "model": "llama3.2",
+            "tag": "1b",
+            "digest": f"sha256:{hexd}",
+            "expected_sha256": hexd,
+            "registry": "registry.ollama.ai",
+            "namespace": "library",
+        },
         license=None,
     )
     assert m.files[0].read_bytes() == data
@@ -394,7 +419,10 @@ def test_ollama_namespaces_and_registries(ollama):
     write_ollama(ollama, "mymodel", "latest", namespace="someuser")
     write_ollama(ollama, "Llama-3.2-1B-Instruct-GGUF", "Q4_K_M", registry="hf.co", namespace="bartowski")
     found = {m.suggested_name: m for m in find_ollama(models_dir=ollama)}
-    assert sorted(found) == ["ollama/hf.co-bartowski-llama-3.2-1b-instruct-gguf-q4_k_m", "ollama/someuser-mymodel-latest"]
+    assert sorted(found) == [
+        "ollama/hf.co-bartowski-llama-3.2-1b-instruct-gguf-q4_k_m",
+        "ollama/someuser-mymodel-latest",
+    ]
     assert found["ollama/someuser-mymodel-latest"].origin["model"] == "someuser/mymodel"
     hfm = found["ollama/hf.co-bartowski-llama-3.2-1b-instruct-gguf-q4_k_m"]
     assert hfm.origin["model"] == "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF"
@@ -408,10 +436,26 @@ def test_ollama_bad_entries_are_skipped(ollama, tmp_path, caplog):
     write_ollama(ollama, "alist", "1b", manifest=[1, 2, 3])
     write_ollama(ollama, "oldschema", "1b", manifest={"schemaVersion": 1, "layers": []})
     write_ollama(ollama, "nolayers", "1b", manifest={"schemaVersion": 2})
-    write_ollama(ollama, "baddigest", "1b", manifest={"schemaVersion": 2, "layers": [
-        {"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:../../etc/passwd", "size": 1}]})
-    write_ollama(ollama, "md5digest", "1b", manifest={"schemaVersion": 2, "layers": [
-        {"mediaType": "application/vnd.ollama.image.model", "digest": "md5:" + "a" * 32}]})
+    write_ollama(
+        ollama,
+        "baddigest",
+        "1b",
+        manifest={
+            "schemaVersion": 2,
+            "layers": [
+                {"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:../../etc/passwd", "size": 1}
+            ],
+        },
+    )
+    write_ollama(
+        ollama,
+        "md5digest",
+        "1b",
+        manifest={
+            "schemaVersion": 2,
+            "layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": "md5:" + "a" * 32}],
+        },
+    )
     write_ollama(ollama, "noblob", "1b", write_blob=False)
     write_ollama(ollama, "truncated", "1b", size=10_000)
     # a blob that is a link out of the store
@@ -419,11 +463,26 @@ def test_ollama_bad_entries_are_skipped(ollama, tmp_path, caplog):
     outside.write_bytes(gguf("outside"))
     hexd = sha256(gguf("linked"))
     os.symlink(outside, ollama / "blobs" / f"sha256-{hexd}")
-    write_ollama(ollama, "linked", "1b", write_blob=False, manifest={"schemaVersion": 2, "layers": [
-        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{hexd}"}]})
+    write_ollama(
+        ollama,
+        "linked",
+        "1b",
+        write_blob=False,
+        manifest={
+            "schemaVersion": 2,
+            "layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{hexd}"}],
+        },
+    )
     # no model layer at all (e.g. a safetensors import): skipped quietly
-    write_ollama(ollama, "tensors", "1b", manifest={"schemaVersion": 2, "layers": [
-        {"mediaType": "application/vnd.ollama.image.tensor", "digest": "sha256:" + "d" * 64}]})
+    write_ollama(
+        ollama,
+        "tensors",
+        "1b",
+        manifest={
+            "schemaVersion": 2,
+            "layers": [{"mediaType": "application/vnd.ollama.image.tensor", "digest": "sha256:" + "d" * 64}],
+        },
+    )
     # stray files at the wrong depth and hidden files are ignored
     (ollama / "manifests" / "registry.ollama.ai" / "stray").write_text("{}")
     (ollama / "manifests" / "registry.ollama.ai" / "library" / "good" / ".DS_Store").write_text("x")
@@ -432,7 +491,17 @@ def test_ollama_bad_entries_are_skipped(ollama, tmp_path, caplog):
         found = find_ollama(models_dir=ollama)
     assert [m.suggested_name for m in found] == ["ollama/good-1b"]
     warned = " ".join(r.getMessage() for r in caplog.records)
-    for name in ("notjson", "alist", "oldschema", "nolayers", "baddigest", "md5digest", "noblob", "truncated", "linked"):
+    for name in (
+        "notjson",
+        "alist",
+        "oldschema",
+        "nolayers",
+        "baddigest",
+        "md5digest",
+        "noblob",
+        "truncated",
+        "linked",
+    ):
         assert f"/{name}:1b" in warned
 
 

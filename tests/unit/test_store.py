@@ -22,15 +22,16 @@ def store(tmp_path):
 
 
 def imp(store: Store, path: Path, name: str, **kw):
-    return store.import_files(store.resolve_sources(path), name, **kw)
+    return store.import_files(store.resolve_sources(path), name, **kw).to_json()
 
 
 def test_import_hardlinks_and_records_facts(store, tiny_gguf):
     m = imp(store, tiny_gguf, "org/tiny", license="mit")
     dest = store.models_dir / "org" / "tiny" / "tiny.gguf"
     assert dest.stat().st_ino == tiny_gguf.stat().st_ino  # hardlinked, not copied
-    assert m["files"] == [{"path": "tiny.gguf", "size": tiny_gguf.stat().st_size,
-                           "sha256": sha256_file(tiny_gguf), "linked": True}]
+    assert m["files"] == [
+        {"path": "tiny.gguf", "size": tiny_gguf.stat().st_size, "sha256": sha256_file(tiny_gguf), "linked": True}
+    ]
     assert m["gguf"]["arch"] == "llama" and m["gguf"]["params"] > 0 and m["gguf"]["quant"] == "F32"
     assert m["gguf"]["has_chat_template"] is True
     assert m["license"] == "mit" and m["state"] == "ok"
@@ -112,7 +113,7 @@ def test_hostile_symlinks_refused(tmp_path, store, tiny_gguf):
     (store.models_dir / "org" / "link").symlink_to(outside)
     assert store.names() == []
     with pytest.raises(UnsafePath):
-        store.read_manifest("org/link")
+        store.read_manifest("org/link").to_json()
 
 
 def test_symlinked_partial_area_refused(tmp_path, tiny_gguf):
@@ -135,7 +136,7 @@ def test_verify_quarantines_damage(store, tiny_q8):
     assert not report["ok"] and report["files"][0]["reason"] == "sha256 mismatch"
     assert not f.exists()
     assert Path(report["files"][0]["quarantined"]).is_file()
-    m = store.read_manifest("org/q8")
+    m = store.read_manifest("org/q8").to_json()
     assert m["state"] == "damaged" and m["problems"]
     assert store.verify("org/q8")["files"][0]["reason"] == "missing"
     freed = store.gc()
@@ -168,7 +169,7 @@ def test_remove(store, tiny_gguf):
 def test_list_survives_broken_manifest(store, tiny_gguf):
     imp(store, tiny_gguf, "org/tiny")
     (store.models_dir / "org" / "tiny" / MANIFEST).write_text("{not json")
-    [entry] = store.list()
+    [entry] = [m.to_json() for m in store.list()]
     assert entry["state"] == "invalid_manifest"
 
 
@@ -193,8 +194,7 @@ def test_disk_fills_during_copy(tmp_path, three_mib_gguf, monkeypatch):
     with tmpfs(tmp_path / "small", "2m") as mnt:
         s = Store(mnt / "base")
         real = shutil.disk_usage
-        monkeypatch.setattr("silnode.store.shutil.disk_usage",
-                            lambda p: real(p)._replace(free=10 * 2**30))
+        monkeypatch.setattr("silnode.store.shutil.disk_usage", lambda p: real(p)._replace(free=10 * 2**30))
         with pytest.raises(InsufficientStorage, match="disk full"):
             imp(s, three_mib_gguf, "org/big")
         assert s.names() == []

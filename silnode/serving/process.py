@@ -1,4 +1,4 @@
-"""`WorkerProcess`: the daemon's asyncio handle on one model worker subprocess (`silnode.serve.worker`).
+"""`WorkerProcess`: the daemon's asyncio handle on one model worker subprocess (`silnode.serving.worker`).
 
     w = WorkerProcess("org/model", path, n_ctx=4096, log_path=...)
     info = await w.start()                      # the worker's "ready" info; ModelLoadError if it cannot load
@@ -10,12 +10,7 @@ A pump task reads the worker's stdout and routes each event to its request's que
 always drained; a second task keeps the worker's stderr (log file + the last lines in memory) so that a
 chatty llama.cpp can never block on a full pipe. Requests sent while one runs wait in the worker's queue.
 
-    SilnodeError
-    ├── ModelLoadError          500 model_load_failed   (llama.cpp's own reason in the message)
-    ├── WorkerCrashed           503 worker_crashed      (exit code or signal + the last stderr lines)
-    └── RequestFailed           500 generation_failed
-        ├── ContextOverflow     400 context_overflow    (also a BadRequest)
-        └── InvalidRequest      400 invalid_request     (also a BadRequest)
+Its errors (ModelLoadError, WorkerCrashed, RequestFailed and its subclasses) are in silnode.errors.
 """
 
 from __future__ import annotations
@@ -32,7 +27,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from silnode.errors import BadRequest, SilnodeError
+from silnode.errors import ContextOverflow, InvalidGenerationRequest, ModelLoadError, RequestFailed, WorkerCrashed
+from silnode.serving.request import GenerationRequest
 
 STDERR_TAIL = 200  # stderr lines kept in memory
 LINE_LIMIT = 16 << 20  # longest protocol line (a delta is small; this only bounds a broken worker)
@@ -42,34 +38,7 @@ REASON_RE = re.compile(r"error|failed|invalid|assert|fatal", re.IGNORECASE)
 STDERR_WAIT = 5.0  # after the worker exits: how long to wait for the rest of its stderr
 
 
-class ModelLoadError(SilnodeError):
-    status = 500
-    code = "model_load_failed"
-
-
-class WorkerCrashed(SilnodeError):
-    status = 503
-    code = "worker_crashed"
-
-
-class RequestFailed(SilnodeError):
-    """The worker answered a request with an error; it is still running."""
-
-    status = 500
-    code = "generation_failed"
-
-
-class ContextOverflow(RequestFailed, BadRequest):
-    status = 400
-    code = "context_overflow"
-
-
-class InvalidRequest(RequestFailed, BadRequest):
-    status = 400
-    code = "invalid_request"
-
-
-_REQUEST_ERRORS = {cls.code: cls for cls in (RequestFailed, ContextOverflow, InvalidRequest)}
+_REQUEST_ERRORS = {cls.code: cls for cls in (RequestFailed, ContextOverflow, InvalidGenerationRequest)}
 
 
 def request_error(event: dict[str, Any]) -> RequestFailed:
@@ -85,15 +54,31 @@ def stderr_reasons(lines: list[str], n: int = 3, *, fallback: bool = True) -> li
 
 
 class WorkerProcess:
-    def __init__(self, model: str, path: Path, *, n_ctx: int, n_threads: int | None = None, n_batch: int = 512,
-                 n_gpu_layers: int | None = None, chat_format_fallback: str = "chatml",
-                 log_path: Path | None = None, python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        model: str,
+        path: Path,
+        *,
+        n_ctx: int,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        n_gpu_layers: int | None = None,
+        chat_format_fallback: str = "chatml",
+        log_path: Path | None = None,
+        python: str = sys.executable,
+    ) -> None:
         self.model = model
         self.path = Path(path)
         self.log_path = Path(log_path) if log_path is not None else None
         self.python = python
-        self.config = {"path": str(self.path), "n_ctx": n_ctx, "n_threads": n_threads, "n_batch": n_batch,
-                       "n_gpu_layers": n_gpu_layers, "chat_format_fallback": chat_format_fallback}
+        self.config = {
+            "path": str(self.path),
+            "n_ctx": n_ctx,
+            "n_threads": n_threads,
+            "n_batch": n_batch,
+            "n_gpu_layers": n_gpu_layers,
+            "chat_format_fallback": chat_format_fallback,
+        }
         self.info: dict[str, Any] | None = None  # the worker's "ready" info
         self.last_done: dict[str, Any] | None = None  # the latest done event, also of a request abandoned early
         self._proc: asyncio.subprocess.Process | None = None
@@ -139,8 +124,9 @@ class WorkerProcess:
         lines = stderr_reasons(self.stderr_tail())
         last = f"; last stderr: {' | '.join(lines)}" if lines else ""
         hint = f"the worker's full log is {self.log_path}" if self.log_path else None
-        return WorkerCrashed(f"the worker for {self.model} (pid {self.pid}) {self._how_it_ended()} {when}{last}",
-                             hint=hint)
+        return WorkerCrashed(
+            f"the worker for {self.model} (pid {self.pid}) {self._how_it_ended()} {when}{last}", hint=hint
+        )
 
     # ---- lifecycle --------------------------------------------------------------------------------------
 
@@ -153,10 +139,16 @@ class WorkerProcess:
         self._ready = asyncio.get_running_loop().create_future()
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                self.python, "-m", "silnode.serve.worker", json.dumps(self.config),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                self.python,
+                "-m",
+                "silnode.serving.worker",
+                json.dumps(self.config),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # a Ctrl-C meant for the daemon must not kill its workers mid-request
-                limit=LINE_LIMIT)
+                limit=LINE_LIMIT,
+            )
         except OSError as exc:
             raise ModelLoadError(f"cannot start a worker for {self.model}: {exc}") from None
         self._stderr_task = asyncio.create_task(self._read_stderr(), name=f"worker-stderr:{self.model}")
@@ -195,8 +187,9 @@ class WorkerProcess:
 
     # ---- requests ---------------------------------------------------------------------------------------
 
-    async def generate(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """Yield the request's delta events, then its done event. Raises RequestFailed (and subclasses) when
+    async def generate(self, request: GenerationRequest | dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Yield the request's delta events, then its done event. A dict goes to the worker as it is (the
+        worker checks it: tests send malformed ones on purpose). Raises RequestFailed (and subclasses) when
         the worker rejects it, WorkerCrashed when the worker dies. Closing the iterator early cancels the
         request and waits for the worker to finish it, so the next request starts clean."""
         if self.info is None:
@@ -204,6 +197,8 @@ class WorkerProcess:
         if not self.alive:
             await self._exited.wait()  # the pump has the exit status and the last stderr lines
             raise self._crashed("before the request")
+        if isinstance(request, GenerationRequest):
+            request = request.to_wire()
         rid = str(request.get("id") or uuid.uuid4().hex)
         if rid in self._streams:
             raise ValueError(f"request id {rid!r} is already running")
@@ -328,7 +323,6 @@ class WorkerProcess:
                     log.flush()
                 *lines, pending = (pending + chunk).split(b"\n")
                 pending = pending[-STDERR_LINE_MAX:]
-                self._tail.extend(line[:STDERR_LINE_MAX].decode("utf-8", "replace").rstrip("\r")
-                                  for line in lines)
+                self._tail.extend(line[:STDERR_LINE_MAX].decode("utf-8", "replace").rstrip("\r") for line in lines)
         if pending:
             self._tail.append(pending.decode("utf-8", "replace"))

@@ -25,8 +25,18 @@ from typing import Any
 from silnode.errors import InvalidGGUF
 
 __all__ = [
-    "FILE_TYPE_NAMES", "GGML_TYPES", "SPLIT_RE", "VALUE_TYPE_NAMES", "ArrayInfo", "GGUFFacts", "GGUFHeader",
-    "TensorInfo", "facts_from_header", "merge_split_facts", "read_facts", "read_header",
+    "FILE_TYPE_NAMES",
+    "GGML_TYPES",
+    "SPLIT_RE",
+    "VALUE_TYPE_NAMES",
+    "ArrayInfo",
+    "GGUFFacts",
+    "GGUFHeader",
+    "TensorInfo",
+    "facts_from_header",
+    "merge_split_facts",
+    "read_facts",
+    "read_header",
 ]
 
 GGUF_MAGIC = b"GGUF"
@@ -43,37 +53,116 @@ _MIN_KV_BYTES = 8 + 4 + 1  # key length, value type, smallest value
 _MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
 
 # GGUF value types: id -> (name, struct format or None)
-VALUE_TYPE_NAMES = {0: "UINT8", 1: "INT8", 2: "UINT16", 3: "INT16", 4: "UINT32", 5: "INT32", 6: "FLOAT32",
-                    7: "BOOL", 8: "STRING", 9: "ARRAY", 10: "UINT64", 11: "INT64", 12: "FLOAT64"}
+VALUE_TYPE_NAMES = {
+    0: "UINT8",
+    1: "INT8",
+    2: "UINT16",
+    3: "INT16",
+    4: "UINT32",
+    5: "INT32",
+    6: "FLOAT32",
+    7: "BOOL",
+    8: "STRING",
+    9: "ARRAY",
+    10: "UINT64",
+    11: "INT64",
+    12: "FLOAT64",
+}
 T_UINT32, T_STRING, T_ARRAY = 4, 8, 9
-_SCALARS = {t: struct.Struct("<" + c) for t, c in
-            {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}.items()}
+_SCALARS = {
+    t: struct.Struct("<" + c)
+    for t, c in {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}.items()
+}
 
 # ggml tensor types: id -> (name, block size in elements, bytes per block); = gguf.GGML_QUANT_SIZES (gguf 0.19)
 GGML_TYPES: dict[int, tuple[str, int, int]] = {
-    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20), 6: ("Q5_0", 32, 22),
-    7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 40), 10: ("Q2_K", 256, 84),
-    11: ("Q3_K", 256, 110), 12: ("Q4_K", 256, 144), 13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210),
-    15: ("Q8_K", 256, 292), 16: ("IQ2_XXS", 256, 66), 17: ("IQ2_XS", 256, 74), 18: ("IQ3_XXS", 256, 98),
-    19: ("IQ1_S", 256, 50), 20: ("IQ4_NL", 32, 18), 21: ("IQ3_S", 256, 110), 22: ("IQ2_S", 256, 82),
-    23: ("IQ4_XS", 256, 136), 24: ("I8", 1, 1), 25: ("I16", 1, 2), 26: ("I32", 1, 4), 27: ("I64", 1, 8),
-    28: ("F64", 1, 8), 29: ("IQ1_M", 256, 56), 30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54),
-    35: ("TQ2_0", 256, 66), 39: ("MXFP4", 32, 17), 40: ("NVFP4", 64, 36), 41: ("Q1_0", 128, 18),
+    0: ("F32", 1, 4),
+    1: ("F16", 1, 2),
+    2: ("Q4_0", 32, 18),
+    3: ("Q4_1", 32, 20),
+    6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24),
+    8: ("Q8_0", 32, 34),
+    9: ("Q8_1", 32, 40),
+    10: ("Q2_K", 256, 84),
+    11: ("Q3_K", 256, 110),
+    12: ("Q4_K", 256, 144),
+    13: ("Q5_K", 256, 176),
+    14: ("Q6_K", 256, 210),
+    15: ("Q8_K", 256, 292),
+    16: ("IQ2_XXS", 256, 66),
+    17: ("IQ2_XS", 256, 74),
+    18: ("IQ3_XXS", 256, 98),
+    19: ("IQ1_S", 256, 50),
+    20: ("IQ4_NL", 32, 18),
+    21: ("IQ3_S", 256, 110),
+    22: ("IQ2_S", 256, 82),
+    23: ("IQ4_XS", 256, 136),
+    24: ("I8", 1, 1),
+    25: ("I16", 1, 2),
+    26: ("I32", 1, 4),
+    27: ("I64", 1, 8),
+    28: ("F64", 1, 8),
+    29: ("IQ1_M", 256, 56),
+    30: ("BF16", 1, 2),
+    34: ("TQ1_0", 256, 54),
+    35: ("TQ2_0", 256, 66),
+    39: ("MXFP4", 32, 17),
+    40: ("NVFP4", 64, 36),
+    41: ("Q1_0", 128, 18),
 }
 
 # general.file_type (llama_ftype) -> quant name: gguf.LlamaFileType names without MOSTLY_/ALL_
 FILE_TYPE_NAMES: dict[int, str] = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",
-    12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
-    19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL",
-    26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16",
-    36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE", 39: "NVFP4", 40: "Q1_0",
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    19: "IQ2_XXS",
+    20: "IQ2_XS",
+    21: "Q2_K_S",
+    22: "IQ3_XS",
+    23: "IQ3_XXS",
+    24: "IQ1_S",
+    25: "IQ4_NL",
+    26: "IQ3_S",
+    27: "IQ3_M",
+    28: "IQ2_S",
+    29: "IQ2_M",
+    30: "IQ4_XS",
+    31: "IQ1_M",
+    32: "BF16",
+    36: "TQ1_0",
+    37: "TQ2_0",
+    38: "MXFP4_MOE",
+    39: "NVFP4",
+    40: "Q1_0",
 }
 
 # keys (after "{arch}.") that may hold one value per layer; numeric arrays of these are always materialised
-_LAYER_KEYS = ("context_length", "block_count", "embedding_length", "feed_forward_length",
-               "attention.head_count", "attention.head_count_kv", "attention.key_length",
-               "attention.value_length", "attention.sliding_window")
+_LAYER_KEYS = (
+    "context_length",
+    "block_count",
+    "embedding_length",
+    "feed_forward_length",
+    "attention.head_count",
+    "attention.head_count_kv",
+    "attention.key_length",
+    "attention.value_length",
+    "attention.sliding_window",
+)
 _LAYER_SUFFIXES = tuple("." + k for k in _LAYER_KEYS)
 
 SPLIT_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
@@ -88,6 +177,7 @@ _COUNTS = struct.Struct("<QQ")
 @dataclass(frozen=True)
 class ArrayInfo:
     """Stands for a metadata array that was not materialised (more than MATERIALISE_MAX items)."""
+
     item_type: int  # a GGUF value type (8 = STRING)
     length: int
 
@@ -171,8 +261,10 @@ class _Parser:
         if end > self.size:
             raise self.err(f"{what} at offset {at} runs past the end of the file ({self.size} bytes; truncated?)")
         if end > MAX_HEADER_BYTES:
-            raise self.err(f"header too large: {what} at offset {at} ends beyond the "
-                           f"{MAX_HEADER_BYTES >> 20} MiB limit for metadata and tensor infos")
+            raise self.err(
+                f"header too large: {what} at offset {at} ends beyond the "
+                f"{MAX_HEADER_BYTES >> 20} MiB limit for metadata and tensor infos"
+            )
         want = min(self.size, MAX_HEADER_BYTES, max(end, 2 * len(self.buf)))
         while len(self.buf) < want:
             chunk = self.f.read(want - len(self.buf))
@@ -194,8 +286,10 @@ class _Parser:
         n = _U64.unpack_from(self.buf, off)[0]
         start = off + 8
         if n > self.size - start:
-            raise self.err(f"{what}: string length {n} at offset {off} runs past the end of the file "
-                           f"({self.size - start} bytes left; truncated or corrupt)")
+            raise self.err(
+                f"{what}: string length {n} at offset {off} runs past the end of the file "
+                f"({self.size - start} bytes left; truncated or corrupt)"
+            )
         end = start + n
         if end > len(self.buf):
             self.ensure(end, what, off)
@@ -214,20 +308,22 @@ class _Parser:
         first = i = 0
         while True:
             try:
-                for i in range(first, n):
+                for i in range(first, n):  # noqa: B007  (i is read by the handler below)
                     off += 8 + unpack(buf, off)[0]
                 break
             except (struct.error, OverflowError):
                 # item i's length field is not in the buffer: read more, or it is past the end of the file
                 first = i
                 if off + 8 > self.size:
-                    raise self.err(f"{what}: string {i - 1} has a length that runs past the end of the file "
-                                   f"(truncated or corrupt)") from None
+                    raise self.err(
+                        f"{what}: string {i - 1} has a length that runs past the end of the file (truncated or corrupt)"
+                    ) from None
                 self.ensure(off + 8, f"{what}: length of string {i}", off)
                 buf = self.buf
         if off > self.size:
-            raise self.err(f"{what}: string {n - 1} has a length that runs past the end of the file "
-                           f"(truncated or corrupt)")
+            raise self.err(
+                f"{what}: string {n - 1} has a length that runs past the end of the file (truncated or corrupt)"
+            )
         if off > len(self.buf):
             self.ensure(off, f"{what}: string {n - 1}", off)
         return off
@@ -249,8 +345,10 @@ class _Parser:
         left = min(self.size, MAX_HEADER_BYTES) - start  # what the array can take up
         if item_type == T_STRING:
             if n * 8 > left:
-                raise self.err(f"array {key!r}: length {n} at offset {off + 4} is more strings than the "
-                               f"{left} bytes left{_in_header(self.size)} could hold (truncated or corrupt)")
+                raise self.err(
+                    f"array {key!r}: length {n} at offset {off + 4} is more strings than the "
+                    f"{left} bytes left{_in_header(self.size)} could hold (truncated or corrupt)"
+                )
             if n <= MATERIALISE_MAX:
                 items = []
                 for i in range(n):
@@ -264,8 +362,10 @@ class _Parser:
             raise self.err(f"array {key!r} at offset {off}: {what}")
         nbytes = n * s.size
         if nbytes > left:
-            raise self.err(f"array {key!r}: length {n} at offset {off + 4} needs {nbytes} bytes but only "
-                           f"{left} are left{_in_header(self.size)} (truncated or corrupt)")
+            raise self.err(
+                f"array {key!r}: length {n} at offset {off + 4} needs {nbytes} bytes but only "
+                f"{left} are left{_in_header(self.size)} (truncated or corrupt)"
+            )
         end = start + nbytes
         if end > len(self.buf):
             self.ensure(end, f"array {key!r}", off)
@@ -288,14 +388,18 @@ class _Parser:
         off = 24
         left = size - off
         if n_kv * _MIN_KV_BYTES > left:
-            raise self.err(f"n_kv {n_kv} is more key/values than the {left} bytes left could hold "
-                           f"(truncated or corrupt)")
+            raise self.err(
+                f"n_kv {n_kv} is more key/values than the {left} bytes left could hold (truncated or corrupt)"
+            )
         if n_tensors * _MIN_TENSOR_INFO_BYTES > left:
-            raise self.err(f"n_tensors {n_tensors} is more tensor infos than the {left} bytes left could hold "
-                           f"(truncated or corrupt)")
+            raise self.err(
+                f"n_tensors {n_tensors} is more tensor infos than the {left} bytes left could hold "
+                f"(truncated or corrupt)"
+            )
         if n_kv * _MIN_KV_BYTES + n_tensors * _MIN_TENSOR_INFO_BYTES > left:
-            raise self.err(f"n_kv {n_kv} and n_tensors {n_tensors} need more than the {left} bytes left "
-                           f"(truncated or corrupt)")
+            raise self.err(
+                f"n_kv {n_kv} and n_tensors {n_tensors} need more than the {left} bytes left (truncated or corrupt)"
+            )
         if n_kv > MAX_KV:
             raise self.err(f"n_kv {n_kv} is over the limit of {MAX_KV} keys")
         if n_tensors > MAX_TENSORS:
@@ -343,8 +447,9 @@ class _Parser:
                 raise self.err(f"tensor {name!r}: unknown ggml type {ggml_type}")
             ne0 = dims[0] if dims else 1
             if ne0 % t[1]:
-                raise self.err(f"tensor {name!r}: first dimension {ne0} is not a multiple of the {t[0]} "
-                               f"block size {t[1]}")
+                raise self.err(
+                    f"tensor {name!r}: first dimension {ne0} is not a multiple of the {t[0]} block size {t[1]}"
+                )
             tensors.append(TensorInfo(name, dims, ggml_type, t_offset, n_el, n_el // t[1] * t[2]))
             off = end
 
@@ -361,11 +466,15 @@ class _Parser:
                 raise self.err(f"tensor {t.name!r}: data offset {t.offset} is not aligned to {alignment}")
             start = data_offset + t.offset
             if start >= size:
-                raise self.err(f"tensor {t.name!r}: data offset {t.offset} (file offset {start}) is beyond "
-                               f"the end of the file ({size} bytes; truncated?)")
+                raise self.err(
+                    f"tensor {t.name!r}: data offset {t.offset} (file offset {start}) is beyond "
+                    f"the end of the file ({size} bytes; truncated?)"
+                )
             if start + t.n_bytes > size:
-                raise self.err(f"tensor {t.name!r}: data ({t.n_bytes} bytes at file offset {start}) runs past "
-                               f"the end of the file ({size} bytes; truncated?)")
+                raise self.err(
+                    f"tensor {t.name!r}: data ({t.n_bytes} bytes at file offset {start}) runs past "
+                    f"the end of the file ({size} bytes; truncated?)"
+                )
             if prev is not None and prev.offset + prev.n_bytes > t.offset:
                 raise self.err(f"tensor {t.name!r}: data at offset {t.offset} overlaps tensor {prev.name!r}")
             prev = t
@@ -479,9 +588,11 @@ def merge_split_facts(parts: list[GGUFFacts]) -> GGUFFacts:
         counts = {p.split_count for p in parts}
         nos = [p.split_no for p in parts]
         if len(counts) != 1 or nos != list(range(len(parts))) or counts != {len(parts)}:
-            raise InvalidGGUF(f"split parts do not form one complete set: split.no {nos}, "
-                              f"split.count {sorted(counts, key=lambda c: -1 if c is None else c)}, "
-                              f"{len(parts)} parts given")
+            raise InvalidGGUF(
+                f"split parts do not form one complete set: split.no {nos}, "
+                f"split.count {sorted(counts, key=lambda c: -1 if c is None else c)}, "
+                f"{len(parts)} parts given"
+            )
     elif len(parts) > 1:
         raise InvalidGGUF(f"{sum(p.split_no is None for p in parts)} of {len(parts)} parts have no split.no")
     first = parts[0]
@@ -493,5 +604,10 @@ def merge_split_facts(parts: list[GGUFFacts]) -> GGUFFacts:
     quant = FILE_TYPE_NAMES.get(first.file_type) if first.file_type is not None else None
     if quant is None:  # no usable general.file_type: the dominant type over all parts
         quant = next(iter(types), None)
-    return dataclasses.replace(first, params=sum(p.params for p in parts), quant=quant,
-                               tensor_bytes=sum(p.tensor_bytes for p in parts), tensor_types=types)
+    return dataclasses.replace(
+        first,
+        params=sum(p.params for p in parts),
+        quant=quant,
+        tensor_bytes=sum(p.tensor_bytes for p in parts),
+        tensor_types=types,
+    )

@@ -1,4 +1,4 @@
-"""The model worker (silnode.serve.worker) and its asyncio handle (silnode.serve.process.WorkerProcess),
+"""The model worker (silnode.serving.worker) and its asyncio handle (silnode.serving.process.WorkerProcess),
 against real llama.cpp: the tiny generated GGUFs (random weights: gibberish that always runs to max_tokens)
 and the real Gemma-3-270M base model. No mocks; every test starts its own worker subprocess."""
 
@@ -18,15 +18,15 @@ import llama_cpp
 import pytest
 from ggufgen import make_gguf
 
-from silnode.errors import BadRequest
-from silnode.serve.process import (
+from silnode.errors import (
+    BadRequest,
     ContextOverflow,
-    InvalidRequest,
+    InvalidGenerationRequest,
     ModelLoadError,
     RequestFailed,
     WorkerCrashed,
-    WorkerProcess,
 )
+from silnode.serving.process import WorkerProcess
 
 LONG = 2000  # max_tokens for runs that a test cuts short; the tiny model never stops by itself
 
@@ -73,6 +73,7 @@ def chat(content: str = "hello", **kw: Any) -> dict[str, Any]:
 
 # ---- 1. ready info and a completion ---------------------------------------------------------------------
 
+
 async def test_ready_info_then_a_completion_runs_to_max_tokens(worker: WorkerProcess):
     info = worker.info
     assert worker.alive and info["pid"] == worker.pid
@@ -102,6 +103,7 @@ async def test_a_split_model_loads_from_its_first_part(split_parts: list[Path], 
 
 # ---- 2. chat: the GGUF's template, or the fallback ------------------------------------------------------
 
+
 async def test_chat_uses_the_ggufs_template(worker: WorkerProcess):
     assert worker.info["chat_format"] == "chat_template.default"
     text, done = await collect(worker, chat(max_tokens=5))
@@ -121,6 +123,7 @@ async def test_chat_falls_back_to_chatml_without_a_template(no_template_gguf: Pa
 
 
 # ---- 3. seeds and stop sequences ------------------------------------------------------------------------
+
 
 async def test_the_same_seed_gives_the_same_text(worker: WorkerProcess):
     req = completion("the a an of", max_tokens=32, temperature=1.0, seed=42)
@@ -146,6 +149,7 @@ async def test_stop_sequences_end_the_text_before_them(gemma_gguf: Path, tmp_pat
 
 
 # ---- 4. cancel --------------------------------------------------------------------------------------------
+
 
 async def test_cancel_mid_stream_then_the_next_request_runs(worker: WorkerProcess):
     deltas, done = 0, None
@@ -193,6 +197,7 @@ async def test_a_cancelled_consumer_task_cancels_the_request(worker: WorkerProce
 
 # ---- 5. request errors leave the worker running -----------------------------------------------------------
 
+
 async def test_context_overflow_is_a_400_and_the_worker_carries_on(tiny_gguf: Path, tmp_path: Path):
     w = await started(tiny_gguf, tmp_path, n_ctx=64)
     try:
@@ -202,8 +207,11 @@ async def test_context_overflow_is_a_400_and_the_worker_carries_on(tiny_gguf: Pa
                 await collect(w, req)
             assert isinstance(err.value, RequestFailed) and isinstance(err.value, BadRequest)
             assert err.value.code == "context_overflow" and err.value.status == 400
-            assert re.fullmatch(r"prompt is 4\d\d tokens; the context is 256 \(load with a larger --ctx or "
-                                r"shorten the prompt\)", str(err.value))
+            assert re.fullmatch(
+                r"prompt is 4\d\d tokens; the context is 256 \(load with a larger --ctx or "
+                r"shorten the prompt\)",
+                str(err.value),
+            )
         assert w.alive
         _, done = await collect(w, completion(max_tokens=4))
         assert done["completion_tokens"] == 4
@@ -215,15 +223,16 @@ async def test_context_overflow_is_a_400_and_the_worker_carries_on(tiny_gguf: Pa
 
 
 async def test_an_invalid_request_is_rejected(worker: WorkerProcess):
-    with pytest.raises(InvalidRequest, match="'kind' must be"):
+    with pytest.raises(InvalidGenerationRequest, match="'kind' must be"):
         await collect(worker, {"kind": "embedding", "prompt": "x"})
-    with pytest.raises(InvalidRequest, match="'messages'"):
+    with pytest.raises(InvalidGenerationRequest, match="'messages'"):
         await collect(worker, {"kind": "chat", "messages": []})
     _, done = await collect(worker, completion(max_tokens=2))
     assert done["completion_tokens"] == 2
 
 
 # ---- 6. load failure --------------------------------------------------------------------------------------
+
 
 async def test_a_truncated_gguf_fails_to_load_with_llama_cpps_reason(tiny_gguf: Path, tmp_path: Path):
     broken = tmp_path / "truncated.gguf"
@@ -242,6 +251,7 @@ async def test_a_truncated_gguf_fails_to_load_with_llama_cpps_reason(tiny_gguf: 
 
 
 # ---- 7. crash ---------------------------------------------------------------------------------------------
+
 
 async def test_a_killed_worker_raises_worker_crashed_and_a_new_one_works(tiny_gguf: Path, tmp_path: Path):
     w = await started(tiny_gguf, tmp_path)
@@ -265,6 +275,7 @@ async def test_a_killed_worker_raises_worker_crashed_and_a_new_one_works(tiny_gg
 
 # ---- 8. stop ----------------------------------------------------------------------------------------------
 
+
 async def test_stop_reaps_the_worker_and_is_idempotent(tiny_gguf: Path, tmp_path: Path):
     w = await started(tiny_gguf, tmp_path)
     pid = w.pid
@@ -278,7 +289,7 @@ async def test_stop_reaps_the_worker_and_is_idempotent(tiny_gguf: Path, tmp_path
     log = (tmp_path / "worker.log").read_text()
     assert "llama_model_loader" in log  # llama.cpp's verbose load output lands in the log
     tail = w.stderr_tail()
-    assert 0 < len(tail) <= 200 and tail == log.splitlines()[-len(tail):]
+    assert 0 < len(tail) <= 200 and tail == log.splitlines()[-len(tail) :]
 
 
 async def test_stop_during_a_request_cancels_it(worker: WorkerProcess):
@@ -301,11 +312,16 @@ async def test_a_worker_that_does_not_answer_is_killed(tiny_gguf: Path, tmp_path
 
 # ---- the protocol itself ----------------------------------------------------------------------------------
 
+
 def test_the_worker_exits_when_its_stdin_closes(tiny_gguf: Path):
     """EOF on stdin means the daemon died: cancel the running generation and exit; stdout has only JSON."""
     config = json.dumps({"path": str(tiny_gguf), "n_ctx": 2048, "n_threads": 1})
-    with subprocess.Popen([sys.executable, "-m", "silnode.serve.worker", config], stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "silnode.serving.worker", config],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
         assert json.loads(proc.stdout.readline())["type"] == "ready"
         request = {"op": "generate", "id": "x", "kind": "completion", "prompt": "hi", "max_tokens": LONG}
         proc.stdin.write(json.dumps(request).encode() + b"\n")
@@ -319,6 +335,7 @@ def test_the_worker_exits_when_its_stdin_closes(tiny_gguf: Path):
 
 
 # ---- 9. a real model --------------------------------------------------------------------------------------
+
 
 async def test_gemma_writes_readable_text(gemma_gguf: Path, tmp_path: Path):
     w = await started(gemma_gguf, tmp_path, n_ctx=256)

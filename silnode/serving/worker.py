@@ -1,6 +1,6 @@
-"""The model worker: one subprocess per loaded model, driven by `silnode.serve.process.WorkerProcess`.
+"""The model worker: one subprocess per loaded model, driven by `silnode.serving.process.WorkerProcess`.
 
-    python -m silnode.serve.worker '<config JSON>'
+    python -m silnode.serving.worker '<config JSON>'
 
 The config (argv[1]) holds: path (a .gguf; part 1 of a split model, llama.cpp finds the rest), n_ctx
 (0 = the model's training context), n_threads (default: the CPUs this process may run on), n_batch,
@@ -26,7 +26,8 @@ Protocol, one JSON object per line:
 `llama_cpp.Llama` is created and called on the main thread only: calling it from another thread costs
 +30-65 % per call (OpenMP, shared/research/gguf-llama-notes.md §3). A reader thread owns stdin, so a
 cancel lands while the main thread is inside llama.cpp; it is checked once per sampled token.
-Imports stay stdlib-only at module level: llama_cpp is imported after stdout is made safe.
+Imports at module level are stdlib and silnode's own pure-Python modules (the generation request, the error
+tree): llama_cpp is imported after stdout is made safe.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from silnode.errors import InvalidGenerationRequest
+from silnode.serving.request import GenerationRequest
 
 CTX_PAD = 256  # llama.cpp rounds the context up to a multiple of this
 # llama-cpp-python's own prompt-length check (Llama._create_completion)
@@ -62,7 +66,7 @@ class Output:
     def send(self, event: dict[str, Any]) -> None:
         data = memoryview((json.dumps(event, ensure_ascii=False) + "\n").encode())
         while data:  # one line per event, never interleaved, even past the pipe buffer size
-            data = data[os.write(self._fd, data):]
+            data = data[os.write(self._fd, data) :]
 
 
 class Inbox:
@@ -175,6 +179,7 @@ def cancellable_llama_class() -> type:
 
 # ---- load ---------------------------------------------------------------------------------------------------
 
+
 def padded_ctx(n_ctx: int) -> int:
     """llama-cpp-python 0.3.36 sizes its token buffer with the n_ctx asked for while llama.cpp pads the real
     context up to CTX_PAD: a prompt between the two crashes with a numpy broadcast error instead of a clean
@@ -194,23 +199,39 @@ def load(config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     started = time.monotonic()
     # verbose: on a failed load, llama.cpp's stderr names the reason (the exception only says "Failed to load")
     llm = cancellable_llama_class()(
-        model_path=str(config["path"]), n_ctx=padded_ctx(int(config.get("n_ctx") or 0)),
-        n_batch=int(config.get("n_batch") or 512), n_threads=n_threads, n_threads_batch=n_threads,
-        n_gpu_layers=n_gpu_layers, flash_attn=gpu, verbose=True)
+        model_path=str(config["path"]),
+        n_ctx=padded_ctx(int(config.get("n_ctx") or 0)),
+        n_batch=int(config.get("n_batch") or 512),
+        n_threads=n_threads,
+        n_threads_batch=n_threads,
+        n_gpu_layers=n_gpu_layers,
+        flash_attn=gpu,
+        verbose=True,
+    )
     loaded = time.monotonic()
     if len(llm.input_ids) != llm.n_ctx():  # n_ctx 0 took an unpadded training context
-        raise ValueError(f"llama.cpp made a {llm.n_ctx()}-token context, not {len(llm.input_ids)}: "
-                         f"give the context size explicitly (a multiple of {CTX_PAD})")
+        raise ValueError(
+            f"llama.cpp made a {llm.n_ctx()}-token context, not {len(llm.input_ids)}: "
+            f"give the context size explicitly (a multiple of {CTX_PAD})"
+        )
     chat_template = "tokenizer.chat_template" in llm.metadata
     if not chat_template:
         llm.chat_format = config.get("chat_format_fallback") or "chatml"
         log(f"the GGUF has no tokenizer.chat_template; chat uses chat_format={llm.chat_format!r}")
     warm_up(llm)
     info = {
-        "pid": os.getpid(), "n_ctx": llm.n_ctx(), "n_ctx_train": llama_cpp.llama_model_n_ctx_train(llm.model),
-        "n_vocab": llm.n_vocab(), "chat_template": chat_template, "chat_format": llm.chat_format,
-        "gpu_offload": gpu, "n_gpu_layers": n_gpu_layers, "flash_attn": gpu, "n_threads": n_threads,
-        "n_batch": llm.n_batch, "load_seconds": round(loaded - started, 3),
+        "pid": os.getpid(),
+        "n_ctx": llm.n_ctx(),
+        "n_ctx_train": llama_cpp.llama_model_n_ctx_train(llm.model),
+        "n_vocab": llm.n_vocab(),
+        "chat_template": chat_template,
+        "chat_format": llm.chat_format,
+        "gpu_offload": gpu,
+        "n_gpu_layers": n_gpu_layers,
+        "flash_attn": gpu,
+        "n_threads": n_threads,
+        "n_batch": llm.n_batch,
+        "load_seconds": round(loaded - started, 3),
         "warmup_seconds": round(time.monotonic() - loaded, 3),
     }
     return llm, info
@@ -224,72 +245,46 @@ def warm_up(llm: Any) -> None:
 
 # ---- requests -----------------------------------------------------------------------------------------------
 
-class InvalidRequest(ValueError):
-    pass
 
-
-def sampling_args(req: dict[str, Any]) -> dict[str, Any]:
-    def get(key: str, cast: type, default: Any) -> Any:
-        return cast(req[key]) if req.get(key) is not None else default
-
-    try:
-        args = {"temperature": get("temperature", float, 0.8), "top_p": get("top_p", float, 0.95),
-                "top_k": get("top_k", int, 40), "seed": get("seed", int, None),
-                "max_tokens": get("max_tokens", int, None)}  # max_tokens None: up to the end of the context
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequest(f"bad sampling parameter: {exc}") from None
-    stop = req.get("stop") or []
-    if not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
-        raise InvalidRequest("'stop' must be a list of strings")
-    args["stop"] = stop
-    return args
-
-
-def stream(llm: Any, req: dict[str, Any], args: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
+def stream(llm: Any, req: GenerationRequest) -> Iterator[tuple[str, str | None]]:
     """(text, finish_reason) per streamed chunk."""
-    kind = req.get("kind")
-    if kind == "chat":
-        messages = req.get("messages")
-        if not (isinstance(messages, list) and messages and all(isinstance(m, dict) for m in messages)):
-            raise InvalidRequest("'messages' must be a non-empty list of objects")
-        for chunk in llm.create_chat_completion(messages, stream=True, **args):
+    args = req.sampling()
+    if args.get("seed") is None:
+        # else llama-cpp-python derives it from the previous request's seed, so a fresh worker would
+        # write the same "random" texts in the same order after every load
+        args["seed"] = random.getrandbits(32)
+    else:
+        # a prefix reused from the KV cache was computed in other batches, and llama.cpp's numbers may
+        # depend on the batch (notably on GPUs): evaluate from scratch so a seed reproduces exactly
+        llm.reset()
+    if req.kind == "chat":
+        for chunk in llm.create_chat_completion([dict(m) for m in req.messages], stream=True, **args):
             choice = chunk["choices"][0]
             yield choice["delta"].get("content") or "", choice["finish_reason"]
-    elif kind == "completion":
-        if not isinstance(req.get("prompt"), str):
-            raise InvalidRequest("'prompt' must be a string")
-        for chunk in llm.create_completion(req["prompt"], stream=True, **args):
+    else:
+        for chunk in llm.create_completion(req.prompt, stream=True, **args):
             choice = chunk["choices"][0]
             yield choice["text"], choice["finish_reason"]
-    else:
-        raise InvalidRequest(f"'kind' must be 'chat' or 'completion', not {kind!r}")
 
 
-def run_request(llm: Any, req: dict[str, Any], cancel: threading.Event,
-                send: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def run_request(
+    llm: Any, req: dict[str, Any], cancel: threading.Event, send: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
     """Stream one request's deltas through `send`; return its final event (done or error)."""
     rid = str(req.get("id", ""))
     counter = TokenCounter(cancel)
     finish = None
     try:
-        args = sampling_args(req)
-        if args["seed"] is None:
-            # else llama-cpp-python derives it from the previous request's seed, so a fresh worker would
-            # write the same "random" texts in the same order after every load
-            args["seed"] = random.getrandbits(32)
-        else:
-            # a prefix reused from the KV cache was computed in other batches, and llama.cpp's numbers may
-            # depend on the batch (notably on GPUs): evaluate from scratch so a seed reproduces exactly
-            llm.reset()
+        greq = GenerationRequest.from_wire(req)
         llm.stopping = counter
         if cancel.is_set():  # cancelled while it waited in the queue: nothing to run
             counter.cancelled = True
         else:
             # a client that does not stream gets the text in one delta: a line per token would cost the
             # daemon a JSON parse and a queue hop per token, CPU time taken from the decode on a small machine
-            per_token = req.get("stream", True) is not False
+            per_token = greq.stream
             held: list[str] = []
-            for text, reason in stream(llm, req, args):
+            for text, reason in stream(llm, greq):
                 if text and per_token:
                     send({"type": "delta", "id": rid, "text": text})
                 elif text:
@@ -297,26 +292,35 @@ def run_request(llm: Any, req: dict[str, Any], cancel: threading.Event,
                 finish = reason or finish
             if held:
                 send({"type": "delta", "id": rid, "text": "".join(held)})
-    except InvalidRequest as exc:
-        return {"type": "error", "id": rid, "code": "invalid_request", "message": str(exc)}
+    except InvalidGenerationRequest as exc:
+        return {"type": "error", "id": rid, "code": exc.code, "message": str(exc)}
     except Exception as exc:  # noqa: BLE001 - any failure is this request's; the worker serves the next
         return request_error(rid, exc)
     finally:
         llm.stopping = None
     end = time.monotonic()
     first = counter.first_token_at or end
-    return {"type": "done", "id": rid,
-            "finish_reason": "cancelled" if counter.cancelled else finish or "stop",
-            "prompt_tokens": counter.prompt_tokens, "completion_tokens": counter.sampled,
-            "prompt_seconds": round(first - counter.started, 4), "gen_seconds": round(end - first, 4)}
+    return {
+        "type": "done",
+        "id": rid,
+        "finish_reason": "cancelled" if counter.cancelled else finish or "stop",
+        "prompt_tokens": counter.prompt_tokens,
+        "completion_tokens": counter.sampled,
+        "prompt_seconds": round(first - counter.started, 4),
+        "gen_seconds": round(end - first, 4),
+    }
 
 
 def request_error(rid: str, exc: Exception) -> dict[str, Any]:
     overflow = OVERFLOW_RE.search(str(exc)) if isinstance(exc, ValueError) else None
     if overflow:
         n, m = overflow.groups()
-        return {"type": "error", "id": rid, "code": "context_overflow", "message":
-                f"prompt is {n} tokens; the context is {m} (load with a larger --ctx or shorten the prompt)"}
+        return {
+            "type": "error",
+            "id": rid,
+            "code": "context_overflow",
+            "message": f"prompt is {n} tokens; the context is {m} (load with a larger --ctx or shorten the prompt)",
+        }
     log(f"request {rid} failed: {type(exc).__name__}: {exc}")
     return {"type": "error", "id": rid, "code": "generation_failed", "message": f"{type(exc).__name__}: {exc}"}
 

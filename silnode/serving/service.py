@@ -14,32 +14,37 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from silnode.config import Config
-from silnode.errors import Conflict, DoesNotFit, NotFound, SilnodeError
+from silnode.errors import (
+    Conflict,
+    DoesNotFit,
+    ModelNotLoaded,
+    ModelUnavailable,
+    QueueFull,
+    RequestFailed,
+    SilnodeError,
+    WorkerCrashed,
+)
+from silnode.fit.inspect import inspect_model
 from silnode.fsutil import atomic_write_json
-from silnode.serve.queue import FairQueue, QueueFull
+from silnode.serving.process import WorkerProcess
+from silnode.serving.queue import FairQueue
+from silnode.serving.request import GenerationRequest
 
 log = logging.getLogger(__name__)
-
-class ModelNotLoaded(NotFound):
-    code = "model_not_loaded"
-    hint = "`silnode models loaded` lists the served models; `silnode serve NAME` loads one"
-
-
-class ModelUnavailable(SilnodeError):
-    status = 503
-    code = "model_unavailable"
 
 
 @dataclass
 class Request:
     """One inference request on its way through a model's queue."""
+
     client: str
-    body: dict[str, Any]  # the worker's generate request (see silnode/serve/worker.py)
+    generation: GenerationRequest
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:24])  # unique across restarts (OpenAI ids)
     events: asyncio.Queue = field(default_factory=asyncio.Queue)  # worker events, then None
     cancelled: bool = False
@@ -78,8 +83,9 @@ class Counters:
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["tokens_per_second"] = round(self.completion_tokens / self.gen_seconds, 2) if self.gen_seconds else None
-        d["prompt_tokens_per_second"] = (round(self.prompt_tokens / self.prompt_seconds, 2)
-                                         if self.prompt_seconds else None)
+        d["prompt_tokens_per_second"] = (
+            round(self.prompt_tokens / self.prompt_seconds, 2) if self.prompt_seconds else None
+        )
         return d
 
 
@@ -101,13 +107,19 @@ class ServedModel:
 
     # ------------------------------------------------------------------ lifecycle
     def _new_worker(self) -> Any:
-        from silnode.serve.process import WorkerProcess
 
         sv = self.config.serve
         log_path = self.config.home / "logs" / f"worker-{self.name.replace('/', '--')}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        return WorkerProcess(self.name, self.path, n_ctx=self.n_ctx, n_threads=sv.n_threads or None,
-                             n_batch=sv.n_batch, chat_format_fallback=sv.chat_format, log_path=log_path)
+        return WorkerProcess(
+            self.name,
+            self.path,
+            n_ctx=self.n_ctx,
+            n_threads=sv.n_threads or None,
+            n_batch=sv.n_batch,
+            chat_format_fallback=sv.chat_format,
+            log_path=log_path,
+        )
 
     async def start(self) -> None:
         """Spawn the worker and wait until it has loaded and warmed up; raises ModelLoadError."""
@@ -123,8 +135,12 @@ class ServedModel:
         self._ready.set()
         if self._dispatcher is None:
             self._dispatcher = asyncio.create_task(self._dispatch(), name=f"serve:{self.name}")
-        log.info("serving %s (ctx %d, %s)", self.name, self.n_ctx,
-                 "GPU" if self.info.get("gpu_offload") else f"CPU, {self.info.get('n_threads')} threads")
+        log.info(
+            "serving %s (ctx %d, %s)",
+            self.name,
+            self.n_ctx,
+            "GPU" if self.info.get("gpu_offload") else f"CPU, {self.info.get('n_threads')} threads",
+        )
 
     async def stop(self) -> None:
         """Unload: waiting requests get an error, the running one is cancelled, the worker exits."""
@@ -150,8 +166,10 @@ class ServedModel:
         self._crashes = [t for t in self._crashes if now - t < sv.restart_window] + [now]
         if len(self._crashes) > sv.restart_limit:
             self.state = "failed"
-            self.error = (f"{why}; crashed {len(self._crashes)} times in {sv.restart_window} s, left down "
-                          f"(`silnode models load {self.name}` tries again)")
+            self.error = (
+                f"{why}; crashed {len(self._crashes)} times in {sv.restart_window} s, left down "
+                f"(`silnode models load {self.name}` tries again)"
+            )
             log.error("%s: %s", self.name, self.error)
             return False
         self.counters.restarts += 1
@@ -168,11 +186,13 @@ class ServedModel:
         return True
 
     # ------------------------------------------------------------------ requests
-    def submit(self, client: str, body: dict[str, Any]) -> Request:
+    def submit(self, client: str, generation: GenerationRequest) -> Request:
         if self.state in ("failed", "unloading"):
-            raise ModelUnavailable(f"{self.name} is {self.state}" + (f": {self.error}" if self.error else ""),
-                                   hint=f"`silnode models load {self.name}` loads it again")
-        req = Request(client, body)
+            raise ModelUnavailable(
+                f"{self.name} is {self.state}" + (f": {self.error}" if self.error else ""),
+                hint=f"`silnode models load {self.name}` loads it again",
+            )
+        req = Request(client, generation)
         try:
             self.queue.put(client, req)
         except QueueFull as exc:
@@ -196,21 +216,21 @@ class ServedModel:
         return max(1, round(per * max(len(self.queue), 1)))
 
     async def _dispatch(self) -> None:
-        from silnode.serve.process import RequestFailed, WorkerCrashed
 
         while True:
             req = await self.queue.get()
             if req.cancelled:
                 continue
             if not self._worker.alive and not await self._restart(
-                    f"worker exited while idle ({self._worker.returncode})"):
+                f"worker exited while idle ({self._worker.returncode})"
+            ):
                 req.events.put_nowait(ModelUnavailable(f"{self.name} is down: {self.error}"))
                 self._fail_waiting()
                 continue
             self.running = req
             self.counters.requests += 1
             try:
-                async for ev in self._worker.generate(req.body):
+                async for ev in self._worker.generate(req.generation):
                     if ev.get("type") == "done":
                         self._count(ev)
                     req.events.put_nowait(ev)
@@ -241,24 +261,31 @@ class ServedModel:
             c.cancelled += 1
 
     def _fail_waiting(self) -> None:
-        down = ModelUnavailable(f"{self.name} is down: {self.error}",
-                                hint=f"`silnode models load {self.name}` tries again")
+        down = ModelUnavailable(
+            f"{self.name} is down: {self.error}", hint=f"`silnode models load {self.name}` tries again"
+        )
         for req in self.queue.drain():
             req.events.put_nowait(down)
 
     def describe(self) -> dict[str, Any]:
         return {
-            "name": self.name, "state": self.state, "error": self.error, "n_ctx": self.n_ctx,
+            "name": self.name,
+            "state": self.state,
+            "error": self.error,
+            "n_ctx": self.n_ctx,
             "pid": getattr(self._worker, "pid", None) if self.state != "failed" else None,
-            "loaded_at": self.loaded_at, "queue_depth": len(self.queue), "busy": self.running is not None,
-            "info": self.info, **self.counters.to_dict(),
+            "loaded_at": self.loaded_at,
+            "queue_depth": len(self.queue),
+            "busy": self.running is not None,
+            "info": self.info,
+            **self.counters.to_dict(),
         }
 
 
-class ServeService:
+class ServingService:
     """Owns every ServedModel; persists which models are served (state/served.json)."""
 
-    name = "serve"
+    name = "serving"
 
     def __init__(self, config: Config, store: Any) -> None:
         self.config, self.store = config, store
@@ -283,9 +310,10 @@ class ServeService:
         await asyncio.gather(*(m.stop() for m in self.models.values()), return_exceptions=True)
 
     # ------------------------------------------------------------------ load / unload
-    def _spawn_load(self, name: str, n_ctx: int | None, *, force: bool = False, keep_failed: bool = True) -> asyncio.Task:
-        task = asyncio.create_task(self._load(name, n_ctx, force=force, keep_failed=keep_failed),
-                                   name=f"load:{name}")
+    def _spawn_load(
+        self, name: str, n_ctx: int | None, *, force: bool = False, keep_failed: bool = True
+    ) -> asyncio.Task:
+        task = asyncio.create_task(self._load(name, n_ctx, force=force, keep_failed=keep_failed), name=f"load:{name}")
         self._loading[name] = task
         task.add_done_callback(lambda t: self._loading.pop(name, None) if self._loading.get(name) is t else None)
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # logged in _load; don't warn
@@ -307,7 +335,6 @@ class ServeService:
     async def _load(self, name: str, n_ctx: int | None, *, force: bool, keep_failed: bool = True) -> None:
         """Check the fit, then start the worker. keep_failed: a model that can't load stays listed (state
         failed, with the reason) and in the served set, as after a restart; an interactive load drops it."""
-        from silnode.fit.inspect import inspect_model
 
         old = self.models.pop(name, None)
         if old is not None:

@@ -22,7 +22,7 @@ TINY, GEMMA = "test/tiny", "test/gemma"
 
 
 async def _import(node: Node, path: Path, name: str) -> None:
-    task = node.import_path(str(path), name, license="mit")
+    task = node.models.import_file(str(path), name, license="mit")
     await node.tasks.wait(task)
     assert task.state == "done", task.error
 
@@ -35,8 +35,8 @@ async def served(clean_env, tiny_gguf, gemma_gguf, aiohttp_client):
     await node.start()
     await _import(node, tiny_gguf, TINY)
     await _import(node, gemma_gguf, GEMMA)
-    await node.serve.load(TINY)
-    await node.serve.load(GEMMA)
+    await node.serving.load(TINY)
+    await node.serving.load(GEMMA)
     client = await aiohttp_client(make_app(node))
     client.node = node
     yield client
@@ -44,7 +44,7 @@ async def served(clean_env, tiny_gguf, gemma_gguf, aiohttp_client):
 
 
 def counters(served, name: str) -> dict:
-    return served.node.serve.get(name).describe()
+    return served.node.serving.get(name).describe()
 
 
 async def sse(resp) -> list[dict]:
@@ -72,8 +72,10 @@ async def test_models_chat_and_completion_with_usage(served):
     assert set(by_id) == {TINY, GEMMA} and by_id[TINY]["chat_template"] is True
     assert by_id[GEMMA]["chat_template"] is False  # a base model: presented for completions
 
-    r = await served.post("/v1/chat/completions", json={
-        "model": TINY, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 12, "seed": 1})
+    r = await served.post(
+        "/v1/chat/completions",
+        json={"model": TINY, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 12, "seed": 1},
+    )
     body = await r.json()
     assert r.status == 200, body
     assert body["object"] == "chat.completion" and body["model"] == TINY
@@ -90,29 +92,51 @@ async def test_models_chat_and_completion_with_usage(served):
 
 
 async def test_gemma_completion_reads_like_text_and_honours_stop(served):
-    r = await served.post("/v1/completions", json={
-        "model": GEMMA, "prompt": "The capital of France is", "max_tokens": 24, "temperature": 0})
+    r = await served.post(
+        "/v1/completions",
+        json={"model": GEMMA, "prompt": "The capital of France is", "max_tokens": 24, "temperature": 0},
+    )
     body = await r.json()
     text = body["choices"][0]["text"]
     letters = sum(c.isalpha() or c.isspace() for c in text)
     assert text.strip() and letters >= 0.7 * len(text), text
     # greedy is deterministic within a run
-    again = await (await served.post("/v1/completions", json={
-        "model": GEMMA, "prompt": "The capital of France is", "max_tokens": 24, "temperature": 0})).json()
+    again = await (
+        await served.post(
+            "/v1/completions",
+            json={"model": GEMMA, "prompt": "The capital of France is", "max_tokens": 24, "temperature": 0},
+        )
+    ).json()
     assert again["choices"][0]["text"] == text
     # a stop sequence taken from the greedy text itself ends the reply just before it
     word = text.split()[1] if len(text.split()) > 1 else text.split()[0]
-    cut = await (await served.post("/v1/completions", json={
-        "model": GEMMA, "prompt": "The capital of France is", "max_tokens": 24, "temperature": 0,
-        "stop": [word]})).json()
+    cut = await (
+        await served.post(
+            "/v1/completions",
+            json={
+                "model": GEMMA,
+                "prompt": "The capital of France is",
+                "max_tokens": 24,
+                "temperature": 0,
+                "stop": [word],
+            },
+        )
+    ).json()
     assert cut["choices"][0]["finish_reason"] == "stop" and word not in cut["choices"][0]["text"]
     assert text.startswith(cut["choices"][0]["text"])
 
 
 async def test_streaming_chat_and_completion(served):
-    r = await served.post("/v1/chat/completions", json={
-        "model": TINY, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 9, "stream": True,
-        "stream_options": {"include_usage": True}})
+    r = await served.post(
+        "/v1/chat/completions",
+        json={
+            "model": TINY,
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 9,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
     assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
     chunks = await sse(r)
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
@@ -122,14 +146,35 @@ async def test_streaming_chat_and_completion(served):
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 9
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
 
-    whole = await (await served.post("/v1/chat/completions", json={
-        "model": TINY, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 9, "seed": 3,
-        "temperature": 0})).json()
-    streamed = await sse(await served.post("/v1/chat/completions", json={
-        "model": TINY, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 9, "seed": 3,
-        "temperature": 0, "stream": True}))
-    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in streamed if c["choices"]) \
+    whole = await (
+        await served.post(
+            "/v1/chat/completions",
+            json={
+                "model": TINY,
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 9,
+                "seed": 3,
+                "temperature": 0,
+            },
+        )
+    ).json()
+    streamed = await sse(
+        await served.post(
+            "/v1/chat/completions",
+            json={
+                "model": TINY,
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 9,
+                "seed": 3,
+                "temperature": 0,
+                "stream": True,
+            },
+        )
+    )
+    assert (
+        "".join(c["choices"][0]["delta"].get("content") or "" for c in streamed if c["choices"])
         == whole["choices"][0]["message"]["content"]
+    )
     assert isinstance(text, str)
 
     r = await served.post("/v1/completions", json={"model": TINY, "prompt": "x", "max_tokens": 5, "stream": True})
@@ -146,10 +191,10 @@ async def test_openai_python_client(served):
     def use_client() -> tuple:
         client = openai.OpenAI(base_url=base, api_key="unused-on-loopback")
         ids = [m.id for m in client.models.list().data]
-        chat = client.chat.completions.create(model=TINY, messages=[{"role": "user", "content": "hi"}],
-                                              max_tokens=6)
-        stream = client.chat.completions.create(model=TINY, messages=[{"role": "user", "content": "hi"}],
-                                                max_tokens=6, stream=True)
+        chat = client.chat.completions.create(model=TINY, messages=[{"role": "user", "content": "hi"}], max_tokens=6)
+        stream = client.chat.completions.create(
+            model=TINY, messages=[{"role": "user", "content": "hi"}], max_tokens=6, stream=True
+        )
         pieces = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
         comp = client.completions.create(model=GEMMA, prompt="Once upon a time", max_tokens=8, temperature=0)
         try:
@@ -168,23 +213,41 @@ async def test_openai_python_client(served):
 # ------------------------------------------------------------------------------------ errors
 
 
-@pytest.mark.parametrize("payload,status,code", [
-    (b"{not json", 400, "bad_request"),
-    (b"[1, 2]", 400, "bad_request"),
-    (json.dumps({"messages": [{"role": "user", "content": "x"}]}).encode(), 400, "bad_request"),
-    (json.dumps({"model": TINY, "messages": []}).encode(), 400, "bad_request"),
-    (json.dumps({"model": TINY, "messages": [{"role": "wizard", "content": "x"}]}).encode(), 400, "bad_request"),
-    (json.dumps({"model": TINY, "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}).encode(),
-     400, "bad_request"),
-    (json.dumps({"model": TINY, "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}).encode(),
-     400, "bad_request"),
-    (json.dumps({"model": TINY, "messages": [{"role": "user", "content": "x"}], "n": 3}).encode(), 400,
-     "bad_request"),
-    (json.dumps({"model": TINY, "messages": [{"role": "user", "content": "x"}], "wat": 1}).encode(), 400,
-     "bad_request"),
-    (json.dumps({"model": "no/such", "messages": [{"role": "user", "content": "x"}]}).encode(), 404,
-     "model_not_found"),
-])
+@pytest.mark.parametrize(
+    "payload,status,code",
+    [
+        (b"{not json", 400, "bad_request"),
+        (b"[1, 2]", 400, "bad_request"),
+        (json.dumps({"messages": [{"role": "user", "content": "x"}]}).encode(), 400, "bad_request"),
+        (json.dumps({"model": TINY, "messages": []}).encode(), 400, "bad_request"),
+        (json.dumps({"model": TINY, "messages": [{"role": "wizard", "content": "x"}]}).encode(), 400, "bad_request"),
+        (
+            json.dumps({"model": TINY, "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}).encode(),
+            400,
+            "bad_request",
+        ),
+        (
+            json.dumps({"model": TINY, "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}).encode(),
+            400,
+            "bad_request",
+        ),
+        (
+            json.dumps({"model": TINY, "messages": [{"role": "user", "content": "x"}], "n": 3}).encode(),
+            400,
+            "bad_request",
+        ),
+        (
+            json.dumps({"model": TINY, "messages": [{"role": "user", "content": "x"}], "wat": 1}).encode(),
+            400,
+            "bad_request",
+        ),
+        (
+            json.dumps({"model": "no/such", "messages": [{"role": "user", "content": "x"}]}).encode(),
+            404,
+            "model_not_found",
+        ),
+    ],
+)
 async def test_bad_requests_get_openai_errors(served, payload, status, code):
     r = await served.post("/v1/chat/completions", data=payload, headers={"Content-Type": "application/json"})
     body = await r.json()
@@ -208,8 +271,9 @@ async def test_prompt_over_the_context_is_a_clear_400(served):
 
 async def _hold_busy(served, max_tokens: int = 400):
     """Start a long Gemma stream and return once its first token is out: the worker is busy for seconds."""
-    resp = await served.post("/v1/completions", json={
-        "model": GEMMA, "prompt": "Once upon a time", "max_tokens": max_tokens, "stream": True})
+    resp = await served.post(
+        "/v1/completions", json={"model": GEMMA, "prompt": "Once upon a time", "max_tokens": max_tokens, "stream": True}
+    )
     assert resp.status == 200
     async for raw in resp.content:
         if raw.startswith(b"data: "):
@@ -224,8 +288,10 @@ async def _wait_queue(served, name: str, depth: int) -> None:
 
 async def test_queue_full_is_429_with_retry_after(served):
     busy = await _hold_busy(served)
-    waiting = [asyncio.create_task(served.post("/v1/completions", json={
-        "model": GEMMA, "prompt": "x", "max_tokens": 1})) for _ in range(2)]
+    waiting = [
+        asyncio.create_task(served.post("/v1/completions", json={"model": GEMMA, "prompt": "x", "max_tokens": 1}))
+        for _ in range(2)
+    ]
     await _wait_queue(served, GEMMA, 2)
     r = await served.post("/v1/completions", json={"model": GEMMA, "prompt": "x", "max_tokens": 1})
     body = await r.json()
@@ -242,12 +308,11 @@ async def test_fair_queue_serves_a_lone_client_before_a_busy_clients_fifth(serve
     finished: list[str] = []
 
     async def ask(user: str, i: int) -> None:
-        r = await served.post("/v1/completions", json={"model": GEMMA, "prompt": "x", "max_tokens": 2,
-                                                       "user": user})
+        r = await served.post("/v1/completions", json={"model": GEMMA, "prompt": "x", "max_tokens": 2, "user": user})
         assert r.status == 200, await r.text()
         finished.append(f"{user}{i}")
 
-    served.node.serve.get(GEMMA).queue.maxsize = 10
+    served.node.serving.get(GEMMA).queue.maxsize = 10
     a = [asyncio.create_task(ask("a", i)) for i in range(1, 6)]
     await _wait_queue(served, GEMMA, 5)
     b = asyncio.create_task(ask("b", 1))
@@ -260,8 +325,9 @@ async def test_fair_queue_serves_a_lone_client_before_a_busy_clients_fifth(serve
 
 async def test_client_disconnect_stops_generation(served):
     before = counters(served, GEMMA)
-    resp = await served.post("/v1/completions", json={
-        "model": GEMMA, "prompt": "Once upon a time", "max_tokens": 500, "stream": True})
+    resp = await served.post(
+        "/v1/completions", json={"model": GEMMA, "prompt": "Once upon a time", "max_tokens": 500, "stream": True}
+    )
     async for raw in resp.content:
         if raw.startswith(b"data: "):
             break
@@ -277,8 +343,7 @@ async def test_client_disconnect_stops_generation(served):
 
 async def test_disconnect_while_waiting_leaves_the_queue(served):
     busy = await _hold_busy(served)
-    waiter = asyncio.create_task(served.post("/v1/completions", json={"model": GEMMA, "prompt": "x",
-                                                                      "max_tokens": 1}))
+    waiter = asyncio.create_task(served.post("/v1/completions", json={"model": GEMMA, "prompt": "x", "max_tokens": 1}))
     await _wait_queue(served, GEMMA, 1)
     waiter.cancel()  # the client gives up while its request waits
     await asyncio.gather(waiter, return_exceptions=True)
@@ -290,12 +355,17 @@ async def test_disconnect_while_waiting_leaves_the_queue(served):
 
 async def test_unload_while_requests_wait(served):
     busy = await _hold_busy(served)
-    waiting = [asyncio.create_task(served.post("/v1/completions", json={
-        "model": GEMMA, "prompt": "x", "max_tokens": 1})) for _ in range(2)]
+    waiting = [
+        asyncio.create_task(served.post("/v1/completions", json={"model": GEMMA, "prompt": "x", "max_tokens": 1}))
+        for _ in range(2)
+    ]
     await _wait_queue(served, GEMMA, 2)
     pid = counters(served, GEMMA)["pid"]
-    r = await served.post("/api/v1/serving/unload", json={"name": GEMMA},
-                          headers={"Authorization": f"Bearer {served.node.config.token_file.read_text().strip()}"})
+    r = await served.post(
+        "/api/v1/serving/unload",
+        json={"name": GEMMA},
+        headers={"Authorization": f"Bearer {served.node.config.token_file.read_text().strip()}"},
+    )
     assert r.status == 200
     for t in waiting:
         resp = await t
@@ -345,17 +415,18 @@ async def test_load_refused_when_it_wont_fit_unless_forced(clean_env, tiny_gguf)
         from silnode.errors import DoesNotFit
 
         with pytest.raises(DoesNotFit) as exc:
-            await node.serve.load(TINY)
+            await node.serving.load(TINY)
         assert "needs" in str(exc.value) and "free on CPU" in str(exc.value)
-        assert node.serve.list() == []
-        m = await node.serve.load(TINY, force=True)
+        assert node.serving.list() == []
+        m = await node.serving.load(TINY, force=True)
         assert m["state"] == "ready"
     finally:
         await node.stop()
 
 
-async def test_load_error_carries_llama_cpp_reason_and_crash_limit_leaves_model_down(clean_env, tiny_gguf,
-                                                                                 aiohttp_client, tmp_path):
+async def test_load_error_carries_llama_cpp_reason_and_crash_limit_leaves_model_down(
+    clean_env, tiny_gguf, aiohttp_client, tmp_path
+):
     config = load_config(clean_env, overrides={"daemon.port": 0, "serve.restart_limit": 0})
     node = Node(config)
     await node.start()
@@ -363,7 +434,7 @@ async def test_load_error_carries_llama_cpp_reason_and_crash_limit_leaves_model_
         client = await aiohttp_client(make_app(node))
         auth = {"Authorization": f"Bearer {config.token_file.read_text().strip()}"}
         # a file cut short: our own header reader says so before a worker starts
-        task = node.import_path(str(tiny_gguf), "test/cut", license="mit", link=False)
+        task = node.models.import_file(str(tiny_gguf), "test/cut", license="mit", link=False)
         await node.tasks.wait(task)
         stored = node.store.model_dir("test/cut") / tiny_gguf.name
         with open(stored, "r+b") as fh:
@@ -379,21 +450,25 @@ async def test_load_error_carries_llama_cpp_reason_and_crash_limit_leaves_model_
         body = await r.json()
         assert r.status == 500 and body["code"] == "model_load_failed", body
         assert "unknown model architecture" in body["error"] and "llamx" in body["error"]
-        assert node.serve.list() == []  # an interactive load that failed leaves nothing behind
+        assert node.serving.list() == []  # an interactive load that failed leaves nothing behind
 
         # restart_limit 0: the first crash leaves the model down, with the reason, until it is loaded again
         await _import(node, tiny_gguf, TINY)
-        await node.serve.load(TINY)
-        os.kill(node.serve.get(TINY).describe()["pid"], signal.SIGKILL)
+        await node.serving.load(TINY)
+        os.kill(node.serving.get(TINY).describe()["pid"], signal.SIGKILL)
         r = await client.post("/v1/completions", json={"model": TINY, "prompt": "a", "max_tokens": 2})
         assert r.status in (503, 200)  # 503 when the crash is found by this request
-        while node.serve.get(TINY).state != "failed":
+        while node.serving.get(TINY).state != "failed":
             await asyncio.sleep(0.02)
-        desc = node.serve.get(TINY).describe()
+        desc = node.serving.get(TINY).describe()
         assert "left down" in desc["error"] and desc["pid"] is None
         r = await client.post("/v1/completions", json={"model": TINY, "prompt": "a", "max_tokens": 2})
         body = await r.json()
-        assert r.status == 503 and body["error"]["code"] == "model_unavailable" and "models load" in body["error"]["message"]
+        assert (
+            r.status == 503
+            and body["error"]["code"] == "model_unavailable"
+            and "models load" in body["error"]["message"]
+        )
         r = await client.post("/api/v1/serving/load", json={"name": TINY}, headers=auth)
         assert r.status == 200 and (await r.json())["model"]["state"] == "ready"
         r = await client.post("/v1/completions", json={"model": TINY, "prompt": "a", "max_tokens": 2})
@@ -410,13 +485,13 @@ async def test_loaded_models_count_against_the_memory_budget(clean_env, gemma_gg
     try:
         await _import(node, gemma_gguf, "test/gemma-a")
         await _import(node, gemma_gguf, "test/gemma-b")
-        await node.serve.load("test/gemma-a")
+        await node.serving.load("test/gemma-a")
         from silnode.errors import DoesNotFit
 
         with pytest.raises(DoesNotFit) as exc:
-            await node.serve.load("test/gemma-b")
+            await node.serving.load("test/gemma-b")
         assert "for the models already loaded" in str(exc.value)
-        await node.serve.unload("test/gemma-a")
-        assert (await node.serve.load("test/gemma-b"))["state"] == "ready"  # the budget came back
+        await node.serving.unload("test/gemma-a")
+        assert (await node.serving.load("test/gemma-b"))["state"] == "ready"  # the budget came back
     finally:
         await node.stop()

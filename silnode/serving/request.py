@@ -1,0 +1,171 @@
+"""The neutral generation request: what every front end asks a model worker to do.
+
+The OpenAI layer (``/v1``) builds one from a request body, the NIP-90 DVM will build one from a job's params,
+and the worker protocol carries it (``to_wire`` / ``from_wire``), so no front end imports another to generate
+text. Defaults and range checks live here, once; a value out of range raises
+:class:`~silnode.errors.InvalidGenerationRequest` with ``details["param"]`` naming the field.
+
+    req = GenerationRequest.completion("Once upon a time", max_tokens=32, temperature=0.2, seed=7)
+    req = GenerationRequest.chat([{"role": "user", "content": "Hello"}], stop=["\\n\\n"])
+    worker_line = req.to_wire()                   # JSON-safe dict
+    GenerationRequest.from_wire(worker_line) == req
+
+Optional sampler fields (``min_p`` and the penalties) are ``None`` unless asked for: the worker then leaves
+llama.cpp's own default in place. Fields for structured output and tools (the OpenAI-parity work) join here.
+This module is stdlib-only: the worker subprocess imports it before llama.cpp.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from silnode.errors import InvalidGenerationRequest
+
+Kind = Literal["chat", "completion"]
+ROLES = ("system", "user", "assistant")
+MAX_STOP = 16  # stop strings per request (OpenAI allows 4; llama-server takes more)
+
+# llama-server's sampling defaults, used when a caller leaves a field out
+DEFAULT_TEMPERATURE = 0.8
+DEFAULT_TOP_P = 0.95
+DEFAULT_TOP_K = 40
+
+# (low, high) for each numeric field; integers are marked in INTEGER_FIELDS
+RANGES: dict[str, tuple[float, float]] = {
+    "max_tokens": (1, 1 << 24),
+    "temperature": (0, 2),
+    "top_p": (0, 1),
+    "top_k": (0, 1 << 20),
+    "min_p": (0, 1),
+    "presence_penalty": (-2, 2),
+    "frequency_penalty": (-2, 2),
+    "repeat_penalty": (0, 10),
+    "seed": (-(2**63), 2**64 - 1),
+}
+INTEGER_FIELDS = {"max_tokens", "top_k", "seed"}
+# llama-cpp-python keyword for each sampler field the worker passes through
+SAMPLER_FIELDS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "repeat_penalty",
+    "seed",
+    "max_tokens",
+)
+
+
+def _bad(message: str, param: str) -> InvalidGenerationRequest:
+    return InvalidGenerationRequest(message, param=param)
+
+
+def check_number(name: str, value: Any) -> Any:
+    """``value`` if it is a number (an integer where the field wants one) within the field's range."""
+    lo, hi = RANGES[name]
+    integer = name in INTEGER_FIELDS
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if (
+        isinstance(value, bool)
+        or not ok
+        or (isinstance(value, float) and not math.isfinite(value))
+        or not lo <= value <= hi
+    ):
+        kind = "an integer" if integer else "a number"
+        raise _bad(f"'{name}' must be {kind} from {lo:g} to {hi:g}", name)
+    return value
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    kind: Kind
+    messages: tuple[Mapping[str, str], ...] = ()  # chat: {"role", "content"} each
+    prompt: str | None = None  # completion
+    max_tokens: int | None = None  # None: up to the end of the context
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
+    top_k: int = DEFAULT_TOP_K
+    min_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repeat_penalty: float | None = None
+    seed: int | None = None  # kept as llama.cpp's uint32 (any 64-bit value is accepted and reduced)
+    stop: tuple[str, ...] = field(default=())
+    stream: bool = True  # False: the worker sends the text in one piece at the end
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("chat", "completion"):
+            raise _bad(f"'kind' must be 'chat' or 'completion', not {self.kind!r}", "kind")
+        if self.kind == "chat":
+            self._check_messages()
+        elif not isinstance(self.prompt, str):
+            raise _bad("'prompt' must be a string", "prompt")
+        for name in RANGES:
+            value = getattr(self, name)
+            if value is not None:
+                check_number(name, value)
+        if self.seed is not None:
+            object.__setattr__(self, "seed", self.seed % 2**32)  # llama.cpp seeds are uint32
+        stop = self.stop
+        if isinstance(stop, str):
+            stop = (stop,)
+        if not (
+            isinstance(stop, (list, tuple)) and len(stop) <= MAX_STOP and all(isinstance(s, str) and s for s in stop)
+        ):
+            raise _bad(f"'stop' must be a string or a list of up to {MAX_STOP} non-empty strings", "stop")
+        object.__setattr__(self, "stop", tuple(stop))
+        if not isinstance(self.stream, bool):
+            raise _bad("'stream' must be a boolean", "stream")
+
+    def _check_messages(self) -> None:
+        msgs = self.messages
+        if not (isinstance(msgs, (list, tuple)) and msgs):
+            raise _bad("'messages' must be a non-empty list of {role, content}", "messages")
+        out = []
+        for i, m in enumerate(msgs):
+            if not isinstance(m, Mapping) or m.get("role") not in ROLES:
+                raise _bad(f"messages[{i}] needs a role of system, user or assistant", "messages")
+            if not isinstance(m.get("content"), str):
+                raise _bad(f"messages[{i}].content must be a string", "messages")
+            out.append({"role": m["role"], "content": m["content"]})
+        object.__setattr__(self, "messages", tuple(out))
+
+    # ---- constructors
+    @classmethod
+    def chat(cls, messages: Sequence[Mapping[str, str]], **kw: Any) -> GenerationRequest:
+        return cls(kind="chat", messages=tuple(messages) if isinstance(messages, (list, tuple)) else messages, **kw)
+
+    @classmethod
+    def completion(cls, prompt: str, **kw: Any) -> GenerationRequest:
+        return cls(kind="completion", prompt=prompt, **kw)
+
+    # ---- the worker protocol
+    def to_wire(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["messages"] = [dict(m) for m in self.messages]
+        d["stop"] = list(self.stop)
+        return {k: v for k, v in d.items() if v is not None and v != []}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> GenerationRequest:
+        """From a protocol line: known fields only (``id``/``op`` belong to the protocol), defaults for the
+        missing ones; a wrong type or range raises InvalidGenerationRequest."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in data.items() if k in names and v is not None}
+        for key in ("messages", "stop"):
+            if isinstance(kw.get(key), list):
+                kw[key] = tuple(kw[key])
+        if "kind" not in kw:
+            raise _bad("'kind' must be 'chat' or 'completion', not None", "kind")
+        return cls(**kw)
+
+    def sampling(self) -> dict[str, Any]:
+        """Keyword arguments for llama-cpp-python's create_completion / create_chat_completion."""
+        args = {name: getattr(self, name) for name in SAMPLER_FIELDS if getattr(self, name) is not None}
+        args.setdefault("max_tokens", None)  # None: up to the end of the context
+        args["stop"] = list(self.stop)
+        return args
