@@ -24,7 +24,11 @@ run: $(STAMP)
 	$(VENV)/bin/silnode daemon start --foreground
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(VENV)/bin/ruff check silnode tests bench scripts
+	$(VENV)/bin/ruff format --check silnode tests bench scripts
+	$(VENV)/bin/mypy silnode/errors.py silnode/config.py silnode/client.py silnode/home.py \
+	    silnode/serving/request.py silnode/manifest.py
+	$(PY) -m pytest -q -rs
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,bench]'

@@ -85,7 +85,8 @@ class SilnodeError(Exception):
         code = body.get("code") if isinstance(body, dict) else None
         cls = _by_code().get(code or "", None)
         message = str(body.get("error", "")) if isinstance(body, dict) else str(body)
-        details = body.get("details") if isinstance(body, dict) and isinstance(body.get("details"), dict) else {}
+        raw = body.get("details") if isinstance(body, dict) else None
+        details: dict[str, Any] = raw if isinstance(raw, dict) else {}
         if cls is None:
             err: SilnodeError = SilnodeError(message or f"daemon error ({code})", **details)
             err.status = int(body.get("status", status or 500)) if isinstance(body, dict) else (status or 500)
@@ -315,8 +316,8 @@ class TaskCancelled(SilnodeError):
     code = "cancelled"
 
 
-def _all_subclasses(cls: type) -> list[type]:
-    out = []
+def _all_subclasses(cls: type[SilnodeError]) -> list[type[SilnodeError]]:
+    out: list[type[SilnodeError]] = []
     for sub in cls.__subclasses__():
         out.append(sub)
         out.extend(_all_subclasses(sub))
@@ -325,4 +326,5 @@ def _all_subclasses(cls: type) -> list[type]:
 
 def _by_code() -> dict[str, type[SilnodeError]]:
     """code -> class, for every error defined so far (modules may add subclasses later)."""
-    return {c.code: c for c in [SilnodeError, *_all_subclasses(SilnodeError)]}
+    classes: list[type[SilnodeError]] = [SilnodeError, *_all_subclasses(SilnodeError)]
+    return {c.code: c for c in classes}

@@ -84,7 +84,8 @@ def pid_alive(pid: int) -> bool:
 def probe_health(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
     try:
         with urllib.request.urlopen(f"{url}/api/v1/health", timeout=timeout) as resp:
-            return json.loads(resp.read())
+            data = json.loads(resp.read())
+            return data if isinstance(data, dict) else None
     except (OSError, ValueError, urllib.error.URLError):
         return None
 

@@ -137,7 +137,9 @@ class GenerationRequest:
     # ---- constructors
     @classmethod
     def chat(cls, messages: Sequence[Mapping[str, str]], **kw: Any) -> GenerationRequest:
-        return cls(kind="chat", messages=tuple(messages) if isinstance(messages, (list, tuple)) else messages, **kw)
+        # not a list (a caller's mistake): passed on as it is, for __post_init__ to name the problem
+        msgs: Any = tuple(messages) if isinstance(messages, (list, tuple)) else messages
+        return cls(kind="chat", messages=msgs, **kw)
 
     @classmethod
     def completion(cls, prompt: str, **kw: Any) -> GenerationRequest:
