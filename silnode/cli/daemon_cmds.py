@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -250,7 +251,6 @@ def status(ctx: Ctx) -> None:
 @pass_ctx
 def stop(ctx: Ctx, timeout: float) -> None:
     """Stop the daemon cleanly (admin/shutdown, then SIGTERM if it does not go)."""
-    import signal
 
     config = ctx.config()
     state, info = daemon_state(config)

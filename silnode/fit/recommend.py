@@ -9,6 +9,7 @@ disk wins a tie with the catalog (the catalog entry of a model already in the st
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -192,7 +193,6 @@ def params_from_arch(arch: dict[str, Any]) -> int | None:
 
 def _approx_count(text: str | None) -> int | None:
     """ "7.61B" -> 7_610_000_000; None when absent or not of that form."""
-    import re
 
     m = re.fullmatch(r"\s*([0-9.]+)\s*([KMBT])\s*", text or "", re.IGNORECASE)
     if not m:

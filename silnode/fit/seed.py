@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -376,7 +377,6 @@ def _read_text() -> str:
     The fallback covers a checkout whose editable install predates the package mapping (no
     silnode.seedcatalog importable yet): catalog/ sits two levels above this file.
     """
-    from importlib import resources
 
     try:
         return resources.files(RESOURCE_PACKAGE).joinpath(RESOURCE_NAME).read_text(encoding="utf-8")

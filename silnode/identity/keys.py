@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from typing import Any
 
 from silnode.identity import bech32
@@ -184,7 +185,6 @@ class NostrKey:
 
     def sign_schnorr(self, message32: bytes, aux_randomness: bytes | None = None) -> bytes:
         """BIP-340 signature of a 32-byte message (a Nostr event id)."""
-        import os
 
         from coincurve import PrivateKey
 

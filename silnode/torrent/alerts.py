@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from silnode.torrent._lt import libtorrent
+from silnode.torrent.create import ih_hexes
 from silnode.torrent.events import (
     DeleteFailed,
     DhtItem,
@@ -58,10 +59,6 @@ ENOSPC = 28
 
 def _hex(h: Any) -> str:
     return str(h)
-
-
-def ih_hexes(ih: Any) -> tuple[str | None, str | None]:
-    return (str(ih.v1) if ih.has_v1() else None, str(ih.v2) if ih.has_v2() else None)
 
 
 class AlertPump:

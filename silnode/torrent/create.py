@@ -514,3 +514,59 @@ def target_magnet(target: Mapping[str, Any]) -> str:
     if target.get("name"):
         parts.append("dn=" + quote(target["name"], safe=""))
     return "magnet:?" + "&".join(parts)
+
+
+def ih_hexes(ih: Any) -> tuple[str | None, str | None]:
+    """(v1 hex, v2 hex) of libtorrent's info_hash_t; None for a hash the torrent does not have."""
+    return (str(ih.v1) if ih.has_v1() else None, str(ih.v2) if ih.has_v2() else None)
+
+
+def download_params(
+    target: bytes | str | None, resume_data: bytes | None, peers: Iterable[Any], flags: Any
+) -> tuple[Any, str | None, str | None, Any, list[tuple[str, int]]]:
+    """libtorrent's add_torrent_params for a download: from .torrent bytes, a magnet / v1 / v2 hash, or resume
+    data (checked to belong to ``target`` when both are given). Returns (params, v1, v2, torrent_info or None,
+    the peers to dial: ``peers`` plus the magnet's ``x.pe`` hints)."""
+    lt = libtorrent()
+    peer_list = [parse_peer(p) for p in peers]
+    ti = None
+    want: tuple[str | None, str | None] = (None, None)
+    if isinstance(target, (bytes, bytearray, memoryview)):
+        ti = load_torrent_info(bytes(target))
+        want = infohashes(ti)
+    elif isinstance(target, str):
+        parsed = parse_target(target)
+        want = (parsed["v1"], parsed["v2"])
+        peer_list += parsed["peers"]
+    elif target is not None:
+        raise BadTorrent(
+            f"a download target must be .torrent bytes or a magnet/hash string, got {type(target).__name__}"
+        )
+
+    if resume_data is not None:
+        try:
+            atp = lt.read_resume_data(bytes(resume_data))
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise BadTorrent(f"unreadable resume data: {exc}") from exc
+        have = ih_hexes(atp.info_hashes)
+        if (want[0] and have[0] and want[0] != have[0]) or (want[1] and have[1] and want[1] != have[1]):
+            raise BadTorrent("the resume data belongs to another torrent")
+        if atp.ti is None and ti is not None:
+            atp.ti = ti
+        # the saved flags may carry auto_managed (ours never do, a foreign file might); keep "paused"
+        atp.flags = (atp.flags & ~lt.torrent_flags.auto_managed) | flags
+        v1, v2 = have[0] or want[0], have[1] or want[1]
+        if atp.ti is not None:
+            v1, v2 = infohashes(atp.ti)
+    elif ti is not None:
+        atp = lt.add_torrent_params()
+        atp.ti = ti
+        atp.flags = flags
+        v1, v2 = want
+    elif target is not None:
+        atp = lt.parse_magnet_uri(target_magnet(parsed))
+        atp.flags = flags
+        v1, v2 = want
+    else:
+        raise BadTorrent("add_download needs a target or resume data")
+    return atp, v1, v2, ti, peer_list

@@ -11,25 +11,12 @@ Threads
   not free, so ``add_seed`` / ``add_download`` run it in a worker thread. File checking (a full recheck
   hashes every byte) always happens on libtorrent's disk threads; we only get :class:`TorrentChecked`.
   Destroying the session (it joins libtorrent's threads) also runs in a worker thread.
-* ONE pump thread (``silnode-torrent-alerts``) waits for alerts (``wait_for_alert`` + ``pop_alerts``) and
-  converts each alert it cares about into a frozen event (:mod:`silnode.torrent.events`) *before* the next
-  pop (alerts die at the next pop), then hands it to the loop with ``loop.call_soon_threadsafe``. On the
-  loop, :meth:`_dispatch` does the bookkeeping, resolves internal waiters and feeds subscriber queues.
-  The pump itself only makes posting libtorrent calls (``pause`` on a torrent's first storage error, so
-  libtorrent stops retrying at once; ``flush_cache`` when a torrent finishes, see :class:`TorrentFinished`)
-  and cheap getters (``info_hashes()`` to map a handle to its id, ``status(0)``).
+* ONE pump thread (:mod:`silnode.torrent.alerts`) turns alerts into frozen events and hands them to the
+  loop, where :meth:`_dispatch` does the bookkeeping, resolves internal waiters and feeds subscriber queues.
 
 Methods marked *sync* below are safe to call from the loop; ``async`` ones wait for libtorrent's answer.
 
-Layout on disk
---------------
-silnode keeps a model's files flat (``<save_path>/<file>``). A single-file torrent is already flat; a
-multi-file torrent (``<dir>/<file>``, see :mod:`silnode.torrent.create`) has its files renamed locally to
-``<file>``: through ``renamed_files`` when the metadata is known at add time (before any file is opened),
-through ``rename_file`` when it arrives from a magnet. Renaming is local (the infohash does not change) and
-libtorrent moves whatever was already written under the old name; the emptied ``<dir>`` is removed. A
-:class:`TorrentFinished` that arrives before the renames are done is held back until they are, so a
-finished torrent's files are always at ``file_paths(id)``.
+Layout on disk: see :mod:`silnode.torrent.layout` (files flat at ``<save_path>/<file>``).
 
 ``hold=True`` fetches the metadata but no data until :meth:`release` (a caller checks the ``silnode`` key
 and the free disk space first): every file priority is 0 (``default_dont_download`` for a magnet).
@@ -54,8 +41,8 @@ from typing import Any
 from silnode.config import NetworkConfig
 from silnode.errors import BadTorrent, TorrentError
 from silnode.torrent._lt import libtorrent
-from silnode.torrent.alerts import AlertPump, ih_hexes
-from silnode.torrent.create import infohashes, load_torrent_info, parse_peer, parse_target, target_magnet
+from silnode.torrent.alerts import AlertPump
+from silnode.torrent.create import download_params, infohashes, load_torrent_info, parse_peer
 from silnode.torrent.events import (
     DeleteFailed,
     Event,
@@ -74,46 +61,14 @@ from silnode.torrent.events import (
     TorrentFinished,
     TorrentRemoved,
 )
+from silnode.torrent.layout import flat_renames, remove_empty_torrent_dir, wanted_priorities
 from silnode.torrent.settings import session_settings
+from silnode.torrent.status import TorrentStatus, status_from
 
 log = logging.getLogger(__name__)
 
 STOP_RESUME_TIMEOUT = 10.0  # seconds stop() waits for the resume data of all torrents
 SEED_CHECK_INTERVAL = 5.0  # seconds between seed ratio/time limit checks (only when a limit is set)
-PRIORITY_WANTED = 4  # libtorrent's default file priority
-
-
-@dataclass(frozen=True)
-class TorrentStatus:
-    """A plain copy of ``torrent_status`` (rates in bytes/s, sizes in bytes).
-
-    ``is_finished`` / ``is_seeding`` turn true when the last piece passes its hash check, which can be before
-    its blocks reach the file (measured: 6 of 10 33-MiB downloads were incomplete on disk at that moment).
-    Wait for :class:`TorrentFinished` before reading, hashing or moving the files.
-    """
-
-    id: str
-    name: str
-    state: str
-    progress: float  # 0..1 of the wanted bytes
-    total_done: int  # bytes of pieces we have (verified)
-    total_wanted: int  # bytes we want (the whole torrent; 0 while held)
-    total_size: int  # bytes in the torrent (0 until the metadata is known)
-    num_pieces: int
-    download_rate: int
-    upload_rate: int
-    num_peers: int
-    num_seeds: int
-    all_time_download: int
-    all_time_upload: int
-    error: str  # "" when none
-    paused: bool
-    is_seeding: bool
-    is_finished: bool
-    has_metadata: bool
-    released: bool  # data download allowed (False while held, see the module docstring)
-    save_path: str
-    seeding_seconds: int
 
 
 @dataclass
@@ -132,27 +87,6 @@ class _Torrent:
     peers: list[tuple[str, int]] = field(default_factory=list)  # peer hints, redialled on release
     finish_pending: bool = False  # finished before the files were renamed: reported once they are
     prepare_task: asyncio.Task | None = field(default=None, repr=False)
-
-
-def _flat_renames(layout: Any) -> dict[int, str]:
-    """index -> file name for every real file not already at ``<file>`` (pad files are never written)."""
-    lt = libtorrent()
-    out = {}
-    for i in range(layout.num_files()):
-        if layout.file_flags(i) & lt.file_storage.flag_pad_file:
-            continue
-        path, name = layout.file_path(i), layout.file_name(i)
-        if path != name:
-            out[i] = name
-    return out
-
-
-def _wanted_priorities(layout: Any) -> list[int]:
-    lt = libtorrent()
-    return [
-        0 if layout.file_flags(i) & lt.file_storage.flag_pad_file else PRIORITY_WANTED
-        for i in range(layout.num_files())
-    ]
 
 
 class TorrentSession:
@@ -393,7 +327,7 @@ class TorrentSession:
         atp = lt.add_torrent_params()
         atp.ti = ti
         atp.save_path = str(save)
-        atp.renamed_files = _flat_renames(layout)
+        atp.renamed_files = flat_renames(layout)
         atp.flags = self._base_flags() | (lt.torrent_flags.seed_mode if seed_mode else 0)
         rec = _Torrent(id_, None, str(save), v1, v2, released=True, prepared=True, torrent_bytes=bytes(torrent_bytes))
         return await self._add(atp, rec)
@@ -420,52 +354,11 @@ class TorrentSession:
         """
         lt = libtorrent()
         self._need()
-        peer_list = [parse_peer(p) for p in peers]
-        ti = None
-        want: tuple[str | None, str | None] = (None, None)
-        if isinstance(target, (bytes, bytearray, memoryview)):
-            ti = load_torrent_info(bytes(target))
-            want = infohashes(ti)
-        elif isinstance(target, str):
-            parsed = parse_target(target)
-            want = (parsed["v1"], parsed["v2"])
-            peer_list += parsed["peers"]
-        elif target is not None:
-            raise BadTorrent(
-                f"a download target must be .torrent bytes or a magnet/hash string, got {type(target).__name__}"
-            )
-
-        if resume_data is not None:
-            try:
-                atp = lt.read_resume_data(bytes(resume_data))
-            except (RuntimeError, ValueError, TypeError) as exc:
-                raise BadTorrent(f"unreadable resume data: {exc}") from exc
-            have = ih_hexes(atp.info_hashes)
-            if (want[0] and have[0] and want[0] != have[0]) or (want[1] and have[1] and want[1] != have[1]):
-                raise BadTorrent("the resume data belongs to another torrent")
-            if atp.ti is None and ti is not None:
-                atp.ti = ti
-            # the saved flags may carry auto_managed (ours never do, a foreign file might); keep "paused"
-            atp.flags = (atp.flags & ~lt.torrent_flags.auto_managed) | self._base_flags()
-            v1, v2 = have[0] or want[0], have[1] or want[1]
-            if atp.ti is not None:
-                v1, v2 = infohashes(atp.ti)
-        elif ti is not None:
-            atp = lt.add_torrent_params()
-            atp.ti = ti
-            atp.flags = self._base_flags()
-            v1, v2 = want
-        elif target is not None:
-            atp = lt.parse_magnet_uri(target_magnet(parsed))
-            atp.flags = self._base_flags()
-            v1, v2 = want
-        else:
-            raise BadTorrent("add_download needs a target or resume data")
-
+        atp, v1, v2, ti, peer_list = download_params(target, resume_data, peers, self._base_flags())
         has_meta = atp.ti is not None
         if has_meta:
             layout = atp.ti.layout()
-            renames = _flat_renames(layout)
+            renames = flat_renames(layout)
             if renames and resume_data is None:
                 atp.renamed_files = renames  # applied before the torrent opens any file
             if hold:
@@ -506,7 +399,7 @@ class TorrentSession:
             ti = rec.handle.torrent_file()
             if ti is None:  # pragma: no cover - called only once the metadata is known
                 return
-            renames = _flat_renames(ti.layout())
+            renames = flat_renames(ti.layout())
             if renames:
                 futs = [
                     self.expect(
@@ -527,7 +420,7 @@ class TorrentSession:
                         )
                     )
                     return
-                self._remove_empty_torrent_dir(rec, ti.name())
+                remove_empty_torrent_dir(rec.save_path, ti.name())
             rec.prepared = True
             if not rec.hold:
                 self._release(rec, redial=False)
@@ -542,21 +435,10 @@ class TorrentSession:
             log.warning("preparing files of %s failed: %s", rec.id, exc)
             self._dispatch(TorrentFailed(rec.id, f"cannot prepare the files: {exc}", ""))
 
-    @staticmethod
-    def _remove_empty_torrent_dir(rec: _Torrent, name: str) -> None:
-        """Pieces written before the renames went to <save_path>/<torrent dir>/; libtorrent moved the files
-        but leaves the directory. Remove it when it is empty (never anything else)."""
-        if not name or "/" in name or name in (".", ".."):
-            return
-        try:
-            (Path(rec.save_path) / name).rmdir()
-        except OSError:
-            pass
-
     def _release(self, rec: _Torrent, *, redial: bool) -> None:
         ti = rec.handle.torrent_file()
         rec.released = True
-        rec.handle.prioritize_files(_wanted_priorities(ti.layout()))
+        rec.handle.prioritize_files(wanted_priorities(ti.layout()))
         if redial:
             # while nothing was wanted the torrent counted as finished and libtorrent dropped its connections to
             # seeds; it would redial them only on a later tick: dial the hinted peers now
@@ -602,35 +484,7 @@ class TorrentSession:
             st = rec.handle.status()
         except RuntimeError as exc:
             raise TorrentError(f"torrent {id} is gone: {exc}") from exc
-        lt = libtorrent()
-        err = st.errc.message() if st.errc.value() else ""
-        if st.error_file >= 0 and err:
-            err = f"{err} (file index {st.error_file})"
-        err = err or self._errored.get(rec.id, "")  # the storage error that paused it
-        return TorrentStatus(
-            id=rec.id,
-            name=st.name,
-            state=st.state.name,
-            progress=float(st.progress),
-            total_done=int(st.total_done),
-            total_wanted=int(st.total_wanted),
-            total_size=int(st.torrent_file.total_size()) if st.has_metadata and st.torrent_file else 0,
-            num_pieces=int(st.num_pieces),
-            download_rate=int(st.download_payload_rate),
-            upload_rate=int(st.upload_payload_rate),
-            num_peers=int(st.num_peers),
-            num_seeds=int(st.num_seeds),
-            all_time_download=int(st.all_time_download),
-            all_time_upload=int(st.all_time_upload),
-            error=err,
-            paused=bool(st.flags & lt.torrent_flags.paused),
-            is_seeding=bool(st.is_seeding),
-            is_finished=bool(st.is_finished),
-            has_metadata=bool(st.has_metadata),
-            released=rec.released,
-            save_path=st.save_path,
-            seeding_seconds=int(st.seeding_duration.total_seconds()),
-        )
+        return status_from(rec.id, st, self._errored.get(rec.id, ""), released=rec.released)
 
     def all_status(self) -> list[TorrentStatus]:
         out = []

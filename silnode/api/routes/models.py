@@ -6,9 +6,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from silnode.api.base import NODE, Field, check_ctx, model_name, ok, query_ctx, read_body, route, task_reply
-from silnode.distribution import parse_peers
 from silnode.errors import BadRequest
 from silnode.names import validate_name
+from silnode.transfer import parse_peers
 
 
 @route("GET", "/api/v1/models", "Models in the store (summaries)")
