@@ -385,6 +385,7 @@ def _hf_names(repo_id: str, cands: list[_HFCandidate]) -> dict[tuple, str]:
 
 def find_hf(pattern: str | None = None, cache_dir: Path | None = None) -> list[FoundModel]:
     """GGUF models in the HF cache (model repos only), one per file or per complete split set."""
+    # huggingface_hub is costly to import: only for hf:// and the HF cache
     from huggingface_hub import scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
@@ -681,6 +682,7 @@ def fetch_hf(ref: str, *, cache_dir: Path | None = None) -> FoundModel:
 
     ``HF_ENDPOINT`` selects the Hub (read at call time); ``HF_TOKEN`` is used by huggingface_hub itself.
     """
+    # huggingface_hub is costly to import: only for hf:// and the HF cache
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 

@@ -38,6 +38,7 @@ class Output:
 
     def progress(self, total: int, desc: str):
         """A byte progress bar on stderr (silent in --json mode or when stderr is not a terminal)."""
+        # tqdm only for commands that show progress
         from tqdm import tqdm
 
         return tqdm(

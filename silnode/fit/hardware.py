@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from silnode.errors import ConfigError
+from silnode.fit import backend as llama_build
 
 # the report's shapes and the probes, re-exported: callers import everything about hardware from here
 from silnode.fit.devices import (  # noqa: F401
@@ -241,3 +242,14 @@ def probe_recent(overrides: Mapping[str, Any] | None = None, *, max_age: float =
             _recent = (time.monotonic(), probe())
         raw = _recent[1]
     return apply_overrides(HardwareReport.from_dict(raw.to_dict()), overrides)
+
+
+def fit_device(report: HardwareReport, *, gpu_offload: bool | None = None) -> Device | None:
+    """The device fit decisions use: the one the worker will really run on. A GPU only when this llama.cpp
+    build can offload to it (a CPU-only build on a GPU machine runs in RAM, so it is judged against RAM);
+    ``gpu_offload`` None asks the installed build."""
+    if gpu_offload is None:
+        gpu_offload = llama_build.gpu_offload() if report.gpus else False
+    if gpu_offload:
+        return best_device(report)
+    return next((d for d in report.devices if d.backend == "cpu" and d.usable), None)

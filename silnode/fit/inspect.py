@@ -8,7 +8,7 @@ from typing import Any
 from silnode.config import Config
 from silnode.errors import NotFound
 from silnode.fit.estimate import estimate, fits, fmt_size
-from silnode.fit.hardware import best_device, probe_recent
+from silnode.fit.hardware import fit_device, probe_recent
 from silnode.gguf import facts_from_header, read_header
 from silnode.names import is_valid_name
 from silnode.store import Store
@@ -60,7 +60,7 @@ def inspect_model(
 
     path = resolve_model_path(config, model)
     header = read_header(path)
-    dev = best_device(probe_recent(hardware_overrides(config)))
+    dev = fit_device(probe_recent(hardware_overrides(config)))
     est = estimate(
         header, n_ctx=n_ctx, flash_attn=flash_attn, gpu=bool(dev and dev.is_gpu), device=dev.id if dev else None
     )

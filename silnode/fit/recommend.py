@@ -16,7 +16,7 @@ from typing import Any
 from silnode.config import Config
 from silnode.errors import DoesNotFit, SilnodeError
 from silnode.fit.estimate import MemoryEstimate, ModelShape, estimate, fits, fmt_size, model_shape, shape_from_portable
-from silnode.fit.hardware import best_device, probe_recent
+from silnode.fit.hardware import fit_device, probe_recent
 from silnode.fit.inspect import hardware_overrides
 from silnode.fit.seed import load_seed_catalog
 from silnode.gguf import facts_from_header, read_header
@@ -219,7 +219,7 @@ def rank(config: Config, *, n_ctx: int | None = None, catalog: bool = True, repo
     `fits` best first; `others` with the reason each is left out."""
 
     report = report or probe_recent(hardware_overrides(config))
-    dev = best_device(report)
+    dev = fit_device(report)
     pairs, twins = store_candidates(config)
     if catalog:
         pairs += catalog_candidates(twins)
@@ -255,7 +255,7 @@ def metadata_fit_check(config: Config, total_bytes: int, shape: dict[str, Any] |
     the full estimate at serve.n_ctx (capped at the model's trained context); without one (a foreign
     torrent, or a lying peer's shape), whether the weights alone fit."""
 
-    dev = best_device(probe_recent(hardware_overrides(config)))
+    dev = fit_device(probe_recent(hardware_overrides(config)))
     if dev is None or not dev.free_bytes:
         return True, "free memory unknown; not checked"
     try:

@@ -76,6 +76,7 @@ def _hmac512(key: bytes, data: bytes) -> bytes:
 
 
 def _secp_point(k: bytes) -> bytes:
+    # crypto libraries load when a key is derived, not at CLI start
     from coincurve import PrivateKey
 
     return PrivateKey(k).public_key.format(compressed=True)
@@ -132,6 +133,7 @@ def slip10_ed25519_derive(seed: bytes, path: str) -> tuple[bytes, bytes]:
 
 
 def ed25519_public_key(seed32: bytes) -> bytes:
+    # crypto libraries load when a key is derived, not at CLI start
     from nacl.signing import SigningKey
 
     return bytes(SigningKey(seed32).verify_key)
@@ -186,6 +188,7 @@ class NostrKey:
     def sign_schnorr(self, message32: bytes, aux_randomness: bytes | None = None) -> bytes:
         """BIP-340 signature of a 32-byte message (a Nostr event id)."""
 
+        # crypto libraries load when a key is derived, not at CLI start
         from coincurve import PrivateKey
 
         if len(message32) != 32:
@@ -195,6 +198,7 @@ class NostrKey:
 
     @staticmethod
     def verify_schnorr(public_key: bytes, message32: bytes, signature: bytes) -> bool:
+        # crypto libraries load when a key is derived, not at CLI start
         from coincurve import PublicKeyXOnly
 
         try:
@@ -205,6 +209,7 @@ class NostrKey:
     def to_nostr_sdk(self) -> Any:
         """The same key as a ``nostr_sdk.Keys`` (a NostrSigner) for building and signing events."""
         try:
+            # crypto libraries load when a key is derived, not at CLI start
             from nostr_sdk import Keys, SecretKey
         except ImportError as exc:  # pragma: no cover - nostr-sdk is a dependency
             raise RuntimeError("Nostr needs the nostr-sdk package: pip install 'nostr-sdk==0.45.1'") from exc
@@ -241,12 +246,14 @@ class CatalogKey:
 
     def sign(self, message: bytes) -> bytes:
         """64-byte ed25519 signature (PyNaCl); identical to what libtorrent makes with the expanded secret."""
+        # crypto libraries load when a key is derived, not at CLI start
         from nacl.signing import SigningKey
 
         return SigningKey(self._seed).sign(message).signature
 
     @staticmethod
     def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+        # crypto libraries load when a key is derived, not at CLI start
         from nacl.exceptions import BadSignatureError
         from nacl.signing import VerifyKey
 
@@ -261,6 +268,7 @@ class CatalogKey:
         return self._seed
 
     def signing_key(self) -> Any:
+        # crypto libraries load when a key is derived, not at CLI start
         from nacl.signing import SigningKey
 
         return SigningKey(self._seed)

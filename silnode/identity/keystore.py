@@ -103,6 +103,7 @@ class KdfParams:
         return self
 
     def derive(self, password: str | bytes, salt: bytes) -> bytes:
+        # crypto libraries load when a keystore is opened, not at CLI start
         from argon2.low_level import Type, hash_secret_raw
 
         return hash_secret_raw(
@@ -282,6 +283,7 @@ class Keystore:
         return candidate
 
     def _write(self, identity: Identity, password: str, *, backup: bool) -> None:
+        # crypto libraries load when a keystore is opened, not at CLI start
         import nacl.secret
         import nacl.utils
 
@@ -375,6 +377,7 @@ class Keystore:
             raise self._corrupt(f"bad header ({detail})") from None
 
     def _unlock(self, password: str) -> Identity:
+        # crypto libraries load when a keystore is opened, not at CLI start
         import nacl.exceptions
         import nacl.secret
 

@@ -28,6 +28,7 @@ _STRENGTH = {12: 128, 15: 160, 18: 192, 21: 224, 24: 256}
 
 @lru_cache(maxsize=1)
 def _bip39():
+    # the BIP39 word list loads only when a phrase is made or checked
     from mnemonic import Mnemonic
 
     return Mnemonic("english")
@@ -90,6 +91,7 @@ def is_valid(phrase: str) -> bool:
 
 def to_seed(phrase: str, passphrase: str = "") -> bytes:
     """The 64-byte BIP39 seed (PBKDF2-HMAC-SHA512, 2048 rounds) of a validated phrase and optional passphrase."""
+    # the BIP39 word list loads only when a phrase is made or checked
     from mnemonic import Mnemonic
 
     return Mnemonic.to_seed(validate(phrase), passphrase or "")

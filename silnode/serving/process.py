@@ -35,6 +35,12 @@ LINE_LIMIT = 16 << 20  # longest protocol line (a delta is small; this only boun
 STDERR_LINE_MAX = 1 << 16  # longer stderr "lines" are cut: only the log file gets them whole
 # lines that give a reason; not "abort": llama.cpp logs "set_abort_callback: call" on every load
 REASON_RE = re.compile(r"error|failed|invalid|assert|fatal", re.IGNORECASE)
+# a worker killed by SIGILL ran an instruction this CPU (or its VM) refuses: a llama.cpp build for another CPU
+SIGILL_CAUSE = "this llama.cpp build uses CPU instructions this machine refuses"
+SIGILL_FIX = (
+    "rebuild it portable: `rm -rf .venv ~/.cache/silnode/llama-wheels && make install` "
+    "(scripts/install_llama.py builds with GGML_NATIVE=OFF)"
+)
 STDERR_WAIT = 5.0  # after the worker exits: how long to wait for the rest of its stderr
 
 
@@ -118,12 +124,20 @@ class WorkerProcess:
             return f"was killed by signal {-rc}"
         return f"exited with code {rc}"
 
+    def _illegal_instruction(self) -> bool:
+        return self.returncode == -signal.SIGILL
+
     def _crashed(self, when: str) -> WorkerCrashed:
         if self._stopping:
             return WorkerCrashed(f"the worker for {self.model} was stopped {when}")
         lines = stderr_reasons(self.stderr_tail())
         last = f"; last stderr: {' | '.join(lines)}" if lines else ""
         hint = f"the worker's full log is {self.log_path}" if self.log_path else None
+        if self._illegal_instruction():
+            return WorkerCrashed(
+                f"the worker for {self.model} (pid {self.pid}) was killed by SIGILL {when}: {SIGILL_CAUSE}",
+                hint=SIGILL_FIX,
+            )
         return WorkerCrashed(
             f"the worker for {self.model} (pid {self.pid}) {self._how_it_ended()} {when}{last}", hint=hint
         )
@@ -304,6 +318,10 @@ class WorkerProcess:
         """llama.cpp's own reason comes from stderr (the worker only sees "Failed to load model from file")."""
         if self._stopping:
             return ModelLoadError(f"loading {self.model} was cancelled: its worker was stopped")
+        if self._illegal_instruction():
+            return ModelLoadError(
+                f"cannot load {self.model}: the worker was killed by SIGILL: {SIGILL_CAUSE}", hint=SIGILL_FIX
+            )
         why = " | ".join(stderr_reasons(self.stderr_tail(), fallback=False)) or self._load_message
         if not why:
             lines = stderr_reasons(self.stderr_tail())

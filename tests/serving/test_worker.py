@@ -253,6 +253,19 @@ async def test_a_truncated_gguf_fails_to_load_with_llama_cpps_reason(tiny_gguf: 
 # ---- 7. crash ---------------------------------------------------------------------------------------------
 
 
+async def test_a_worker_killed_by_sigill_names_the_cause_and_the_fix(tiny_gguf: Path, tmp_path: Path):
+    # what a llama.cpp build for another CPU does at its first decode (README, "The llama.cpp build")
+    w = await started(tiny_gguf, tmp_path)
+    with pytest.raises(WorkerCrashed) as err:
+        async for _ in w.generate(completion(max_tokens=LONG)):
+            os.kill(w.pid, signal.SIGILL)
+    assert "killed by SIGILL during the request" in str(err.value)
+    assert "CPU instructions this machine refuses" in str(err.value)
+    assert "make install" in err.value.hint and "GGML_NATIVE=OFF" in err.value.hint
+    assert w.returncode == -signal.SIGILL
+    await w.stop()
+
+
 async def test_a_killed_worker_raises_worker_crashed_and_a_new_one_works(tiny_gguf: Path, tmp_path: Path):
     w = await started(tiny_gguf, tmp_path)
     with pytest.raises(WorkerCrashed) as err:
