@@ -20,6 +20,7 @@ from silnode.cli.output import human_size
 from silnode.daemon import run_foreground
 from silnode.errors import DaemonNotRunning, SilnodeError
 from silnode.fit.backend import build_info, judge
+from silnode.fit.hardware import probe as probe_hardware
 from silnode.fsutil import atomic_write_bytes
 from silnode.home import daemon_state, ensure_token, pid_alive, prepare_home
 from silnode.identity import Keystore
@@ -398,7 +399,9 @@ def doctor(ctx: Ctx) -> None:
         add("libtorrent", "ok", f"libtorrent {libtorrent.__version__}")
     except ImportError as exc:
         add("libtorrent", "warn", f"not importable ({exc})", "pip install libtorrent==2.1.1")
-    gpus = [d.name for d in probe(probes={"cpu": None, "ggml": None}).gpus]  # NVML, AMD sysfs, Apple: no VRAM used
+    gpus = [
+        d.name for d in probe_hardware(probes={"cpu": None, "ggml": None}).gpus
+    ]  # NVML, AMD sysfs, Apple: no VRAM used
     add("llama.cpp", *judge(build_info(), gpus))
     _doctor_report(ctx, checks)
 
