@@ -84,7 +84,8 @@ def test_stale_daemon_json_detected_and_replaced(clean_env):
     (home / "daemon.json").write_text(json.dumps({"pid": dead.pid, "port": 1, "bind": "127.0.0.1"}))
     r = silnode(home, "daemon", "status", "--json", check=False)
     assert r.returncode == 3 and json.loads(r.stdout)["state"] == "stale"
-    assert "doctor" and "stale" in silnode(home, "doctor", "--json", check=False).stdout
+    checks = {c["check"]: c for c in json.loads(silnode(home, "doctor", "--json", check=False).stdout)["checks"]}
+    assert checks["daemon"]["status"] == "warn" and "stale daemon.json" in checks["daemon"]["detail"]
     # a live pid whose port does not answer (our own pid, a closed port)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
