@@ -684,7 +684,13 @@ def fetch_hf(ref: str, *, cache_dir: Path | None = None) -> FoundModel:
     """
     # huggingface_hub is costly to import: only for hf:// and the HF cache
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     repo_id, filename, revision = parse_hf_ref(ref)
     cache = Path(cache_dir) if cache_dir is not None else hf_cache_dir()
@@ -708,6 +714,11 @@ def fetch_hf(ref: str, *, cache_dir: Path | None = None) -> FoundModel:
         ) from exc
     except EntryNotFoundError as exc:
         raise NotFound(f"{ref}: no such file in {repo_id}") from exc
+    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
+        raise NotFound(
+            f"{ref}: the Hub has no such repository or revision ({repo_id})",
+            hint="check the name; a private or gated repository needs HF_TOKEN",
+        ) from exc
     except HfHubHTTPError as exc:
         raise BadRequest(f"Hugging Face Hub refused {ref}: {exc}") from exc
     wanted = f"{repo_id}/{names[0]}".lower()

@@ -86,7 +86,8 @@ def test_store_commands_against_live_daemon(run, live_daemon, tiny_gguf, tiny_q8
     stored.write_bytes(bytes(raw))
     r = run("verify", "org/q8", code=1)
     assert "DAMAGED" in r.stdout and "sha256 mismatch" in r.stdout
-    assert json.loads(run("list", "--json").stdout)["models"][0]["state"] in ("damaged", "ok")
+    states = {m["name"]: m["state"] for m in json.loads(run("list", "--json").stdout)["models"]}
+    assert states == {"org/q8": "damaged", "org/tiny": "ok"}
     gc = json.loads(run("gc", "--json").stdout)
     assert gc["freed"] == len(raw)
 
