@@ -271,10 +271,22 @@ async def test_prompt_over_the_context_is_a_clear_400(served):
 # ------------------------------------------------------------------------------------ queueing
 
 
+async def until(check, what: str, timeout: float = 120.0) -> None:
+    """Poll ``check`` until it is true; a hang guard, not a speed limit: fail with ``what`` after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
 async def _hold_busy(served, max_tokens: int = 400):
-    """Start a long Gemma stream and return once its first token is out: the worker is busy for seconds."""
+    """Start a long Gemma stream and return once its first token is out: the worker is busy for seconds.
+    Seeded, so an early end of text cannot make it short on one run and long on the next."""
     resp = await served.post(
-        "/v1/completions", json={"model": GEMMA, "prompt": "Once upon a time", "max_tokens": max_tokens, "stream": True}
+        "/v1/completions",
+        json={"model": GEMMA, "prompt": "Once upon a time", "max_tokens": max_tokens, "stream": True, "seed": 11},
     )
     assert resp.status == 200
     async for raw in resp.content:
@@ -284,8 +296,7 @@ async def _hold_busy(served, max_tokens: int = 400):
 
 
 async def _wait_queue(served, name: str, depth: int) -> None:
-    while counters(served, name)["queue_depth"] < depth:
-        await asyncio.sleep(0.01)
+    await until(lambda: counters(served, name)["queue_depth"] >= depth, f"{depth} requests queued on {name}")
 
 
 async def test_queue_full_is_429_with_retry_after(served):
@@ -328,14 +339,14 @@ async def test_fair_queue_serves_a_lone_client_before_a_busy_clients_fifth(serve
 async def test_client_disconnect_stops_generation(served):
     before = counters(served, GEMMA)
     resp = await served.post(
-        "/v1/completions", json={"model": GEMMA, "prompt": "Once upon a time", "max_tokens": 500, "stream": True}
+        "/v1/completions",
+        json={"model": GEMMA, "prompt": "Once upon a time", "max_tokens": 500, "stream": True, "seed": 11},
     )
     async for raw in resp.content:
         if raw.startswith(b"data: "):
             break
     resp.close()  # the client hangs up after the first token
-    while counters(served, GEMMA)["cancelled"] == before["cancelled"]:
-        await asyncio.sleep(0.02)
+    await until(lambda: counters(served, GEMMA)["cancelled"] > before["cancelled"], "the cancel to be counted")
     after = counters(served, GEMMA)
     generated = after["completion_tokens"] - before["completion_tokens"]
     assert 1 <= generated < 500, generated
@@ -349,8 +360,7 @@ async def test_disconnect_while_waiting_leaves_the_queue(served):
     await _wait_queue(served, GEMMA, 1)
     waiter.cancel()  # the client gives up while its request waits
     await asyncio.gather(waiter, return_exceptions=True)
-    while counters(served, GEMMA)["queue_depth"]:
-        await asyncio.sleep(0.02)
+    await until(lambda: not counters(served, GEMMA)["queue_depth"], "the queue to empty")
     assert counters(served, GEMMA)["cancelled"] >= 1
     busy.close()
 
@@ -460,8 +470,7 @@ async def test_load_error_carries_llama_cpp_reason_and_crash_limit_leaves_model_
         os.kill(node.serving.get(TINY).describe()["pid"], signal.SIGKILL)
         r = await client.post("/v1/completions", json={"model": TINY, "prompt": "a", "max_tokens": 2})
         assert r.status in (503, 200)  # 503 when the crash is found by this request
-        while node.serving.get(TINY).state != "failed":
-            await asyncio.sleep(0.02)
+        await until(lambda: node.serving.get(TINY).state == "failed", "the model to be left down")
         desc = node.serving.get(TINY).describe()
         assert "left down" in desc["error"] and desc["pid"] is None
         r = await client.post("/v1/completions", json={"model": TINY, "prompt": "a", "max_tokens": 2})
