@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from silnode.cli import cli
+from silnode.fit.seed import load_seed_catalog
 
 
 @pytest.fixture
@@ -178,3 +179,20 @@ def test_inspect_file_and_refusal_under_a_cap(run, tiny_gguf, monkeypatch):
     r = run("inspect", str(tiny_gguf))
     assert "does not fit: needs" in r.stdout and "free on CPU" in r.stdout
     run("inspect", "no/such-model", code=1)
+
+
+def test_recommend_through_the_daemon(run, live_daemon):
+    # `recommend` asks GET /api/v1/recommend; the store is empty, so every seed-catalog model is judged
+    data = json.loads(run("recommend", "--json").stdout)
+    judged = [c["name"] for c in data["fits"] + data["others"]]
+    assert sorted(judged) == sorted(m.name for m in load_seed_catalog())
+    assert all(c["source"] == "catalog" and not c["on_disk"] for c in data["fits"] + data["others"])
+    assert all(c["reason"] for c in data["others"])  # each model left out says why
+    qualities = [c["quality"] for c in data["fits"]]
+    assert qualities == sorted(qualities, reverse=True)  # best first
+    assert data["device"] and data["free_bytes"] > 0
+    empty = json.loads(run("recommend", "--no-catalog", "--json").stdout)
+    assert empty["fits"] == [] and empty["others"] == []
+    small = json.loads(run("recommend", "--ctx", "512", "--json").stdout)
+    assert small["n_ctx"] == 512
+    assert f"device {data['device']}" in run("recommend").stdout
