@@ -59,7 +59,6 @@ class DistributionService:
         self.config = config
         self.store = store
         self.engine = engine
-        self.private = config.network.dht_private
         self.transfers: dict[str, Transfer] = {}
         self.seeds: dict[str, str] = {}  # torrent id -> model name
         self._state_file = config.state_dir / "transfers.json"

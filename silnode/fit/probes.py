@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from silnode.fit.devices import (  # noqa: F401
+from silnode.fit.devices import (
     _ID_PREFIXES,
     Device,
     GiB,

@@ -9,8 +9,6 @@ downloads) in their own ``stop()``; the engine then destroys the session.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 from silnode.config import Config
 from silnode.errors import TorrentError
@@ -22,10 +20,8 @@ log = logging.getLogger(__name__)
 class TorrentEngine:
     name = "torrent-engine"
 
-    def __init__(self, config: Config, *, extra_settings: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.private = config.network.dht_private
-        self.extra_settings = extra_settings
         self._session: TorrentSession | None = None
 
     @property
@@ -39,7 +35,7 @@ class TorrentEngine:
         return self._session
 
     async def start(self) -> None:
-        session = TorrentSession(self.config.network, private=self.private, extra_settings=self.extra_settings)
+        session = TorrentSession(self.config.network, private=self.config.network.dht_private)
         await session.start()
         self._session = session
         log.info("BitTorrent listening on port %d", session.listen_port())
