@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from silnode.cli.output import Output
-from silnode.client import Client
 from silnode.config import Config, load_config
+
+if TYPE_CHECKING:
+    from silnode.client import Client
 
 
 @dataclass
@@ -32,6 +34,8 @@ class Ctx:
         return self._config
 
     def client(self) -> Client:
+        from silnode.client import Client  # http.client and friends: only for commands that call the daemon
+
         return Client.from_config(self.config(), self.api_url)
 
 

@@ -17,14 +17,10 @@ import click
 from silnode.cli.context import Ctx, json_option
 from silnode.cli.identity import create_identity, read_password, show_phrase_once, warn_weak
 from silnode.cli.output import human_size
-from silnode.daemon import run_foreground
 from silnode.errors import DaemonNotRunning, SilnodeError
-from silnode.fit.backend import build_info, judge
-from silnode.fit.hardware import probe as probe_hardware
 from silnode.fsutil import atomic_write_bytes
 from silnode.home import daemon_state, ensure_token, pid_alive, prepare_home
 from silnode.identity import Keystore
-from silnode.store import Store
 
 pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
 
@@ -62,6 +58,8 @@ def init(ctx: Ctx, force_config: bool, password_file: str | None, no_identity: b
     ensure_token(config.token_file)
     if not had_token:
         created.append(str(config.token_file))
+    from silnode.store import Store  # init only: the store pulls in the GGUF reader
+
     Store(config.base_dir).ensure_dirs()
 
     ks = Keystore.for_config(config)
@@ -139,6 +137,10 @@ def start(
         config.daemon_file.unlink(missing_ok=True)
     password = _daemon_password(config, password_file, password_fd)
     if foreground:
+        # costly (aiohttp, the whole node): only when this process becomes the daemon, so every other
+        # command starts in a tenth of a second
+        from silnode.daemon import run_foreground
+
         sys.exit(run_foreground(config, password))
 
     prepare_home(config)
@@ -399,6 +401,10 @@ def doctor(ctx: Ctx) -> None:
         add("libtorrent", "ok", f"libtorrent {libtorrent.__version__}")
     except ImportError as exc:
         add("libtorrent", "warn", f"not importable ({exc})", "pip install libtorrent==2.1.1")
+    # doctor only: the probes and the llama.cpp build check stay out of every other command's start-up
+    from silnode.fit.backend import build_info, judge
+    from silnode.fit.hardware import probe as probe_hardware
+
     gpus = [
         d.name for d in probe_hardware(probes={"cpu": None, "ggml": None}).gpus
     ]  # NVML, AMD sysfs, Apple: no VRAM used

@@ -8,9 +8,6 @@ import click
 
 from silnode.cli.context import Ctx, json_option
 from silnode.cli.output import human_params, human_size, table
-from silnode.fit.hardware import probe
-from silnode.fit.inspect import hardware_overrides, inspect_model
-from silnode.fit.recommend import rank
 
 pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
 
@@ -22,6 +19,10 @@ pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
 def hardware(ctx: Ctx, local: bool) -> None:
     """Each device: name, backend, total/free memory, which probe answered; failed probes and why."""
     if local:
+        # the fit modules (GGUF reader, estimate, probes) load only for the command that judges in this process
+        from silnode.fit.hardware import probe
+        from silnode.fit.inspect import hardware_overrides
+
         report = probe(hardware_overrides(ctx.config())).to_dict()
     else:
         report = ctx.client().hardware()
@@ -56,6 +57,9 @@ def inspect(ctx: Ctx, model: str, n_ctx: int | None, flash_attn: bool) -> None:
     """GGUF facts and memory need (weights, KV, compute, overhead, total) of a file or a store model,
     and whether it fits this machine's best device."""
 
+    # the fit modules (GGUF reader, estimate, probes) load only for the command that judges in this process
+    from silnode.fit.inspect import inspect_model
+
     data = inspect_model(ctx.config(), model, n_ctx=n_ctx, flash_attn=flash_attn)
     facts, est = data["gguf"], data["estimate"]
     name = Path(data["path"]).name
@@ -87,6 +91,9 @@ def recommend(ctx: Ctx, n_ctx: int | None, no_catalog: bool, local: bool) -> Non
     Ranked by parameters x bits per weight; a model on disk wins a tie."""
 
     if local:
+        # the fit modules (GGUF reader, estimate, probes) load only for the command that judges in this process
+        from silnode.fit.recommend import rank
+
         data = rank(ctx.config(), n_ctx=n_ctx, catalog=not no_catalog)
     else:
         data = ctx.client().recommend(n_ctx, catalog=not no_catalog)
