@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/transfer.py
 	$(PY) bench/identity_unlock.py
 	$(PY) bench/estimate.py
+	$(PY) bench/speed_estimate.py
 	$(PY) bench/serve.py
 
 clean:

@@ -104,8 +104,11 @@ class Client:
     def hardware(self) -> dict[str, Any]:
         return self.request("GET", "/api/v1/hardware")["hardware"]
 
-    def recommend(self, n_ctx: int | None = None, *, catalog: bool = True) -> dict[str, Any]:
-        query = {k: v for k, v in (("ctx", n_ctx), ("catalog", None if catalog else "false")) if v is not None}
+    def recommend(
+        self, n_ctx: int | None = None, *, catalog: bool = True, min_tps: float | None = None
+    ) -> dict[str, Any]:
+        pairs = (("ctx", n_ctx), ("catalog", None if catalog else "false"), ("min_tps", min_tps))
+        query = {k: v for k, v in pairs if v is not None}
         return self.request("GET", "/api/v1/recommend" + (f"?{urlencode(query)}" if query else ""))["recommend"]
 
     # ------------------------------------------------------------------ serving

@@ -71,6 +71,8 @@ class HardwareConfig:
     # keep part of the memory for other programs
     ram_bytes: int = 0
     vram_bytes: int = 0
+    # the CPU's memory read bandwidth (bytes/s) for the speed estimate; 0 = measure once and cache it
+    cpu_bandwidth: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,17 @@ class ServeConfig:
     restart_limit: int = 3  # crashes within restart_window before a model stays down (`models load` again)
     restart_window: int = 300  # seconds
     starter_model: bool = True  # `serve` with an empty store imports and serves the Gemma-3-270M package
+    # layers on the GPU: -1 = auto (all when they fit, else the largest split that fits, the rest on the CPU);
+    # 0 = CPU only; N = the last N layers (n_layer + 1 also puts the output layer there)
+    n_gpu_layers: int = -1
+    main_gpu: int = -1  # -1: the GPU with the most free memory, or a split over several; N pins CUDA<N>
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    # `recommend` and `--auto` rank by quality only among the models estimated to generate at least this
+    # many tokens per second on this machine (the slower ones are listed after them, marked "slow")
+    min_tokens_per_s: float = 5.0
 
 
 SECTIONS: dict[str, type] = {
@@ -92,6 +105,7 @@ SECTIONS: dict[str, type] = {
     "network": NetworkConfig,
     "hardware": HardwareConfig,
     "serve": ServeConfig,
+    "fit": FitConfig,
 }
 
 
@@ -107,6 +121,7 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
 
     # --- paths (all under home or storage.base_dir) ---
     @property

@@ -52,10 +52,13 @@ class ModelsService:
 
         return await asyncio.to_thread(inspect_model, self.config, model, n_ctx=n_ctx, flash_attn=flash_attn)
 
-    async def recommend(self, *, n_ctx: int | None = None, catalog: bool = True) -> dict[str, Any]:
-        """What fits this machine's best device, best first (store and seed catalog), and why the rest don't."""
+    async def recommend(
+        self, *, n_ctx: int | None = None, catalog: bool = True, min_tps: float | None = None
+    ) -> dict[str, Any]:
+        """What fits this machine, best first (store and seed catalog), and why the rest don't. min_tps:
+        overrides fit.min_tokens_per_s."""
 
-        return await asyncio.to_thread(rank, self.config, n_ctx=n_ctx, catalog=catalog)
+        return await asyncio.to_thread(rank, self.config, n_ctx=n_ctx, catalog=catalog, min_tokens_per_s=min_tps)
 
     async def get(
         self,

@@ -73,6 +73,9 @@ def inspect(ctx: Ctx, model: str, n_ctx: int | None, flash_attn: bool) -> None:
         f"{est['total_bytes'] / mib:.0f} MiB",
         data["reason"] if data["fits"] else f"does not fit: {data['reason']}",
     ]
+    if data.get("offload"):
+        lines.append(placement(data["offload"]))
+    lines.append(speed_line(data.get("speed") or {}))
     lines += [f"note: {n}" for n in est.get("notes", [])]
     ctx.out.data(data, "\n".join(lines))
 
@@ -82,29 +85,47 @@ def inspect(ctx: Ctx, model: str, n_ctx: int | None, flash_attn: bool) -> None:
     "--ctx", "n_ctx", type=click.IntRange(min=1), help="Context size (default: each model's, capped at 4096)."
 )
 @click.option("--no-catalog", is_flag=True, help="Only the models in the store.")
+@click.option(
+    "--min-tps",
+    type=click.FloatRange(min=0),
+    help="Rank first the models estimated to generate at least this many tokens/s (fit.min_tokens_per_s).",
+)
 @click.option("--local", is_flag=True, help="Compute in this process instead of asking the daemon.")
 @json_option
 @pass_ctx
-def recommend(ctx: Ctx, n_ctx: int | None, no_catalog: bool, local: bool) -> None:
+def recommend(ctx: Ctx, n_ctx: int | None, no_catalog: bool, min_tps: float | None, local: bool) -> None:
     """What fits this machine, best first (the store and the seed catalog), and why the others don't.
 
-    Ranked by parameters x bits per weight; a model on disk wins a tie."""
+    Ranked by parameters x bits per weight among the models fast enough here (estimated tokens/s at least
+    fit.min_tokens_per_s, default 5), then the slower ones; a model on disk wins a tie."""
 
     if local:
         # the fit modules (GGUF reader, estimate, probes) load only for the command that judges in this process
         from silnode.fit.recommend import rank
 
-        data = rank(ctx.config(), n_ctx=n_ctx, catalog=not no_catalog)
+        data = rank(ctx.config(), n_ctx=n_ctx, catalog=not no_catalog, min_tokens_per_s=min_tps)
     else:
-        data = ctx.client().recommend(n_ctx, catalog=not no_catalog)
+        data = ctx.client().recommend(n_ctx, catalog=not no_catalog, min_tps=min_tps)
 
     def row(i: int | str, c: dict) -> tuple:
         where = "on disk" if c["on_disk"] else "catalog"
-        return (i, c["name"], human_params(c["params"]), c["quant"] or "-", human_size(c["need_bytes"]), where)
+        tps = "?" if c.get("tokens_per_s") is None else f"{c['tokens_per_s']:.0f}"
+        if c.get("speed") == "slow":
+            tps += " slow"
+        return (
+            i,
+            c["name"],
+            human_params(c["params"]),
+            c["quant"] or "-",
+            human_size(c["need_bytes"]),
+            tps,
+            short_placement(c.get("offload")),
+            where,
+        )
 
     free = human_size(data["free_bytes"]) if data["free_bytes"] else "unknown"
     lines = [f"device {data['device'] or 'unknown'}: {free} free"]
-    headers = ["#", "MODEL", "PARAMS", "QUANT", "NEEDS", "WHERE"]
+    headers = ["#", "MODEL", "PARAMS", "QUANT", "NEEDS", "TOK/S", "ON", "WHERE"]
     if data["fits"]:
         lines += ["fits, best first:", table([row(i + 1, c) for i, c in enumerate(data["fits"])], headers)]
     else:
@@ -120,6 +141,43 @@ def recommend(ctx: Ctx, n_ctx: int | None, no_catalog: bool, local: bool) -> Non
             else f"next: `silnode get {best['name']}` (or `silnode get --auto`)"
         )
     ctx.out.data(data, "\n".join(lines))
+
+
+def short_placement(plan: dict | None) -> str:
+    """GPU | CUDA0+CUDA1 | 20/32 on GPU | CPU, for a table cell."""
+    if not plan:
+        return "-"
+    if plan["mode"] == "partial":
+        return f"{plan['n_gpu_layers']}/{plan['n_layer']} on GPU"
+    if plan["mode"] == "split":
+        return "+".join(d for d in plan["per_device"] if d != "CPU")
+    return "GPU" if plan["mode"] == "gpu" else "CPU"
+
+
+def placement(plan: dict) -> str:
+    mode = plan["mode"]
+    if mode == "gpu":
+        where = f"all {plan['n_layer']} layers on the GPU"
+    elif mode == "split":
+        shares = ", ".join(f"{s:.0%}" for s in plan["tensor_split"] or [])
+        where = f"all layers split over {short_placement(plan)} ({shares})"
+    elif mode == "partial":
+        where = (
+            f"{min(plan['n_gpu_layers'], plan['n_layer'])} of {plan['n_layer']} layers on the GPU, the rest on the CPU"
+        )
+        if plan.get("slowdown"):
+            where += f" ({plan['slowdown']} slowdown against the whole model on the GPU)"
+    else:
+        where = "on the CPU"
+    return f"placement: {where}"
+
+
+def speed_line(speed: dict) -> str:
+    tps = speed.get("tokens_per_s")
+    if tps is None:
+        return "speed: unknown (no memory bandwidth known for the device)"
+    slow = f", below fit.min_tokens_per_s = {speed['min_tokens_per_s']:g}" if speed.get("speed") == "slow" else ""
+    return f"speed: about {tps:.0f} tokens/s generated (estimated from memory bandwidth{slow})"
 
 
 COMMANDS = [hardware, inspect, recommend]

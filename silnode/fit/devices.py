@@ -46,6 +46,7 @@ class Device:
     overridden: bool = False
     probed_total_bytes: int | None = None  # before an override
     probed_free_bytes: int | None = None
+    bandwidth: float | None = None  # memory bandwidth, bytes/s (NVML: bus width x memory clock); None unknown
 
     @property
     def is_gpu(self) -> bool:

@@ -39,6 +39,7 @@ import dataclasses
 import math
 import os
 import platform
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,8 @@ __all__ = [
     "default_margin",
     "estimate",
     "fits",
+    "keep_free",
+    "room_for",
     "fmt_gib",
     "fmt_mib",
     "fmt_size",
@@ -78,6 +81,7 @@ DEFAULT_N_CTX = 4096  # n_ctx=None: the model's trained context, capped at this
 KV_PAD = 256  # llama.cpp pads n_ctx (and the SWA cache size) to a multiple of 256 cells
 ESTIMATE_ERROR = 0.05  # the estimate's tested accuracy (tests/fit/test_estimate.py), added to the need by fits()
 BIG_VOCAB = 100_000  # tokens
+_BLOCK = re.compile(r"blk\.(\d+)\.")  # a repeating layer's tensors: blk.<layer>.<name>
 
 # sliding-window layer pattern per architecture when the GGUF has no attention.sliding_window_pattern:
 # (n_pattern, dense_first) as in llama.cpp's load_swa_pattern calls (src/models/*.cpp, 0.3.36's llama.cpp)
@@ -125,6 +129,8 @@ class ModelShape:
     tied_embeddings: bool  # no output.weight: the output layer reuses token_embd
     repack: dict[str, int] = field(default_factory=dict)  # CPU repack candidates: type -> bytes (see estimate)
     header_bytes: int = 0  # the GGUF header (metadata + tensor infos): mmapped and populated with the weights
+    output_bytes: int = 0  # output.weight (0: tied to token_embd, or unknown for a shape from published facts)
+    layer_bytes: tuple[int, ...] = ()  # weights of each repeating layer (blk.N.*); () when unknown
 
 
 @dataclass(frozen=True)
@@ -223,6 +229,13 @@ def model_shape(h: GGUFHeader, *, repack_rules: Mapping[str, int] | None = None)
     if isinstance(get("attention.sliding_window"), list):  # per-layer list: max
         n_swa = max(get("attention.sliding_window"))  # type: ignore[arg-type]
 
+    layer_bytes = [0] * n_layer
+    for t in h.tensors:
+        m = _BLOCK.match(t.name)
+        if m and int(m.group(1)) < n_layer:
+            layer_bytes[int(m.group(1))] += t.n_bytes
+    out_t = by_name.get("output.weight")
+
     rules = repack_rules if repack_rules is not None else _repack_rules()
     repack: dict[str, int] = {}
     for t in h.tensors:
@@ -255,6 +268,8 @@ def model_shape(h: GGUFHeader, *, repack_rules: Mapping[str, int] | None = None)
         tied_embeddings=emb is not None and "output.weight" not in by_name,
         repack=repack,
         header_bytes=h.data_offset,
+        output_bytes=out_t.n_bytes if out_t is not None else 0,
+        layer_bytes=tuple(layer_bytes) if any(layer_bytes) else (),
     )
 
 
@@ -552,6 +567,20 @@ def default_margin(free_bytes: int) -> int:
     return int(min(GiB, 0.15 * max(free_bytes, 0)))
 
 
+def keep_free(free: int, margin: float | None = None) -> int:
+    """Bytes the fit rule keeps free on a device with `free` bytes free (see fits() for `margin`)."""
+    if margin is None:
+        return default_margin(free)
+    if isinstance(margin, float) and margin < 1:
+        return int(margin * max(free, 0))
+    return int(margin)
+
+
+def room_for(need: int, free: int, margin: float | None = None) -> bool:
+    """The fit rule for one device: need x (1 + ESTIMATE_ERROR) + the margin kept free <= free."""
+    return need + math.ceil(need * ESTIMATE_ERROR) + keep_free(free, margin) <= free
+
+
 def fits(est: MemoryEstimate, free_bytes: int | Mapping[str, int], *, margin: float | None = None) -> tuple[bool, str]:
     """Does the estimate fit into `free_bytes` (one number: the main device's free memory; or a dict
     device name -> free bytes, checked for every device in est.per_device that it names)?
@@ -568,14 +597,8 @@ def fits(est: MemoryEstimate, free_bytes: int | Mapping[str, int], *, margin: fl
     reasons = []
     ok = True
     for dev, need, free in checks:
-        if margin is None:
-            keep = default_margin(free)
-        elif isinstance(margin, float) and margin < 1:
-            keep = int(margin * max(free, 0))
-        else:
-            keep = int(margin)
-        want = need + math.ceil(need * ESTIMATE_ERROR) + keep
-        if want > free:
+        keep = keep_free(free, margin)
+        if not room_for(need, free, margin):
             ok = False
             reasons.append(
                 f"needs {fmt_size(need)} at ctx {est.n_ctx}; {fmt_size(free)} free on {dev} "

@@ -7,8 +7,12 @@ from typing import Any
 
 from silnode.config import Config
 from silnode.errors import NotFound
-from silnode.fit.estimate import estimate, fits, fmt_size
-from silnode.fit.hardware import fit_device, probe_recent
+from silnode.fit import backend as llama_build
+from silnode.fit.devices import HardwareReport
+from silnode.fit.estimate import ModelShape, estimate, model_shape
+from silnode.fit.hardware import probe_recent
+from silnode.fit.offload import OffloadPlan, plan_offload
+from silnode.fit.speed import cpu_bandwidth, describe
 from silnode.gguf import facts_from_header, read_header
 from silnode.names import is_valid_name
 from silnode.store import Store
@@ -47,6 +51,41 @@ def free_for_one_more(dev: Any, held_total: int = 0, held_mapped: int = 0) -> in
     return max(free, 0)
 
 
+def plan_for(
+    config: Config,
+    shape: ModelShape,
+    *,
+    n_ctx: int | None = None,
+    flash_attn: bool = False,
+    held: dict[str, tuple[int, int]] | None = None,
+    report: HardwareReport | None = None,
+) -> OffloadPlan | None:
+    """Where this machine would run the model (fit/offload.py), with serve.n_gpu_layers / main_gpu and what
+    the loaded models already hold; None when no device's free memory is known."""
+    report = report or probe_recent(hardware_overrides(config))
+    cpu = next((d for d in report.devices if d.backend == "cpu" and d.usable), None)
+    gpus = report.gpus
+    if cpu is None and not any(g.usable for g in gpus):
+        return None
+    free = {}
+    for d in [*gpus, *([cpu] if cpu else [])]:
+        total, mapped = (held or {}).get(d.id, (0, 0))
+        free[d.id] = free_for_one_more(d, total, mapped)
+    offload = llama_build.gpu_offload() if gpus else False
+    return plan_offload(
+        shape,
+        gpus,
+        cpu,
+        free=free,
+        n_ctx=n_ctx,
+        flash_attn=flash_attn,
+        n_gpu_layers=config.serve.n_gpu_layers,
+        main_gpu=config.serve.main_gpu,
+        offload_supported=offload,
+        cpu_bandwidth=config.hardware.cpu_bandwidth or cpu_bandwidth(config.home),
+    )
+
+
 def inspect_model(
     config: Config,
     model: str,
@@ -60,22 +99,28 @@ def inspect_model(
 
     path = resolve_model_path(config, model)
     header = read_header(path)
-    dev = fit_device(probe_recent(hardware_overrides(config)))
-    est = estimate(
-        header, n_ctx=n_ctx, flash_attn=flash_attn, gpu=bool(dev and dev.is_gpu), device=dev.id if dev else None
-    )
-    if dev and dev.free_bytes:
-        held_total, held_mapped = (held or {}).get(dev.id, (0, 0))
-        ok, reason = fits(est, free_for_one_more(dev, held_total, held_mapped))
-        if held_total:
-            reason += f" (after {fmt_size(held_total)} for the models already loaded)"
+    report = probe_recent(hardware_overrides(config))
+    shape = model_shape(header)
+    plan = plan_for(config, shape, n_ctx=n_ctx, flash_attn=flash_attn, held=held, report=report)
+    on_gpu = plan is not None and plan.mode != "cpu"
+    main = next((d for d in plan.per_device if d != "CPU"), "CPU") if on_gpu and plan else "CPU"
+    dev = report.device(main) if plan else None
+    est = estimate(header, n_ctx=n_ctx, flash_attn=flash_attn, gpu=on_gpu, device=dev.id if dev else None)
+    est_d = est.to_dict()
+    if plan is not None:
+        est_d["per_device"] = dict(plan.per_device)  # what the plan puts where (a split uses several)
+        ok, reason = plan.fits, plan.reason
+        if held and any(held.get(d, (0, 0))[0] for d in plan.per_device):
+            reason += " (after what the models already loaded hold)"
     else:
         ok, reason = False, "no device with known free memory (see `silnode hardware`)"
     return {
         "path": str(path),
         "gguf": facts_from_header(header).to_dict(),
-        "estimate": est.to_dict(),
+        "estimate": est_d,
         "device": dev.id if dev else None,
+        "offload": plan.to_dict() if plan else None,
+        "speed": describe(plan.tokens_per_s if plan else None, config.fit.min_tokens_per_s),
         "fits": ok,
         "reason": reason,
     }

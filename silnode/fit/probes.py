@@ -81,6 +81,7 @@ def nvml_probe(nvml: Any = None) -> Probe:
                         dev.name = _text(mod.nvmlDeviceGetName(handle))
                     except Exception as exc:  # noqa: BLE001
                         dev.note = f"name unreadable: {type(exc).__name__}: {exc}"
+                    dev.bandwidth = _nvml_bandwidth(mod, handle)
                     mem = mod.nvmlDeviceGetMemoryInfo(handle)
                     dev.total_bytes = int(mem.total)
                     dev.free_bytes = int(mem.free)
@@ -105,6 +106,18 @@ def nvml_probe(nvml: Any = None) -> Probe:
 # --- AMD sysfs ----------------------------------------------------------------------------------------
 
 DEFAULT_DRM_ROOT = "/sys/class/drm"
+
+
+def _nvml_bandwidth(mod: Any, handle: Any) -> float | None:
+    """Peak memory bandwidth in bytes/s: bus width (bits) / 8 x the maximum memory clock (MHz) x 2, the
+    double data rate of GDDR and HBM alike (an H100 SXM: 5120 bits x 2619 MHz -> 3.35 TB/s, its data sheet's
+    figure). None when the driver does not say: the speed estimate is then left out, not guessed."""
+    try:
+        bits = int(mod.nvmlDeviceGetMemoryBusWidth(handle))
+        mhz = int(mod.nvmlDeviceGetMaxClockInfo(handle, getattr(mod, "NVML_CLOCK_MEM", 2)))
+    except Exception:  # noqa: BLE001 - older drivers and some GPUs answer NOT_SUPPORTED
+        return None
+    return bits / 8 * mhz * 1e6 * 2 if bits > 0 and mhz > 0 else None
 
 
 def _read(path: Path) -> str | None:

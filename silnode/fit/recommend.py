@@ -3,8 +3,12 @@
 Candidates are the models in the store (estimated from their GGUF headers) and the seed catalog's entries
 (estimated from their published facts before anything is downloaded). Quality proxy: parameters x bits per
 weight — more parameters and finer quantisation both help, and the product is the weight size in bits, so a
-7B Q4 (≈ 34 Gbit) outranks a 3B Q8 (≈ 26 Gbit). Among the models that fit, the best proxy wins; a model on
-disk wins a tie with the catalog (the catalog entry of a model already in the store is the same model).
+7B Q4 (≈ 34 Gbit) outranks a 3B Q8 (≈ 26 Gbit). Among the models that fit and are estimated to generate at
+least fit.min_tokens_per_s on this machine (fit/speed.py), the best proxy wins; a model on disk wins a tie
+with the catalog (the catalog entry of a model already in the store is the same model). Models that fit but
+would be slower come next, fastest first: on a small CPU a 27B model fits in RAM yet generates well under one
+token per second, and ranking it first would make `--auto` pick it.
+Each model is placed as it would be served (fit/offload.py): whole on a GPU, split, partly offloaded, or CPU.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from silnode.config import Config
 from silnode.errors import DoesNotFit, SilnodeError
 from silnode.fit.estimate import MemoryEstimate, ModelShape, estimate, fits, fmt_size, model_shape, shape_from_portable
 from silnode.fit.hardware import fit_device, probe_recent
-from silnode.fit.inspect import hardware_overrides
+from silnode.fit.inspect import hardware_overrides, plan_for
 from silnode.fit.seed import load_seed_catalog
+from silnode.fit.speed import SLOW, speed_class
 from silnode.gguf import facts_from_header, read_header
 from silnode.store import Store
 
@@ -60,6 +65,9 @@ class Candidate:
     tier: str | None = None
     license: str | None = None
     estimate: dict[str, Any] | None = field(default=None, repr=False)
+    offload: dict[str, Any] | None = field(default=None, repr=False)  # fit/offload.py's plan
+    tokens_per_s: float | None = None  # estimated generation speed on the device the plan uses
+    speed: str | None = None  # "usable" | "slow" (below fit.min_tokens_per_s)
 
     @property
     def quality(self) -> float:
@@ -203,40 +211,56 @@ def _approx_count(text: str | None) -> int | None:
 # ---- ranking ---------------------------------------------------------------------------------------------
 
 
-def _judge(cand: Candidate, shape: ModelShape | None, dev: Any, n_ctx: int | None) -> None:
+def _judge(
+    cand: Candidate, shape: ModelShape | None, config: Config, report: Any, n_ctx: int | None, minimum: float
+) -> None:
     if shape is None:
         return
-    est: MemoryEstimate = estimate(shape, n_ctx=n_ctx, gpu=dev.is_gpu, device=dev.id)
-    cand.estimate = est.to_dict()
-    cand.need_bytes = est.total_bytes
-    cand.fits, cand.reason = fits(est, dev.free_bytes)
+    plan = plan_for(config, shape, n_ctx=n_ctx, report=report)
+    if plan is None:
+        cand.reason = cand.reason or "no device with known free memory (see `silnode hardware`)"
+        return
+    est = estimate(shape, n_ctx=n_ctx, gpu=plan.mode != "cpu")
+    cand.estimate = est.to_dict() | {"per_device": dict(plan.per_device)}
+    cand.need_bytes = sum(plan.per_device.values()) if plan.mode == "cpu" else max(plan.per_device.values())
+    cand.fits, cand.reason = plan.fits, plan.reason
+    cand.offload = plan.to_dict()
+    cand.tokens_per_s = round(plan.tokens_per_s, 1) if plan.tokens_per_s is not None else None
+    cand.speed = speed_class(plan.tokens_per_s, minimum)
     if cand.source == "catalog":
         cand.reason += " (estimated from published facts)"
 
 
-def rank(config: Config, *, n_ctx: int | None = None, catalog: bool = True, report: Any = None) -> dict[str, Any]:
-    """Blocking (reads headers, probes hardware). {device, free_bytes, n_ctx, fits: [...], others: [...]}:
-    `fits` best first; `others` with the reason each is left out."""
+def rank(
+    config: Config,
+    *,
+    n_ctx: int | None = None,
+    catalog: bool = True,
+    report: Any = None,
+    min_tokens_per_s: float | None = None,
+) -> dict[str, Any]:
+    """Blocking (reads headers, probes hardware). {device, free_bytes, n_ctx, min_tokens_per_s, fits: [...],
+    others: [...]}: `fits` best first — by quality among the models fast enough (fit.min_tokens_per_s, or
+    `min_tokens_per_s`), then the slow ones, fastest first; `others` with the reason each is left out."""
 
     report = report or probe_recent(hardware_overrides(config))
+    minimum = config.fit.min_tokens_per_s if min_tokens_per_s is None else min_tokens_per_s
     dev = fit_device(report)
     pairs, twins = store_candidates(config)
     if catalog:
         pairs += catalog_candidates(twins)
-    if dev is None or not dev.free_bytes:
-        for c, _ in pairs:
-            c.reason = c.reason or "no device with known free memory (see `silnode hardware`)"
-    else:
-        for c, shape in pairs:
-            _judge(c, shape, dev, n_ctx)
+    for c, shape in pairs:
+        _judge(c, shape, config, report, n_ctx, minimum)
     cands = [c for c, _ in pairs]
-    good = sorted((c for c in cands if c.fits), key=lambda c: (c.quality, c.on_disk), reverse=True)
+    fast = sorted((c for c in cands if c.fits and c.speed != SLOW), key=lambda c: (c.quality, c.on_disk), reverse=True)
+    slow = sorted((c for c in cands if c.fits and c.speed == SLOW), key=lambda c: c.tokens_per_s or 0, reverse=True)
     rest = sorted((c for c in cands if not c.fits), key=lambda c: (c.need_bytes is None, c.need_bytes or 0))
     return {
         "device": dev.id if dev else None,
         "free_bytes": dev.free_bytes if dev else None,
         "n_ctx": n_ctx,
-        "fits": [c.to_dict() for c in good],
+        "min_tokens_per_s": minimum,
+        "fits": [c.to_dict() for c in fast + slow],
         "others": [c.to_dict() for c in rest],
     }
 
@@ -262,9 +286,10 @@ def metadata_fit_check(config: Config, total_bytes: int, shape: dict[str, Any] |
         s = shape_from_portable(shape) if shape is not None else None
     except ValueError:
         s = None
-    if s is not None:
+    if s is not None:  # placed as serve would place it: a model a little too big for the GPU runs split
         n_ctx = min(config.serve.n_ctx or s.n_ctx_train or 4096, s.n_ctx_train or 1 << 30)
-        return fits(estimate(s, n_ctx=n_ctx, gpu=dev.is_gpu, device=dev.id), dev.free_bytes)
+        plan = plan_for(config, s, n_ctx=n_ctx)
+        return (plan.fits, plan.reason) if plan else (True, "free memory unknown; not checked")
     ok, _ = fits(_weights_only(total_bytes, dev), dev.free_bytes)
     return ok, (
         f"needs at least {fmt_size(total_bytes)} for its weights alone; {fmt_size(dev.free_bytes)} free on {dev.id}"

@@ -69,6 +69,8 @@ class WorkerProcess:
         n_threads: int | None = None,
         n_batch: int = 512,
         n_gpu_layers: int | None = None,
+        main_gpu: int | None = None,
+        tensor_split: list[float] | None = None,
         chat_format_fallback: str = "chatml",
         log_path: Path | None = None,
         python: str = sys.executable,
@@ -83,6 +85,8 @@ class WorkerProcess:
             "n_threads": n_threads,
             "n_batch": n_batch,
             "n_gpu_layers": n_gpu_layers,
+            "main_gpu": main_gpu,
+            "tensor_split": tensor_split,
             "chat_format_fallback": chat_format_fallback,
         }
         self.info: dict[str, Any] | None = None  # the worker's "ready" info

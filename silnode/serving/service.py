@@ -100,6 +100,7 @@ class ServedModel:
         self.running: Request | None = None
         self.loaded_at: float | None = None
         self.estimate: dict[str, Any] | None = None  # the memory estimate it was loaded under
+        self.offload: dict[str, Any] | None = None  # where its layers go (fit/offload.py's plan)
         self._worker: Any = None
         self._crashes: list[float] = []
         self._dispatcher: asyncio.Task | None = None
@@ -111,10 +112,15 @@ class ServedModel:
         sv = self.config.serve
         log_path = self.config.home / "logs" / f"worker-{self.name.replace('/', '--')}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        plan = self.offload or {}
         return WorkerProcess(
             self.name,
             self.path,
             n_ctx=self.n_ctx,
+            # the plan's split; without one (no device known) the worker's default: all layers if it can
+            n_gpu_layers=plan.get("n_gpu_layers"),
+            main_gpu=plan.get("main_gpu"),
+            tensor_split=plan.get("tensor_split"),
             n_threads=sv.n_threads or None,
             n_batch=sv.n_batch,
             chat_format_fallback=sv.chat_format,
@@ -278,6 +284,7 @@ class ServedModel:
             "queue_depth": len(self.queue),
             "busy": self.running is not None,
             "info": self.info,
+            "offload": self.offload,
             **self.counters.to_dict(),
         }
 
@@ -348,6 +355,7 @@ class ServingService:
             data = await asyncio.to_thread(inspect_model, self.config, name, n_ctx=train, held=held)
         model = ServedModel(name, Path(data["path"]), data["estimate"]["n_ctx"], self.config)
         model.estimate = data["estimate"]
+        model.offload = data.get("offload")
         self.models[name] = model
         try:
             if not data["fits"] and not force:

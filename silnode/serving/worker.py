@@ -205,6 +205,10 @@ def load(config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         n_threads=n_threads,
         n_threads_batch=n_threads,
         n_gpu_layers=n_gpu_layers,
+        # the daemon's placement (fit/offload.py): which GPU holds the KV cache and scratch, and the share of
+        # layers per GPU when one is too small
+        **({"main_gpu": int(config["main_gpu"])} if gpu and config.get("main_gpu") is not None else {}),
+        **({"tensor_split": [float(x) for x in config["tensor_split"]]} if gpu and config.get("tensor_split") else {}),
         flash_attn=gpu,
         verbose=True,
     )

@@ -175,6 +175,10 @@ def test_inspect_file_and_refusal_under_a_cap(run, tiny_gguf, monkeypatch):
     assert data["gguf"]["arch"] == "llama" and data["fits"] is True and data["device"] == "CPU"
     est = data["estimate"]
     assert est["total_bytes"] == est["weights_bytes"] + est["kv_bytes"] + est["compute_bytes"] + est["overhead_bytes"]
+    assert data["offload"]["mode"] == "cpu" and data["offload"]["n_gpu_layers"] == 0
+    assert data["speed"]["tokens_per_s"] > 0 and data["speed"]["speed"] == "usable"
+    text = run("inspect", str(tiny_gguf)).stdout
+    assert "placement: on the CPU" in text and "tokens/s generated" in text
     monkeypatch.setenv("SILNODE_HARDWARE__RAM_BYTES", str(40 << 20))  # a 40 MiB machine
     r = run("inspect", str(tiny_gguf))
     assert "does not fit: needs" in r.stdout and "free on CPU" in r.stdout
@@ -188,9 +192,17 @@ def test_recommend_through_the_daemon(run, live_daemon):
     assert sorted(judged) == sorted(m.name for m in load_seed_catalog())
     assert all(c["source"] == "catalog" and not c["on_disk"] for c in data["fits"] + data["others"])
     assert all(c["reason"] for c in data["others"])  # each model left out says why
-    qualities = [c["quality"] for c in data["fits"]]
+    usable = [c for c in data["fits"] if c["speed"] == "usable"]
+    assert data["fits"][: len(usable)] == usable  # the models fast enough here come first
+    qualities = [c["quality"] for c in usable]
     assert qualities == sorted(qualities, reverse=True)  # best first
     assert data["device"] and data["free_bytes"] > 0
+    # --min-tps 0 (through the query parameter): quality alone
+    anything = json.loads(run("recommend", "--min-tps", "0", "--json").stdout)
+    assert anything["min_tokens_per_s"] == 0 and all(c["speed"] == "usable" for c in anything["fits"])
+    qualities = [c["quality"] for c in anything["fits"]]
+    assert qualities == sorted(qualities, reverse=True)
+    assert "TOK/S" in run("recommend").stdout
     empty = json.loads(run("recommend", "--no-catalog", "--json").stdout)
     assert empty["fits"] == [] and empty["others"] == []
     small = json.loads(run("recommend", "--ctx", "512", "--json").stdout)

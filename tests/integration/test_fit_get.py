@@ -41,7 +41,8 @@ async def test_small_capacity_picks_the_model_on_disk(make_node, tiny_gguf):
 
 
 async def test_big_capacity_ranks_by_params_times_bits(make_node, tiny_gguf):
-    node = await make_node("a", **{"hardware.ram_bytes": 64 * GiB})
+    # a machine fast enough for every model (1 TB/s): only quality decides
+    node = await make_node("a", **{"hardware.ram_bytes": 64 * GiB, "hardware.cpu_bandwidth": 10**12})
     await _import(node, tiny_gguf, "test/tiny")
     ranking = await node.models.recommend()
     fits = ranking["fits"]
@@ -57,6 +58,29 @@ async def test_big_capacity_ranks_by_params_times_bits(make_node, tiny_gguf):
     small = await node.models.recommend(n_ctx=512)
     need = {c["name"]: c["need_bytes"] for c in small["fits"]}
     assert all(need[c["name"]] < c["need_bytes"] for c in fits if c["name"] in need and c["need_bytes"])
+
+
+async def test_models_too_slow_for_this_machine_rank_after_the_usable_ones(make_node, tiny_gguf):
+    """A 2-vCPU machine (20 GB/s) with 64 GiB: a 27B model fits in RAM yet would generate ~1 token/s."""
+    node = await make_node("a", **{"hardware.ram_bytes": 64 * GiB, "hardware.cpu_bandwidth": 20 * 10**9})
+    await _import(node, tiny_gguf, "test/tiny")
+    ranking = await node.models.recommend()
+    fits = ranking["fits"]
+    assert ranking["min_tokens_per_s"] == 5.0
+    speeds = [c["speed"] for c in fits]
+    assert "slow" in speeds and "usable" in speeds
+    first_slow = speeds.index("slow")
+    assert all(s == "slow" for s in speeds[first_slow:])  # every usable model comes first
+    usable, slow = fits[:first_slow], fits[first_slow:]
+    assert all(c["tokens_per_s"] >= 5 for c in usable) and all(c["tokens_per_s"] < 5 for c in slow)
+    assert [c["quality"] for c in usable] == sorted((c["quality"] for c in usable), reverse=True)
+    assert [c["tokens_per_s"] for c in slow] == sorted((c["tokens_per_s"] for c in slow), reverse=True)
+    assert max(c["quality"] for c in slow) > usable[0]["quality"]  # quality alone would have put one first
+    assert all(c["offload"]["mode"] == "cpu" for c in fits)
+    # --min-tps 0: quality alone; --auto takes the best usable model
+    anything = await node.models.recommend(min_tps=0)
+    assert [c["quality"] for c in anything["fits"]] == sorted((c["quality"] for c in anything["fits"]), reverse=True)
+    assert (await node.models.get(None, auto=True))["model"] == usable[0]["name"]
 
 
 async def test_same_model_on_disk_wins_over_its_catalog_entry(make_node, gemma_gguf):

@@ -132,12 +132,21 @@ async def inspect(request: web.Request) -> web.Response:
     query={
         "ctx": Field("integer", description="context size (default: each model's, capped at 4096)"),
         "catalog": Field("boolean", description="include the seed catalog (default true)"),
+        "min_tps": Field("number", description="rank first the models estimated at least this fast (tokens/s)"),
     },
 )
 async def recommend(request: web.Request) -> web.Response:
     q = request.query
     catalog = q.get("catalog", "true").lower() not in ("0", "false", "no")
-    data = await request.app[NODE].models.recommend(n_ctx=query_ctx(request), catalog=catalog)
+    min_tps = None
+    if "min_tps" in q:
+        try:
+            min_tps = float(q["min_tps"])
+        except ValueError:
+            min_tps = -1.0
+        if not 0 <= min_tps < 1e6:
+            raise BadRequest("query parameter 'min_tps' must be a number of tokens per second, 0 or more")
+    data = await request.app[NODE].models.recommend(n_ctx=query_ctx(request), catalog=catalog, min_tps=min_tps)
     return ok({"recommend": data})
 
 
