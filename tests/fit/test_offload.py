@@ -6,6 +6,8 @@ pins (serve.n_gpu_layers, serve.main_gpu), a CPU-only build on a GPU machine."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from silnode.fit.devices import Device
@@ -131,3 +133,29 @@ def test_speed_class():
     assert speed_class(4.9, 5) == "slow"
     assert speed_class(5.0, 5) == "usable"
     assert speed_class(None, 5) == "usable"  # no estimate is no reason to refuse
+
+
+def test_cpu_bandwidth_is_measured_once_and_cached_per_machine(tmp_path, monkeypatch):
+    from silnode.fit import speed
+
+    monkeypatch.setattr(speed, "_cpu_bandwidth", None)
+    calls = []
+    monkeypatch.setattr(speed, "measure_cpu_bandwidth", lambda: calls.append(1) or 12.5e9)
+    assert speed.cpu_bandwidth(tmp_path) == 12.5e9
+    cache = tmp_path / "cache" / "bandwidth.json"
+    assert json.loads(cache.read_text())["cpu_bytes_per_s"] == 12.5e9
+    monkeypatch.setattr(speed, "_cpu_bandwidth", None)  # a new process: reads the file, measures nothing
+    assert speed.cpu_bandwidth(tmp_path) == 12.5e9 and calls == [1]
+    cache.write_text('{"machine": "another CPU x64", "cpu_bytes_per_s": 1}')  # moved to another machine
+    monkeypatch.setattr(speed, "_cpu_bandwidth", None)
+    assert speed.cpu_bandwidth(tmp_path) == 12.5e9 and calls == [1, 1]
+    cache.write_text("not json")  # damaged: measured again
+    monkeypatch.setattr(speed, "_cpu_bandwidth", None)
+    assert speed.cpu_bandwidth(tmp_path) == 12.5e9 and calls == [1, 1, 1]
+
+
+def test_the_real_probe_measures_a_plausible_bandwidth():
+    from silnode.fit.speed import measure_cpu_bandwidth
+
+    bw = measure_cpu_bandwidth(32 << 20, repeats=1)
+    assert 1e8 < bw < 1e13  # 0.1 GB/s to 10 TB/s: a number, not 0 or infinity
