@@ -9,7 +9,7 @@ from silnode.config import Config
 from silnode.errors import NotFound
 from silnode.fit import backend as llama_build
 from silnode.fit.devices import HardwareReport
-from silnode.fit.estimate import ModelShape, estimate, model_shape
+from silnode.fit.estimate import ModelShape, estimate, fmt_size, model_shape
 from silnode.fit.hardware import probe_recent
 from silnode.fit.offload import OffloadPlan, plan_offload
 from silnode.fit.speed import cpu_bandwidth, describe
@@ -110,8 +110,9 @@ def inspect_model(
     if plan is not None:
         est_d["per_device"] = dict(plan.per_device)  # what the plan puts where (a split uses several)
         ok, reason = plan.fits, plan.reason
-        if held and any(held.get(d, (0, 0))[0] for d in plan.per_device):
-            reason += " (after what the models already loaded hold)"
+        held_total = sum((held or {}).get(d, (0, 0))[0] for d in plan.per_device)
+        if held_total:
+            reason += f" (after {fmt_size(held_total)} for the models already loaded)"
     else:
         ok, reason = False, "no device with known free memory (see `silnode hardware`)"
     return {
