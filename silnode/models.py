@@ -75,6 +75,8 @@ class ModelsService:
         """`silnode get`: one of {"transfer"} (a magnet or infohash over BitTorrent), {"task"} (a seed-catalog
         model from its origin) or {"model", "on_disk": True} (`auto` found the best fit already here).
         A model that won't fit is refused unless `force`."""
+        if bool(target) == auto:
+            raise BadRequest("give a target (magnet, infohash or catalog name) or auto, not both and not neither")
         catalog = {m.name: m for m in load_seed_catalog()}
         if auto or (target in catalog):
             ranking = await self.recommend(n_ctx=n_ctx)
