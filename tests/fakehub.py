@@ -37,6 +37,9 @@ class FakeHub:
         self.branches: dict[tuple[str, str], str] = {}  # (repo key, branch) -> commit
         self.url = ""
         self.requests: list[tuple[str, str]] = []
+        self.ranges: list[tuple[str, str | None]] = []  # (path, Range header) of every GET
+        self.served: dict[str, int] = {}  # path -> body bytes sent
+        self.cut_after: dict[str, int] = {}  # path -> drop the connection after this many bytes, once
 
     def publish(
         self, repo_id: str, commit: str, files: dict[str, bytes], *, branch: str = "main", repo_type: str = "model"
@@ -67,8 +70,31 @@ class FakeHub:
             headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(data))})
         if request.method == "HEAD":
             return web.Response(status=200, headers=headers)
-        headers.pop("Content-Length")
-        return web.Response(status=200, body=data, headers=headers)
+        # GET, with Range as the Hub's CDN answers it (web seeds and resumed downloads ask for ranges)
+        self.ranges.append((request.path, request.headers.get("Range")))
+        start, stop, status = 0, len(data), 200
+        if request.headers.get("Range"):
+            rng = request.http_range
+            start, stop, status = rng.start or 0, min(rng.stop or len(data), len(data)), 206
+            if start >= len(data):
+                return web.Response(status=416, headers={"Content-Range": f"bytes */{len(data)}"})
+            headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
+        headers["Content-Length"] = str(stop - start)
+        headers["Accept-Ranges"] = "bytes"
+        resp = web.StreamResponse(status=status, headers=headers)
+        await resp.prepare(request)
+        body = data[start:stop]
+        cut = self.cut_after.pop(request.path, None)
+        if cut is not None and cut < len(body):
+            await resp.write(body[:cut])
+            self.served[request.path] = self.served.get(request.path, 0) + cut
+            request.transport.close()  # an interrupted download: the connection drops mid-body
+            return resp
+        for i in range(0, len(body), 1 << 20):
+            await resp.write(body[i : i + (1 << 20)])
+        self.served[request.path] = self.served.get(request.path, 0) + len(body)
+        await resp.write_eof()
+        return resp
 
     def app(self) -> web.Application:
         app = web.Application()

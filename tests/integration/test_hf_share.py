@@ -34,9 +34,15 @@ async def test_share_hf_ref_then_get_from_peer_and_origin(make_node, online_hub,
     assert "ws=" in shared["magnet"] and m["web_seeds"] == [origin]
 
     b = await make_node("b")
-    t = await get(b, shared["magnet"])
-    assert t.state == "done" and t.web_seeds in ([origin], [])  # dropped once enough seeds exist
+    path = f"/acme/Tiny-GGUF/resolve/{'c' * 40}/tiny-q8_0.gguf"
+    before = online_hub.served.get(path, 0)
+    t = await get(b, shared["magnet"])  # no peer given, no DHT: the Hub is the only source
+    # kept: it is dropped only once web_seed_max_seeds (3) peers seed, and b never saw a peer
+    assert t.state == "done" and t.web_seeds == [origin]
     assert b.store.read_manifest("acme/tiny").to_json()["files"][0]["sha256"] == sha256(tiny_q8)
+    # the Hub served the bytes, as a BEP 19 web seed asks for them: in byte ranges
+    assert online_hub.served[path] - before >= tiny_q8.stat().st_size
+    assert any(p == path and r and r.startswith("bytes=") for p, r in online_hub.ranges)
 
 
 async def test_bad_hf_refs(make_node, online_hub):
@@ -49,3 +55,25 @@ async def test_bad_hf_refs(make_node, online_hub):
     task = a.models.share_hf("hf://acme/Missing-GGUF/none.gguf")
     await a.tasks.wait(task)
     assert task.state == "failed" and task.error["status"] == 404, task.error  # the Hub has no such repo
+
+
+async def test_an_interrupted_hub_download_resumes_where_it_stopped(make_node, online_hub, gemma_gguf):
+    """The connection drops after 40 MB of Gemma's 253 MB: the download goes on from there (a Range request
+    from the cut), not from byte 0, and the stored file has the right sha256."""
+    data = gemma_gguf.read_bytes()
+    online_hub.publish("acme/Gemma-GGUF", "d" * 40, {"g.gguf": data, "README.md": b"license: gemma\n"})
+    path = "/acme/Gemma-GGUF/resolve/main/g.gguf"  # share_hf asks for the branch, then pins the commit
+    cut = 40 << 20
+    online_hub.cut_after[path] = cut
+    a = await make_node("a")
+    task = a.models.share_hf("hf://acme/Gemma-GGUF/g.gguf")
+    await a.tasks.wait(task)
+    if task.state == "failed":  # the library gave up on the dropped connection: the user runs it again
+        task = a.models.share_hf("hf://acme/Gemma-GGUF/g.gguf")
+        await a.tasks.wait(task)
+    assert task.state == "done", task.error
+    stored = a.store.model_dir(task.result["name"]) / "g.gguf"
+    assert sha256(stored) == sha256(gemma_gguf)
+    gets = [r for p, r in online_hub.ranges if p == path]
+    assert len(gets) >= 2 and gets[-1] == f"bytes={cut}-", gets  # resumed from the cut
+    assert online_hub.served[path] == len(data)  # every byte sent once: nothing fetched twice
