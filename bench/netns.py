@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """Swarm vs HTTP origin on a shaped network: Linux network namespaces, every host capped at RATE (tc tbf).
 
-    sudo python bench/netns.py [--size-mib 256] [--rate 200mbit] [--json]
+    sudo python bench/netns.py [--size-mib 256] [--rate 200mbit] [--runs 5] [--json]
 
 Topology: a "switch" namespace with a bridge and HOSTS host namespaces (10.77.0.1 ...), each attached by a
 veth pair shaped to RATE on both ends. Host 1 holds the model. Measured in one run:
   a. one peer -> one leecher            vs  HTTP origin (aiohttp static) -> one curl
   b. one seeder -> 4 leechers (a swarm) vs  one HTTP origin -> 4 concurrent curls   (time until all done)
 Each BitTorrent node is its own process in its own namespace (bench/netns_node.py). Needs root, ip, tc.
+
+Fair clocks: on both sides every process is started and ready first (the seeder has checked its pieces, each
+leecher's session is up; the HTTP server listens and each curl waits in a shell for its go), then ONE go
+signal starts the clock, and it stops when the last byte of the last client is on disk (a leecher's finish
+time on the shared monotonic clock; a curl's exit). Each round is repeated --runs times, BitTorrent and HTTP
+alternating, and reported as median and min-max.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -111,18 +118,26 @@ def bt_round(work: Path, src: Path, torrent: Path, leechers: list[int]) -> float
                 str(d),
                 ip_of(i),
                 peers,
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
             )
         )
-    # each leecher times itself from its own add (they start together); they linger a few seconds afterwards
-    # to keep serving the others, which is not counted
-    times = [float(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
+    for p in procs:  # every leecher's process and session are up before any clock starts
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    t0 = time.monotonic()
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    # each leecher prints its finish time on the shared clock; they linger a few seconds afterwards to keep
+    # serving the others, which is not counted
+    ends = [float(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
     seeder.terminate()
     seeder.wait(30)
     for d in work.glob("leech-*"):
         shutil.rmtree(d, ignore_errors=True)
-    return max(times)
+    return max(ends) - t0
 
 
 def http_round(work: Path, src: Path, clients: list[int]) -> float:
@@ -140,14 +155,30 @@ def http_round(work: Path, src: Path, clients: list[int]) -> float:
     )
     assert server.stdout is not None
     assert server.stdout.readline().strip() == "ready"
-    t0 = time.monotonic()
+    # each curl waits in its namespace for the go, like the leechers: process start-up is outside the clock
+    url = f"http://{ip_of(1)}:8080/{src.name}"
     procs = [
-        in_ns(i, "curl", "-s", "-o", str(work / f"http-{i}.gguf"), f"http://{ip_of(1)}:8080/{src.name}")
+        in_ns(
+            i,
+            "sh",
+            "-c",
+            f'echo ready; read go; exec curl -s -o "{work / f"http-{i}.gguf"}" "{url}"',
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for i in clients
     ]
     for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    t0 = time.monotonic()
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
         assert p.wait(600) == 0
-    elapsed = time.monotonic() - t0
+    elapsed = time.monotonic() - t0  # the last curl's exit: its last byte is on disk
     server.terminate()
     server.wait(30)
     for f in work.glob("http-*.gguf"):
@@ -159,6 +190,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=256)
     ap.add_argument("--rate", default="200mbit")
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     from ggufgen import make_sized_gguf
@@ -176,20 +208,28 @@ def main() -> None:
         torrent.write_bytes(
             make_torrent(src_dir, [{"path": src.name, "size": src.stat().st_size, "sha256": sha256_file(src)}])
         )
-        out = {"size_mib": a.size_mib, "rate_per_host": a.rate}
-        single_bt = bt_round(work, src, torrent, [2])
-        single_http = http_round(work, src, [2])
-        swarm_bt = bt_round(work, src, torrent, [2, 3, 4, 5])
-        swarm_http = http_round(work, src, [2, 3, 4, 5])
+        out: dict = {"size_mib": a.size_mib, "rate_per_host": a.rate, "runs": a.runs}
+        runs: dict[str, list[float]] = {"single_bt": [], "single_http": [], "swarm_bt": [], "swarm_http": []}
+        for _ in range(a.runs):  # alternating, so drift on the machine hits both sides alike
+            runs["single_bt"].append(bt_round(work, src, torrent, [2]))
+            runs["single_http"].append(http_round(work, src, [2]))
+            runs["swarm_bt"].append(bt_round(work, src, torrent, [2, 3, 4, 5]))
+            runs["swarm_http"].append(http_round(work, src, [2, 3, 4, 5]))
+        med = {k: statistics.median(v) for k, v in runs.items()}
+        spread = {k: [round(min(v), 2), round(max(v), 2)] for k, v in runs.items()}
         out["single"] = {
-            "bittorrent_s": round(single_bt, 2),
-            "http_s": round(single_http, 2),
-            "speed_vs_http": round(single_http / single_bt, 3),
+            "bittorrent_s": round(med["single_bt"], 2),
+            "bittorrent_min_max": spread["single_bt"],
+            "http_s": round(med["single_http"], 2),
+            "http_min_max": spread["single_http"],
+            "speed_vs_http": round(med["single_http"] / med["single_bt"], 3),
         }
         out["one_to_four"] = {
-            "bittorrent_s": round(swarm_bt, 2),
-            "http_s": round(swarm_http, 2),
-            "time_vs_http": round(swarm_bt / swarm_http, 3),
+            "bittorrent_s": round(med["swarm_bt"], 2),
+            "bittorrent_min_max": spread["swarm_bt"],
+            "http_s": round(med["swarm_http"], 2),
+            "http_min_max": spread["swarm_http"],
+            "time_vs_http": round(med["swarm_bt"] / med["swarm_http"], 3),
         }
     finally:
         teardown()

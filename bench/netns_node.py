@@ -2,7 +2,10 @@
 """One BitTorrent node inside a namespace, for bench/netns.py (silnode's own session settings, TCP).
 
 netns_node.py seed  TORRENT DIR ADDR             prints "ready", seeds until terminated
-netns_node.py leech TORRENT DIR ADDR PEERS       prints the seconds until every piece is checked and on disk
+netns_node.py leech TORRENT DIR ADDR PEERS       prints "ready" once its session is up, waits for "go" on
+                                                 stdin, adds the torrent, and prints time.monotonic() when
+                                                 every piece is checked and on disk (CLOCK_MONOTONIC is one
+                                                 clock for every process on the machine, namespaces too)
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ async def main(role: str, torrent_path: str, directory: str, addr: str, peers: s
             await stop.wait()
         else:
             finished = s.expect(lambda e: isinstance(e, TorrentFinished))
-            t0 = time.monotonic()
+            print("ready", flush=True)
+            go = await asyncio.to_thread(sys.stdin.readline)  # the parent starts every clock at once
+            assert go.strip() == "go", go
             await s.add_download(torrent, directory, peers=[p for p in peers.split(",") if p])
             await finished
-            print(f"{time.monotonic() - t0:.3f}", flush=True)
+            print(f"{time.monotonic():.6f}", flush=True)
             await asyncio.sleep(3)  # keep serving the others a moment: a swarm, not a race to leave
     finally:
         await s.stop()
