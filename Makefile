@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml scripts/install_llama.py
 
 install: $(STAMP)
 
+# set up (home, identity), start the daemon, serve a model, print the URLs; Ctrl-C stops the node
 run: $(STAMP)
-	$(VENV)/bin/silnode init
-	$(VENV)/bin/silnode daemon start --foreground
+	$(VENV)/bin/silnode up
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check silnode tests bench scripts

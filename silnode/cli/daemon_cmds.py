@@ -15,7 +15,14 @@ from typing import Any
 import click
 
 from silnode.cli.context import Ctx, json_option
-from silnode.cli.identity import create_identity, read_password, show_phrase_once, warn_weak
+from silnode.cli.identity import (
+    create_identity,
+    read_password,
+    saved_password,
+    saved_password_path,
+    show_phrase_once,
+    warn_weak,
+)
 from silnode.cli.output import human_size
 from silnode.errors import DaemonNotRunning, SilnodeError
 from silnode.fsutil import atomic_write_bytes
@@ -35,6 +42,23 @@ storage:
 """
 
 
+def ensure_home(config: Any, *, force_config: bool = False) -> list[str]:
+    """SILNODE_HOME with config.yaml, api.token (0600) and the store's directories; returns what it created."""
+    prepare_home(config)
+    created = []
+    if force_config or not config.config_file.exists():
+        atomic_write_bytes(config.config_file, CONFIG_TEMPLATE.encode(), mode=0o600)
+        created.append(str(config.config_file))
+    had_token = config.token_file.exists()
+    ensure_token(config.token_file)
+    if not had_token:
+        created.append(str(config.token_file))
+    from silnode.store import Store  # init only: the store pulls in the GGUF reader
+
+    Store(config.base_dir).ensure_dirs()
+    return created
+
+
 @click.command()
 @click.option("--force-config", is_flag=True, help="Rewrite config.yaml even if it exists.")
 @click.option(
@@ -49,18 +73,7 @@ def init(ctx: Ctx, force_config: bool, password_file: str | None, no_identity: b
     """Create SILNODE_HOME: config.yaml, api.token (0600), the model store and an identity (seed phrase)."""
 
     config = ctx.config()
-    prepare_home(config)
-    created = []
-    if force_config or not config.config_file.exists():
-        atomic_write_bytes(config.config_file, CONFIG_TEMPLATE.encode(), mode=0o600)
-        created.append(str(config.config_file))
-    had_token = config.token_file.exists()
-    ensure_token(config.token_file)
-    if not had_token:
-        created.append(str(config.token_file))
-    from silnode.store import Store  # init only: the store pulls in the GGUF reader
-
-    Store(config.base_dir).ensure_dirs()
+    created = ensure_home(config, force_config=force_config)
 
     ks = Keystore.for_config(config)
     npub = None
@@ -143,6 +156,14 @@ def start(
 
         sys.exit(run_foreground(config, password))
 
+    pid, url = spawn_daemon(config, password, port=port, bind=bind, timeout=timeout)
+    ctx.out.data({"state": "running", "pid": pid, "url": url, "already": False}, f"daemon started (pid {pid}) at {url}")
+
+
+def spawn_daemon(
+    config: Any, password: str | None, *, port: int | None = None, bind: str | None = None, timeout: float = 30.0
+) -> tuple[int, str]:
+    """Start the daemon in the background and wait until it answers: (pid, url)."""
     prepare_home(config)
     # the password goes to the daemon through an inherited pipe: never on its command line or in its
     # environment (both are readable in /proc by other processes of the user)
@@ -182,11 +203,7 @@ def start(
             )
         state, info = daemon_state(config)
         if state == "running" and info and info.pid == proc.pid:
-            ctx.out.data(
-                {"state": "running", "pid": info.pid, "url": info.url, "already": False},
-                f"daemon started (pid {info.pid}) at {info.url}",
-            )
-            return
+            return info.pid, info.url
         time.sleep(0.05)
     proc.terminate()
     raise SilnodeError(f"daemon did not answer within {timeout:.0f} s", hint=f"see {config.log_file}")
@@ -200,6 +217,10 @@ def _daemon_password(config: Any, password_file: str | None, password_fd: int | 
             return fh.read().decode()
     if not Keystore.for_config(config).exists():
         return None
+    if password_file is None and "SILNODE_PASSWORD" not in os.environ:
+        saved = saved_password(config)  # a node set up by `silnode up` without a terminal
+        if saved is not None:
+            return saved
     return read_password(password_file, prompt="Keystore password (to unlock the node's keys)", required=False)
 
 
@@ -395,6 +416,14 @@ def doctor(ctx: Ctx) -> None:
         "ok" if bt_ok else "warn",
         f"{config.network.listen_port} {'free' if bt_ok else 'in use (fine if the daemon holds it)'}",
     )
+    saved = saved_password_path(config)
+    if saved.exists():
+        add(
+            "keystore password",
+            "warn",
+            f"kept in {saved} by `silnode up` (anyone who can read it can unlock the node's keys)",
+            "`silnode identity change-password` sets your own and removes the file",
+        )
     try:
         import libtorrent  # noqa: F401
 

@@ -44,6 +44,20 @@ def read_password(
     raise BadRequest("no password: set SILNODE_PASSWORD, use --password-file, or run in a terminal")
 
 
+def saved_password_path(config: Any) -> Path:
+    """Where `silnode up` keeps the keystore password of a node set up without a terminal (a documented
+    convenience, like lnd's wallet-unlock-password-file): 0600, beside the keystore but never inside it.
+    `doctor` flags it; `identity change-password` removes it."""
+    return Path(config.home) / "identity.password"
+
+
+def saved_password(config: Any) -> str | None:
+    try:
+        return saved_password_path(config).read_text(encoding="utf-8").rstrip("\r\n") or None
+    except FileNotFoundError:
+        return None
+
+
 def read_secret_text(what: str) -> str:
     """A phrase or secret value from stdin (scripts) or a hidden prompt (terminals)."""
     if sys.stdin.isatty():
@@ -155,7 +169,9 @@ def backup(ctx: Ctx, password_file: str | None) -> None:
 def change_password(ctx: Ctx, password_file: str | None, new_password_file: str | None) -> None:
     """Re-encrypt the keystore with a new password."""
 
-    old = read_password(password_file, prompt="Current password")
+    old = (
+        saved_password(ctx.config()) if password_file is None and "SILNODE_PASSWORD" not in os.environ else None
+    ) or read_password(password_file, prompt="Current password")
     if new_password_file:
         new_pw = Path(new_password_file).read_text(encoding="utf-8").rstrip("\r\n")
     elif os.environ.get("SILNODE_NEW_PASSWORD") is not None:
@@ -166,7 +182,13 @@ def change_password(ctx: Ctx, password_file: str | None, new_password_file: str 
         raise BadRequest("no new password: use --new-password-file, SILNODE_NEW_PASSWORD or a terminal")
     warn_weak(ctx, new_pw)
     Keystore.for_config(ctx.config()).change_password(old, new_pw)
-    ctx.out.data({"changed": True}, "password changed")
+    saved = saved_password_path(ctx.config())
+    removed = saved.exists()
+    saved.unlink(missing_ok=True)  # the new password is the user's own: no copy of it stays on disk
+    ctx.out.data(
+        {"changed": True, "saved_password_removed": removed},
+        "password changed" + (f"; removed {saved} (the node now asks for the password)" if removed else ""),
+    )
 
 
 @click.group()
