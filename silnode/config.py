@@ -31,6 +31,11 @@ class DaemonConfig:
     log_level: str = "info"
     # extra Host header values accepted besides localhost/127.0.0.1/[::1]/the bind address (DNS-rebinding guard)
     allowed_hosts: tuple[str, ...] = ()
+    # slow or idle clients: a connection that has not sent a whole request (headers) within idle_timeout
+    # seconds is closed (slow-loris guard, also idle keep-alive); a body must arrive within body_timeout
+    idle_timeout: int = 15
+    body_timeout: int = 30
+    max_body_bytes: int = 1 << 20  # a bigger request body gets 413
 
 
 @dataclass(frozen=True)
@@ -302,6 +307,9 @@ def _validate(config: Config) -> None:
     for name in ("n_ctx", "n_threads", "restart_limit"):
         if getattr(sv, name) < 0:
             raise ConfigError(f"serve.{name} must be >= 0")
+    for name in ("idle_timeout", "body_timeout", "max_body_bytes"):
+        if getattr(d, name) < 1:
+            raise ConfigError(f"daemon.{name} must be >= 1")
     for name in ("n_batch", "queue_size", "max_tokens", "restart_window"):
         if getattr(sv, name) < 1:
             raise ConfigError(f"serve.{name} must be >= 1")

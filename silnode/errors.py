@@ -24,6 +24,7 @@
     │   ├── DoesNotFit                    409 does_not_fit         (the memory estimate says no; --force overrides)
     │   └── IdentityExists                409 identity_exists
     ├── QueueFull                         429 queue_full           (carries retry_after)
+    ├── RequestTimeout                    408 request_timeout      (a request body slower than daemon.body_timeout)
     ├── ManifestError                     500 invalid_manifest     (a manifest silnode did not write)
     ├── KeystoreError                     500 keystore_error
     │   ├── KeystoreCorrupt               500 keystore_corrupt
@@ -306,6 +307,13 @@ class QueueFull(SilnodeError):
     status = 429
     code = "queue_full"
     hint = "the model is busy: retry after the Retry-After seconds, or load it with fewer clients"
+
+
+class RequestTimeout(SilnodeError):
+    """A client sent its request body too slowly (daemon.body_timeout)."""
+
+    status = 408
+    code = "request_timeout"
 
 
 # ---- tasks -----------------------------------------------------------------------------------------------
