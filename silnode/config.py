@@ -68,6 +68,8 @@ class NetworkConfig:
     recheck_interval: int = 0  # seconds between light rechecks of seeded models (0 = off)
     web_seed_max_seeds: int = 3  # drop a transfer's HTTP web seed once this many peers seed it (0 = never)
     dht_private: bool = False  # relax DHT anti-abuse limits for a private/LAN DHT where nodes share an IP
+    # a web seed from elsewhere (a magnet's ws=) is fetched through the gate: seconds to connect and per read
+    web_seed_timeout: int = 30
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,8 @@ def _validate(config: Config) -> None:
     ):
         if getattr(config.network, name) < 0:
             raise ConfigError(f"network.{name} must be >= 0")
+    if config.network.web_seed_timeout < 1:
+        raise ConfigError("network.web_seed_timeout must be >= 1 second")
     if config.network.resume_save_interval < 1:
         raise ConfigError("network.resume_save_interval must be >= 1 second")
     if config.network.seed_ratio_limit < 0:

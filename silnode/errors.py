@@ -14,6 +14,7 @@
     ├── Unauthorized                      401 unauthorized
     │   └── WrongPassword                 401 wrong_password
     ├── Forbidden                         403 forbidden
+    │   └── AddressRefused                403 address_refused      (a URL from elsewhere reaches a refused address)
     ├── NotFound                          404 not_found
     │   ├── ModelNotFound                 404 model_not_found
     │   ├── ModelNotLoaded                404 model_not_loaded     (not served)
@@ -130,6 +131,17 @@ class Unauthorized(SilnodeError):
 class Forbidden(SilnodeError):
     status = 403
     code = "forbidden"
+
+
+class AddressRefused(Forbidden):
+    """A URL from elsewhere (a magnet's web seed, a job's input) points at an address this node will not
+    fetch from (silnode.netpolicy)."""
+
+    code = "address_refused"
+    hint = (
+        "a URL that arrives in a magnet or a job may only reach public addresses (private ones too with "
+        "network.lan_only); pass the URL yourself on the command line to trust it"
+    )
 
 
 class NotFound(SilnodeError):
