@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from silnode.api.base import NODE, json_object
+from silnode.api.metrics import node_metrics
 from silnode.api.security import client_key
 from silnode.errors import BadRequest, InvalidGenerationRequest
 from silnode.serving.request import GenerationRequest
@@ -277,8 +278,9 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    node = request.app[NODE]
     return web.Response(
-        text=request.app[NODE].serving.prometheus(),
+        text=node.serving.prometheus() + await node_metrics(node),
         content_type="text/plain",
         headers={"X-Content-Type-Options": "nosniff"},
     )
