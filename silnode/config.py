@@ -31,6 +31,11 @@ class DaemonConfig:
     log_level: str = "info"
     # extra Host header values accepted besides localhost/127.0.0.1/[::1]/the bind address (DNS-rebinding guard)
     allowed_hosts: tuple[str, ...] = ()
+    # slow or idle clients: a connection that has not sent a whole request (headers) within idle_timeout
+    # seconds is closed (slow-loris guard, also idle keep-alive); a body must arrive within body_timeout
+    idle_timeout: int = 15
+    body_timeout: int = 30
+    max_body_bytes: int = 1 << 20  # a bigger request body gets 413
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class NetworkConfig:
     recheck_interval: int = 0  # seconds between light rechecks of seeded models (0 = off)
     web_seed_max_seeds: int = 3  # drop a transfer's HTTP web seed once this many peers seed it (0 = never)
     dht_private: bool = False  # relax DHT anti-abuse limits for a private/LAN DHT where nodes share an IP
+    # a web seed from elsewhere (a magnet's ws=) is fetched through the gate: seconds to connect and per read
+    web_seed_timeout: int = 30
 
 
 @dataclass(frozen=True)
@@ -309,6 +316,8 @@ def _validate(config: Config) -> None:
     ):
         if getattr(config.network, name) < 0:
             raise ConfigError(f"network.{name} must be >= 0")
+    if config.network.web_seed_timeout < 1:
+        raise ConfigError("network.web_seed_timeout must be >= 1 second")
     if config.network.resume_save_interval < 1:
         raise ConfigError("network.resume_save_interval must be >= 1 second")
     if config.network.seed_ratio_limit < 0:
@@ -317,6 +326,9 @@ def _validate(config: Config) -> None:
     for name in ("n_ctx", "n_threads", "restart_limit"):
         if getattr(sv, name) < 0:
             raise ConfigError(f"serve.{name} must be >= 0")
+    for name in ("idle_timeout", "body_timeout", "max_body_bytes"):
+        if getattr(d, name) < 1:
+            raise ConfigError(f"daemon.{name} must be >= 1")
     for name in ("n_batch", "queue_size", "max_tokens", "restart_window"):
         if getattr(sv, name) < 1:
             raise ConfigError(f"serve.{name} must be >= 1")

@@ -17,7 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from silnode import __version__
-from silnode.api import make_app
+from silnode.api import make_app, runner_options
 from silnode.config import Config
 from silnode.errors import Conflict
 from silnode.fsutil import atomic_write_json
@@ -80,7 +80,7 @@ async def run(config: Config, password: str | None = None) -> None:
     try:
         await node.start()
         app = make_app(node)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, **runner_options(node))
         await runner.setup()
         site = web.TCPSite(runner, config.daemon.bind_address, config.daemon.port, reuse_address=True)
         try:

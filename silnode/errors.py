@@ -14,6 +14,7 @@
     ├── Unauthorized                      401 unauthorized
     │   └── WrongPassword                 401 wrong_password
     ├── Forbidden                         403 forbidden
+    │   └── AddressRefused                403 address_refused      (a URL from elsewhere reaches a refused address)
     ├── NotFound                          404 not_found
     │   ├── ModelNotFound                 404 model_not_found
     │   ├── ModelNotLoaded                404 model_not_loaded     (not served)
@@ -24,6 +25,7 @@
     │   ├── DoesNotFit                    409 does_not_fit         (the memory estimate says no; --force overrides)
     │   └── IdentityExists                409 identity_exists
     ├── QueueFull                         429 queue_full           (carries retry_after)
+    ├── RequestTimeout                    408 request_timeout      (a request body slower than daemon.body_timeout)
     ├── ManifestError                     500 invalid_manifest     (a manifest silnode did not write)
     ├── KeystoreError                     500 keystore_error
     │   ├── KeystoreCorrupt               500 keystore_corrupt
@@ -129,6 +131,17 @@ class Unauthorized(SilnodeError):
 class Forbidden(SilnodeError):
     status = 403
     code = "forbidden"
+
+
+class AddressRefused(Forbidden):
+    """A URL from elsewhere (a magnet's web seed, a job's input) points at an address this node will not
+    fetch from (silnode.netpolicy)."""
+
+    code = "address_refused"
+    hint = (
+        "a URL that arrives in a magnet or a job may only reach public addresses (private ones too with "
+        "network.lan_only); pass the URL yourself on the command line to trust it"
+    )
 
 
 class NotFound(SilnodeError):
@@ -306,6 +319,13 @@ class QueueFull(SilnodeError):
     status = 429
     code = "queue_full"
     hint = "the model is busy: retry after the Retry-After seconds, or load it with fewer clients"
+
+
+class RequestTimeout(SilnodeError):
+    """A client sent its request body too slowly (daemon.body_timeout)."""
+
+    status = 408
+    code = "request_timeout"
 
 
 # ---- tasks -----------------------------------------------------------------------------------------------

@@ -24,10 +24,12 @@ from silnode.fit.hardware import probe
 from silnode.fit.inspect import hardware_overrides
 from silnode.identity import Identity, Keystore
 from silnode.models import ModelsService
+from silnode.netpolicy import Policy
 from silnode.serving.service import ServingService
 from silnode.store import Store
 from silnode.tasks import Tasks
 from silnode.torrent.engine import TorrentEngine
+from silnode.webseed_gate import WebSeedGate
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +66,16 @@ class Node:
         self.distribution = DistributionService(config, self.store, self.engine)
         self.serving = ServingService(config, self.store)
         self.models = ModelsService(config, self.store, self.tasks, self.distribution, self.serving)
+        # web seeds from elsewhere (a magnet's ws=) reach libtorrent only as URLs of this gate (webseed_gate.py)
+        self.webseed_gate = WebSeedGate(
+            Policy(lan_only=config.network.lan_only), timeout=config.network.web_seed_timeout
+        )
         # dependency order: the store first, then what uses it (discovery joins after distribution, the DVM
         # after serving); stopped in reverse
         self.services: list[Service] = [
             StoreService(self.store),
             self.tasks,
+            self.webseed_gate,
             self.engine,
             self.distribution,
             self.serving,

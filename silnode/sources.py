@@ -30,7 +30,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -676,10 +676,37 @@ def parse_hf_ref(ref: str) -> tuple[str, str, str | None]:
     return m.group("repo"), m.group("file"), m.group("rev")
 
 
-def fetch_hf(ref: str, *, cache_dir: Path | None = None) -> FoundModel:
+def _reporting_tqdm(progress: Callable[[int, int], None], before: int) -> type:
+    """A tqdm class for hf_hub_download that draws nothing and hands the bytes to ``progress(done, total)``
+    (``before``: bytes of the earlier parts of a split model). ``progress`` may raise (TaskCancelled when the
+    daemon stops): the exception leaves hf_hub_download at once, and the ``.incomplete`` file stays in the cache
+    so the next try resumes."""
+    from tqdm.auto import tqdm
+
+    class Reporting(tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._done = int(kwargs.get("initial") or 0)
+            self._total = int(kwargs.get("total") or 0)
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+            progress(before + self._done, before + self._total)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            self._done += int(n or 0)
+            progress(before + self._done, before + max(self._total, self._done))
+            return None
+
+    return Reporting
+
+
+def fetch_hf(
+    ref: str, *, cache_dir: Path | None = None, progress: Callable[[int, int], None] | None = None
+) -> FoundModel:
     """Download an hf:// GGUF through huggingface_hub into its cache (an interrupted download resumes), and
     return it as found in the cache. Split GGUFs: give part 1; the other parts are fetched too.
 
+    ``progress(done_bytes, total_bytes)`` is called as bytes arrive; raising from it cancels the download (the
+    task runner raises TaskCancelled when the daemon stops, so `daemon stop` never waits on a big download).
     ``HF_ENDPOINT`` selects the Hub (read at call time); ``HF_TOKEN`` is used by huggingface_hub itself.
     """
     # huggingface_hub is costly to import: only for hf:// and the HF cache
@@ -701,8 +728,11 @@ def fetch_hf(ref: str, *, cache_dir: Path | None = None) -> FoundModel:
         n = int(m.group("n"))
         names = [f"{m.group('stem')}-{i:05d}-of-{n:05d}.gguf" for i in range(1, n + 1)]
     try:
+        before = 0
         for name in names:
-            hf_hub_download(repo_id, name, revision=revision, cache_dir=cache, endpoint=endpoint)
+            extra: dict[str, Any] = {"tqdm_class": _reporting_tqdm(progress, before)} if progress else {}
+            got = hf_hub_download(repo_id, name, revision=revision, cache_dir=cache, endpoint=endpoint, **extra)
+            before += os.path.getsize(got)
         try:  # the license lives in the model card's front matter
             hf_hub_download(repo_id, "README.md", revision=revision, cache_dir=cache, endpoint=endpoint)
         except (EntryNotFoundError, HfHubHTTPError):

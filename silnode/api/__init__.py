@@ -214,7 +214,9 @@ async def openapi(request: web.Request) -> web.Response:
 def make_app(node: Node) -> web.Application:
     token = ensure_token(node.config.token_file)
     guard = Guard(node.config, token)
-    app = web.Application(middlewares=[error_middleware, guard_middleware(guard)], client_max_size=1 << 20)
+    app = web.Application(
+        middlewares=[error_middleware, guard_middleware(guard)], client_max_size=node.config.daemon.max_body_bytes
+    )
     app[NODE] = node
     for r in ROUTES:
         app.router.add_route(r.method, r.path, r.handler)
@@ -224,4 +226,11 @@ def make_app(node: Node) -> web.Application:
     return app
 
 
-__all__ = ["make_app", "openapi_document", "ok", "NODE"]
+def runner_options(node: Node) -> dict[str, Any]:
+    """What the daemon's AppRunner needs for slow clients: aiohttp closes a connection that has not sent a
+    whole request within keepalive_timeout, counted from the connect (so a slow-loris that trickles headers
+    is cut off too), and an idle keep-alive connection after the same time."""
+    return {"keepalive_timeout": float(node.config.daemon.idle_timeout)}
+
+
+__all__ = ["make_app", "runner_options", "openapi_document", "ok", "NODE"]

@@ -8,6 +8,7 @@ parse and check the request, call once, and shape the reply."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from silnode.errors import BadRequest, SilnodeError
+from silnode.errors import BadRequest, RequestTimeout, SilnodeError
 from silnode.names import validate_name
 from silnode.node import Node
 from silnode.tasks import Task
@@ -66,8 +67,14 @@ _PY = {"string": str, "boolean": bool, "integer": int, "array": list}
 
 
 async def json_object(request: web.Request, *, empty_ok: bool = False) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 saying what is wrong with it."""
-    raw = await request.read()
+    """The request body as a JSON object, or a 400 saying what is wrong with it. A body that trickles in
+    slower than ``daemon.body_timeout`` is a 408 (a slow client must not hold a handler forever)."""
+    limit = request.app[NODE].config.daemon.body_timeout
+    try:
+        async with asyncio.timeout(limit):
+            raw = await request.read()
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {limit} s (daemon.body_timeout)") from None
     if empty_ok and not raw.strip():
         return {}
     try:

@@ -10,7 +10,6 @@ client that hangs up — while waiting or while streaming — cancels its reques
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from silnode.api.base import NODE, json_object
+from silnode.api.metrics import node_metrics
+from silnode.api.security import client_key
 from silnode.errors import BadRequest, InvalidGenerationRequest
 from silnode.serving.request import GenerationRequest
 from silnode.serving.service import Request, ServedModel
@@ -129,14 +130,8 @@ def _generation(body: dict, kind: str, model: ServedModel, default_max: int) -> 
 
 
 def _client_key(request: web.Request, body: dict) -> str:
-    """Who is asking, for the fair queue: the OpenAI `user` field, else the token, else the peer address."""
-    user = body.get("user")
-    if isinstance(user, str) and user:
-        return f"user:{user[:200]}"
-    auth = request.headers.get("Authorization")
-    if auth:
-        return "token:" + hashlib.sha256(auth.encode()).hexdigest()[:16]  # never the token itself
-    return f"addr:{request.remote}"
+    """Who is asking, for the fair queue: the rule lives with the auth table (api/security.py)."""
+    return client_key(request, body)
 
 
 async def _watch_disconnect(request: web.Request, req: Request) -> None:
@@ -283,8 +278,9 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    node = request.app[NODE]
     return web.Response(
-        text=request.app[NODE].serving.prometheus(),
+        text=node.serving.prometheus() + await node_metrics(node),
         content_type="text/plain",
         headers={"X-Content-Type-Options": "nosniff"},
     )

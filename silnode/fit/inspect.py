@@ -22,10 +22,12 @@ def resolve_model_path(config: Config, model: str) -> Path:
     """A .gguf path, or a store model's first file (part 1 of a split model carries the facts)."""
 
     path = Path(model).expanduser()
-    if path.is_file():
+    store = Store(config.base_dir)
+    # a store name wins over a relative path that happens to spell it ("etc/passwd" from a daemon in /), so a
+    # caller allowed store names only (the API without admin) never reaches a file outside the store
+    if path.is_file() and not (is_valid_name(model) and store.exists(model)):
         return path
     if is_valid_name(model):
-        store = Store(config.base_dir)
         manifest = store.read_manifest(model)  # ModelNotFound (404) when absent
         return store.model_dir(model) / manifest.files[0].path
     raise NotFound(f"{model}: no such file or store model", hint="give a .gguf path or an org/model name")

@@ -3,8 +3,17 @@
 One worker generates for one request at a time, so requests wait. First-come-first-served lets a client
 that sends twenty requests hold everyone else back for twenty generations; here each client has its own
 line and the dispatcher takes from the lines in turn (round-robin), so a client with one request waits for
-at most one request of every other client. The bound counts waiting requests of all clients together;
-past it, `put` raises QueueFull (the API answers 429 with Retry-After).
+at most one request of every other client.
+
+Who is a client (the key, made by :func:`silnode.api.security.client_key`): a token or a payment when the
+request carries one; else the peer address, optionally refined by the OpenAI ``user`` field as
+``"<source>\\x1f<finer key>"``. Finer keys are free to invent, so one source may hold at most
+``MAX_KEYS_PER_SOURCE`` lines at once; its requests past that join the source's own line (rotating ``user``
+buys at most that many turns per round).
+
+Bounds: the queue holds ``maxsize`` waiting requests of all clients together, and one client at most
+``per_client`` of them (3/4 of the queue, at least 1), so a flood from one client still leaves room for others;
+past either, ``put`` raises QueueFull (the API answers 429 with Retry-After).
 """
 
 from __future__ import annotations
@@ -16,11 +25,18 @@ from typing import Generic, TypeVar
 from silnode.errors import QueueFull
 
 T = TypeVar("T")
+KEY_SEP = "\x1f"
+MAX_KEYS_PER_SOURCE = 4
+
+
+def source_of(key: str) -> str:
+    return key.split(KEY_SEP, 1)[0]
 
 
 class FairQueue(Generic[T]):
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, *, per_client: int | None = None) -> None:
         self.maxsize = maxsize
+        self._per_client = per_client
         self._lines: OrderedDict[str, deque[T]] = OrderedDict()  # client -> its waiting items, turn order
         self._size = 0
         self._ready = asyncio.Event()
@@ -28,10 +44,31 @@ class FairQueue(Generic[T]):
     def __len__(self) -> int:
         return self._size
 
+    @property
+    def per_client(self) -> int:
+        if self._per_client is not None:
+            return self._per_client
+        return max(1, self.maxsize - self.maxsize // 4)  # maxsize may be changed after construction
+
+    def line_key(self, client: str) -> str:
+        """The line a request of ``client`` joins: its own, or its source's once the source holds too many."""
+        if KEY_SEP not in client or client in self._lines:
+            return client
+        source = source_of(client)
+        held = sum(1 for k in self._lines if k != source and source_of(k) == source)
+        return client if held < MAX_KEYS_PER_SOURCE else source
+
     def put(self, client: str, item: T) -> None:
         if self._size >= self.maxsize:
             raise QueueFull(f"{self._size} requests are already waiting for this model (queue_size {self.maxsize})")
-        self._lines.setdefault(client, deque()).append(item)
+        key = self.line_key(client)
+        line = self._lines.get(key)
+        if line is not None and len(line) >= self.per_client:
+            raise QueueFull(
+                f"{len(line)} of your requests are already waiting for this model; "
+                f"one client may queue at most {self.per_client} (3/4 of serve.queue_size {self.maxsize})"
+            )
+        self._lines.setdefault(key, deque()).append(item)
         self._size += 1
         self._ready.set()
 

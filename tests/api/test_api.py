@@ -20,7 +20,7 @@ async def test_health_and_status(api):
     assert (
         st["store"]["models"] == 0
         and st["uptime_s"] >= 0
-        and st["services"] == ["store", "tasks", "torrent-engine", "distribution", "serving", "models"]
+        and st["services"] == ["store", "tasks", "webseed-gate", "torrent-engine", "distribution", "serving", "models"]
     )
 
 
@@ -138,7 +138,7 @@ async def test_non_loopback_bind_needs_token_everywhere(clean_env, aiohttp_clien
     try:
         client = await aiohttp_client(make_app(node))
         assert (await client.get("/api/v1/models")).status == 401
-        assert (await client.get("/api/v1/health")).status == 401
+        assert (await client.get("/api/v1/health")).status == 200  # liveness stays open (the auth table)
         tok = cfg.token_file.read_text().strip()
         r = await client.get("/api/v1/models", headers={"Authorization": f"Bearer {tok}", "Host": "node.lan:8737"})
         assert r.status == 200
@@ -309,7 +309,10 @@ async def test_inspect_route(api, tiny_gguf):
     )
     body = (await (await api.get("/api/v1/inspect", params={"model": "org/tiny", "ctx": "512"})).json())["inspect"]
     assert body["gguf"]["arch"] == "llama" and body["fits"] is True and body["estimate"]["total_bytes"] > 0
-    by_path = (await (await api.get("/api/v1/inspect", params={"model": str(tiny_gguf)})).json())["inspect"]
+    r = await api.get("/api/v1/inspect", params={"model": str(tiny_gguf)})
+    assert r.status == 401 and "admin token" in (await r.json())["error"]  # a path argument needs admin
+    r = await api.get("/api/v1/inspect", params={"model": str(tiny_gguf)}, headers=api.auth)
+    by_path = (await r.json())["inspect"]
     assert by_path["gguf"] == body["gguf"]
     for params, status in (
         ({}, 400),

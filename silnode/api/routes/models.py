@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from silnode.api.base import NODE, Field, check_ctx, model_name, ok, query_ctx, read_body, route, task_reply
+from silnode.api.security import principal
 from silnode.errors import BadRequest
 from silnode.names import validate_name
 from silnode.transfer import parse_peers
@@ -108,7 +109,9 @@ async def task(request: web.Request) -> web.Response:
     "/api/v1/inspect",
     "GGUF facts, memory need (weights, KV, compute, overhead) and fit of a model",
     query={
-        "model": Field("string", required=True, description="org/model in the store, or a .gguf path"),
+        "model": Field(
+            "string", required=True, description="org/model in the store, or a .gguf path (a path needs admin)"
+        ),
         "ctx": Field("integer", description="context size (default: the model's, capped at 4096)"),
         "flash_attn": Field("boolean", description="estimate with flash attention"),
     },
@@ -119,6 +122,10 @@ async def inspect(request: web.Request) -> web.Response:
     model = q.get("model")
     if not model or "\x00" in model or len(model) > 4096:
         raise BadRequest("query parameter 'model' is required (org/model or a .gguf path)")
+    if principal(request).scope != "admin":
+        # the guard let a store name through without admin: it must name a store model, never a file that
+        # happens to be spelled like one (a path argument needs admin)
+        await request.app[NODE].models.show(validate_name(model))
     data = await request.app[NODE].models.inspect(
         model, n_ctx=query_ctx(request), flash_attn=q.get("flash_attn", "").lower() in ("1", "true", "yes")
     )
