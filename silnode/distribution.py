@@ -27,7 +27,7 @@ from silnode.config import Config
 from silnode.errors import Conflict, NotFound, SilnodeError
 from silnode.fit.recommend import metadata_fit_check
 from silnode.fsutil import atomic_write_bytes, atomic_write_json
-from silnode.names import is_valid_name, safe_file_name, validate_name
+from silnode.names import is_valid_name, validate_name
 from silnode.store import Store
 from silnode.torrent import events as ev
 from silnode.torrent.create import (
@@ -43,6 +43,7 @@ from silnode.torrent.create import (
 )
 from silnode.torrent.engine import TorrentEngine
 from silnode.torrent.events import TorrentChecked
+from silnode.torrent.layout import is_gguf_name
 from silnode.torrent.session import TorrentSession
 from silnode.transfer import ACTIVE, Transfer, same_id
 
@@ -319,16 +320,20 @@ class DistributionService:
                     t,
                     "this torrent has no silnode key, so it carries no model name; get it again with --name org/model",
                 )
-            st = self.session.status(t.id)
+            # every file is fetched, sizes from the metadata; the .gguf files become the model, the others
+            # (README, LICENSE, .json) are kept beside it as extra files (README: "Foreign torrents")
             files = [
-                {"path": safe_file_name(Path(p).name), "size": None, "sha256": None}
-                for p in self.session.file_paths(t.id)
+                {"path": fname, "size": size, "sha256": None, **({} if is_gguf_name(fname) else {"extra": True})}
+                for fname, size in self.session.files(t.id)
             ]
-            if st.total_size and len(files) == 1:
-                files[0]["size"] = st.total_size
+            if not any(not f.get("extra") for f in files):
+                t.files = files
+                return await self._fail(
+                    t, "this torrent has no .gguf file, so it holds no model silnode can store", remove=True
+                )
         t.files = files
         if not t.name:
-            first = files[0]["path"]
+            first = next(f["path"] for f in files if not f.get("extra"))
             stem = first[:-5] if first.endswith(".gguf") else first
             t.name = f"torrent/{stem[:80]}" if is_valid_name(f"torrent/{stem[:80]}") else f"torrent/{t.id[:16]}"
         if self.store.exists(t.name):
@@ -368,11 +373,8 @@ class DistributionService:
 
         data = self.session.torrent_bytes(t.id)
         await self.session.remove(t.id)  # libtorrent lets go of the files before they move
-        work = self.store.partial_dir / t.work_id
-        files = t.files or []
-        for f in files:  # foreign torrents: sizes from disk
-            if f.get("size") is None and (work / f["path"]).is_file():
-                f["size"] = (work / f["path"]).stat().st_size
+        files = [f for f in t.files or [] if not f.get("extra")]
+        extras = [f for f in t.files or [] if f.get("extra")]
         source = {"type": "torrent", "infohash": t.id, "magnet": t.target}
         try:
             await asyncio.to_thread(
@@ -380,6 +382,7 @@ class DistributionService:
                 t.work_id,
                 t.name,
                 files,
+                extras=extras,
                 license=t.license,
                 source=source,
                 infohash=t.id,

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -334,9 +335,13 @@ class Store:
         license: str | None = None,
         source: dict[str, Any] | None = None,
         progress: Progress | None = None,
+        extras: list[dict[str, Any]] | None = None,
         **extra: Any,
     ) -> Manifest:
         """Move a finished download from ``partial/<work_id>/`` into the store after checking it.
+
+        ``extras``: a foreign torrent's non-GGUF files (``{path, size}``); they move beside the model and are
+        listed with their sha256 under the manifest's ``extra_files``.
 
         ``files`` are the expected ``{path, size, sha256}`` (from the torrent's info dict). Every file is
         re-hashed here: libtorrent's piece hashes prove the pieces, this proves the file is the one named.
@@ -350,7 +355,10 @@ class Store:
                 raise ModelExists(f"model {name} is already in the store")
             self._busy.add(name)
         try:
-            total = sum(int(f["size"]) for f in files)
+            if not files:
+                raise BadRequest("the download holds no .gguf file")
+            extras = extras or []
+            total = sum(int(f["size"]) for f in [*files, *extras])
             done = 0
             records, facts = [], []
             for f in files:
@@ -364,12 +372,23 @@ class Store:
                     raise BadRequest(f"downloaded file {fname}: sha256 {digest} does not match {f['sha256']}")
                 facts.append(read_facts(path))
                 records.append(ModelFile(fname, int(f["size"]), digest))
+            extra_records = []
+            for f in extras:
+                fname = _validate_extra_name(f["path"], {r.path for r in records})
+                path = work / fname
+                if path.is_symlink() or not path.is_file() or path.stat().st_size != int(f["size"]):
+                    raise BadRequest(f"downloaded file {fname} is missing or has the wrong size")
+                digest = sha256_file(path, progress, done, total)
+                done += int(f["size"])
+                extra_records.append(ModelFile(fname, int(f["size"]), digest))
             merged = facts[0] if len(facts) == 1 else merge_split_facts(facts)
             # only the model files move: libtorrent may have left other entries (e.g. padding files)
             final = self.partial_dir / f"{work_id}.adopt"
             final.mkdir()
-            for r in records:
+            for r in [*records, *extra_records]:
                 os.rename(work / r.path, final / r.path)
+            if extra_records:
+                extra = {**extra, "extra_files": [r.to_json() for r in extra_records]}
             manifest = Manifest(
                 name, records, merged.to_dict(), license=license, source=source or {"type": "local"}
             ).updated(**extra)
@@ -378,7 +397,7 @@ class Store:
                 self._place(final, name)
             finally:
                 if final.exists():  # put the files back so the transfer can be retried
-                    for r in records:
+                    for r in [*records, *extra_records]:
                         if (final / r.path).exists():
                             os.rename(final / r.path, work / r.path)
                     shutil.rmtree(final, ignore_errors=True)
@@ -500,6 +519,16 @@ class Store:
     def release_partial(self, work_id: str) -> None:
         with self._lock:
             self._active_partials.discard(work_id)
+
+
+_EXTRA_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def _validate_extra_name(name: object, model_files: set[str]) -> str:
+    """A foreign torrent's extra file: one plain path component that cannot shadow the manifest or a model file."""
+    if not isinstance(name, str) or not _EXTRA_RE.fullmatch(name) or ".." in name or name in model_files:
+        raise BadRequest(f"refusing extra file name {str(name)[:80]!r}")
+    return name
 
 
 def _gib(n: int) -> str:

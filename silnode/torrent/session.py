@@ -61,7 +61,7 @@ from silnode.torrent.events import (
     TorrentFinished,
     TorrentRemoved,
 )
-from silnode.torrent.layout import flat_renames, remove_empty_torrent_dir, wanted_priorities
+from silnode.torrent.layout import file_entries, flat_names, flat_renames, remove_empty_torrent_dir, wanted_priorities
 from silnode.torrent.settings import session_settings
 from silnode.torrent.status import TorrentStatus, status_from
 
@@ -312,10 +312,8 @@ class TorrentSession:
         ti = load_torrent_info(torrent_bytes)
         layout = ti.layout()
         save = Path(save_path)
-        for i in range(layout.num_files()):
-            if layout.file_flags(i) & lt.file_storage.flag_pad_file:
-                continue
-            p = save / layout.file_name(i)
+        for i, fname in flat_names(layout).items():
+            p = save / fname
             try:
                 size = p.stat().st_size
             except OSError as exc:
@@ -609,13 +607,12 @@ class TorrentSession:
         ti = rec.handle.torrent_file()
         if ti is None:
             return []
-        lt = libtorrent()
-        layout = ti.layout()
-        return [
-            Path(rec.save_path) / layout.file_name(i)
-            for i in range(layout.num_files())
-            if not layout.file_flags(i) & lt.file_storage.flag_pad_file
-        ]
+        return [Path(rec.save_path) / name for name in flat_names(ti.layout()).values()]
+
+    def files(self, id: str) -> list[tuple[str, int]]:
+        """*sync*. ``(local file name, size)`` of every real file, from the metadata; [] before it."""
+        ti = self._rec(id).handle.torrent_file()
+        return [] if ti is None else file_entries(ti.layout())
 
     def set_limits(self, *, upload: int | None = None, download: int | None = None) -> None:
         """*sync*. Session-wide rates in bytes/s (0 = unlimited; None = leave as is). A limit also holds for
