@@ -19,7 +19,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,27 @@ log = logging.getLogger(__name__)
 TORRENT_FILE = ".silnode.torrent"
 V1_TORRENT_FILE = ".silnode-v1.torrent"  # optional v1-only twin for clients without BEP 52 (share --v1-compat)
 
+DIAL_BACKOFF_START = 1.0  # a transfer without peers redials its explicit peers after 1 s, 2 s, 4 s ... 30 s
+DIAL_BACKOFF_MAX = 30.0
+ANNOUNCE_BACKOFF_START = 5.0  # ... and asks the DHT after 5 s, 10 s, 20 s ... up to libtorrent's own interval
+ANNOUNCE_BACKOFF_MAX = 15 * 60.0  # libtorrent's dht_announce_interval
+
+
+@dataclass
+class _Backoff:
+    """When a transfer with no peer next redials its explicit peers and next asks the DHT."""
+
+    started: float
+    next_dial: float = 0.0
+    dial_delay: float = DIAL_BACKOFF_START
+    next_announce: float = 0.0
+    announce_delay: float = ANNOUNCE_BACKOFF_START
+
+    def __post_init__(self) -> None:
+        self.next_dial = self.started  # at once: the transfer just lost (or never had) its peers
+        self.next_announce = self.started + ANNOUNCE_BACKOFF_START  # then 10 s, 20 s, 40 s ... later
+        self.announce_delay = ANNOUNCE_BACKOFF_START * 2
+
 
 class DistributionService:
     name = "distribution"
@@ -69,7 +90,9 @@ class DistributionService:
         self._ticker: asyncio.Task[None] | None = None
         self._dht_nodes = 0
         self._done: dict[str, asyncio.Event] = {}
-        self._fresh: dict[str, float] = {}  # seed id -> re-announce to the DHT until this time
+        # seed id -> (re-announce until, next announce at, the delay after it)
+        self._fresh: dict[str, tuple[float, float, float]] = {}
+        self._backoff: dict[str, _Backoff] = {}  # transfers with no peer: when to redial / re-announce next
 
     @property
     def session(self) -> TorrentSession:
@@ -175,7 +198,11 @@ class DistributionService:
         # tell the DHT now, and again every few seconds for a while: an announce made before the routing
         # table has settled (a node that just started) is lost, and libtorrent's own next one is minutes away
         self.session.announce(tid)
-        self._fresh[tid] = time.monotonic() + 120
+        self._fresh[tid] = (
+            time.monotonic() + 120,
+            time.monotonic() + ANNOUNCE_BACKOFF_START,
+            ANNOUNCE_BACKOFF_START * 2,
+        )
         return tid
 
     async def _seed_all(self, name: str) -> None:
@@ -582,8 +609,7 @@ class DistributionService:
                     await self._save_all_resume()
                 self._dht_nodes = int((await self.session.stats(timeout=5)).get("dht.dht_nodes", 0))
                 self._cap_web_seeds()
-                if int(now) % 5 == 0:  # ask the DHT again (libtorrent's own next announce is minutes away)
-                    self._reannounce(now)
+                self._look_for_peers(now)
                 interval = self.config.network.recheck_interval
                 if interval and now - last_recheck >= interval and self.seeds:
                     last_recheck = now
@@ -602,18 +628,36 @@ class DistributionService:
                 except SilnodeError as exc:
                     log.debug("resume data for %s: %s", t.id[:12], exc)
 
-    def _reannounce(self, now: float) -> None:
+    def _look_for_peers(self, now: float) -> None:
+        """A transfer with no peer redials its explicit peers (``--peer``, the magnet's x.pe) and asks the DHT
+        again, each with its own backoff (README "Finding peers"): an explicit peer is often the only way to
+        the data (a plain client with no DHT and no tracker hangs up on a peer that wants nothing while the
+        metadata is held, and nothing else would dial it again), and the public DHT is not asked every few
+        seconds for hours. The backoff restarts once the transfer has peers again."""
         ids = set(self.session.ids())
-        looking = [
-            t.id
-            for t in self.transfers.values()  # still looking for peers
-            if t.state == "metadata"
-            or (t.state == "downloading" and t.id in ids and self.session.status(t.id).num_peers == 0)
-        ]
-        for tid in [*looking, *self._fresh]:
-            if tid in ids:
+        for t in self.transfers.values():
+            if t.state not in ("metadata", "downloading") or t.id not in ids:
+                self._backoff.pop(t.id, None)
+                continue
+            if self.session.status(t.id).num_peers > 0:
+                self._backoff.pop(t.id, None)
+                continue
+            b = self._backoff.setdefault(t.id, _Backoff(now))
+            if now >= b.next_dial:
+                self.session.redial(t.id)
+                b.next_dial, b.dial_delay = now + b.dial_delay, min(b.dial_delay * 2, DIAL_BACKOFF_MAX)
+            if now >= b.next_announce:
+                self.session.announce(t.id)
+                b.next_announce = now + b.announce_delay
+                b.announce_delay = min(b.announce_delay * 2, ANNOUNCE_BACKOFF_MAX)
+        # a model just seeded: tell the DHT again a few times (an announce made before the routing table
+        # settled is lost), 5 s doubling, for its first two minutes
+        for tid, (until, at, delay) in list(self._fresh.items()):
+            if until <= now or tid not in ids:
+                del self._fresh[tid]
+            elif now >= at:
                 self.session.announce(tid)
-        self._fresh = {tid: until for tid, until in self._fresh.items() if until > now and tid in ids}
+                self._fresh[tid] = (until, now + delay, min(delay * 2, ANNOUNCE_BACKOFF_MAX))
 
     def _cap_web_seeds(self) -> None:
         cap = self.config.network.web_seed_max_seeds

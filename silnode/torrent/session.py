@@ -467,6 +467,17 @@ class TorrentSession:
     def ids(self) -> list[str]:
         return [i for i, r in self._torrents.items() if r.handle is not None]
 
+    def redial(self, id: str) -> None:
+        """*sync*. Dial the torrent's explicit peers again (those given to ``add_download`` and the magnet's
+        ``x.pe`` hints): libtorrent forgets a peer that hung up, and without a DHT or tracker nothing else
+        would find it again."""
+        rec = self._rec(id)
+        for peer in rec.peers:
+            try:
+                rec.handle.connect_peer(peer)
+            except RuntimeError:  # pragma: no cover - a handle that just went away
+                pass
+
     def connect_peer(self, id: str, host: str, port: int) -> None:
         """*sync*. Connect to a peer for this torrent (a hint; libtorrent dials it in the background)."""
         host, port = parse_peer((host, port))
