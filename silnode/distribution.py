@@ -40,6 +40,8 @@ from silnode.torrent.create import (
     read_our_key,
     read_our_shape,
     target_magnet,
+    torrent_from_resume,
+    with_web_seeds,
 )
 from silnode.torrent.engine import TorrentEngine
 from silnode.torrent.events import TorrentChecked
@@ -147,8 +149,11 @@ class DistributionService:
         tpath = mdir / TORRENT_FILE
         seeds = tuple(web_seeds) or tuple(manifest.web_seeds or ())
         total = manifest.total_size
-        if tpath.is_file() and not web_seeds:
+        if tpath.is_file():
             data = tpath.read_bytes()
+            if web_seeds:  # url-list lies outside the info dict: edited in place, nothing hashed again
+                data = with_web_seeds(data, seeds)
+                await asyncio.to_thread(atomic_write_bytes, tpath, data)
         else:
             pieces = (lambda done, n: progress(done * total // max(n, 1), total)) if progress else None
             data = await asyncio.to_thread(
@@ -394,61 +399,70 @@ class DistributionService:
         self.session.announce(t.id)
 
     async def _on_finished(self, t: Transfer) -> None:
+        """All pieces are in: hand the files over to the store, then seed them.
+
+        Crash-safe at every step (README "Crash-safe hand-off"): the resume data saved first records every
+        piece, so a node killed before the model is in the store resumes with nothing to download and
+        finishes again; the model (files, manifest and the .torrent to seed from) appears in ``models/`` with
+        one directory rename, and a node killed after it finds the model there on restart and drops the
+        transfer instead of fetching it again. Any failure ends the transfer in ``error`` with the step named.
+        """
         if t.state in ("verifying", "done"):
             return
         t.state = "verifying"
+        step = "saving the resume data"
+        try:
+            resume = await self.session.save_resume(t.id, timeout=60)
+            await asyncio.to_thread(self._write_resume, t.id, resume)
+            self._save_state()
+            step = "writing the torrent"
+            # the complete .torrent from what libtorrent verified: no second hashing pass to rebuild it
+            tdata = torrent_from_resume(resume, web_seeds=t.web_seeds)
+            step = "releasing the files"
+            await self.session.remove(t.id)  # libtorrent lets go of the files before they move
+            step = "verifying and moving into the store"
+            await self._adopt(t, tdata)
+            step = "recording the transfer"
+            self.store.release_partial(t.work_id)
+            self._drop_resume(t.id)
+            t.state, t.finished, t.error = "done", time.time(), None
+            self._save_state()
+            step = "seeding"
+            await self._seed(t.name, tdata, self.store.model_dir(t.name))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not isinstance(exc, SilnodeError):
+                log.exception("transfer %s: %s failed", t.id[:12], step)
+            if t.state == "done":  # the model is in the store; only seeding it failed
+                t.error = f"downloaded, but seeding failed: {exc}"
+                log.error("%s: %s", t.name, t.error)
+            else:
+                await self._fail(t, f"{step} failed: {exc}")
+            return
+        finally:
+            if t.id in self._done and t.state in ("done", "error"):
+                self._done[t.id].set()
+        log.info("downloaded %s (%s)", t.name, t.id)
 
-        data = self.session.torrent_bytes(t.id)
-        await self.session.remove(t.id)  # libtorrent lets go of the files before they move
+    async def _adopt(self, t: Transfer, tdata: bytes) -> None:
         files = [f for f in t.files or [] if not f.get("extra")]
         extras = [f for f in t.files or [] if f.get("extra")]
         source = {"type": "torrent", "infohash": t.id, "magnet": t.target}
-        try:
-            await asyncio.to_thread(
-                self.store.adopt,
-                t.work_id,
-                t.name,
-                files,
-                extras=extras,
-                license=t.license,
-                source=source,
-                infohash=t.id,
-                magnet=magnet(data, name=t.name) if data else t.target,
-                seeding=True,
-                web_seeds=t.web_seeds,
-            )
-        except SilnodeError as exc:
-            return await self._fail(t, f"verification failed: {exc}")
-        mdir = self.store.model_dir(t.name)
-        tdata = await asyncio.to_thread(self._seedable_torrent, t, mdir, data)
-        if tdata:
-            await asyncio.to_thread(atomic_write_bytes, mdir / TORRENT_FILE, tdata)
-        self.store.release_partial(t.work_id)
-        self._drop_resume(t.id)
-        t.state, t.finished, t.error = "done", time.time(), None
-        self._save_state()
-        if tdata:
-            try:
-                await self._seed(t.name, tdata, mdir)
-            except SilnodeError as exc:
-                log.warning("downloaded %s but cannot seed it: %s", t.name, exc)
-        log.info("downloaded %s (%s)", t.name, t.id)
-        self._done[t.id].set()
-
-    def _seedable_torrent(self, t: Transfer, mdir: Path, received: bytes | None) -> bytes | None:
-        """A complete .torrent to seed from. A magnet gave us only the info dict (no v2 piece layers), but our
-        torrents are deterministic: rebuilding from the verified files must give the same infohash, which is
-        one more end-to-end check. Foreign torrents (no silnode key) keep what we received."""
-
-        manifest = self.store.read_manifest(t.name)
-        try:
-            rebuilt = make_torrent(mdir, manifest.file_records(), web_seeds=t.web_seeds)
-            if infohashes(load_torrent_info(rebuilt))[0] == t.id:
-                return rebuilt
-            log.info("%s: rebuilt torrent differs (foreign torrent); seeding the received metadata", t.id[:12])
-        except SilnodeError as exc:
-            log.warning("%s: cannot rebuild the torrent: %s", t.id[:12], exc)
-        return received
+        await asyncio.to_thread(
+            self.store.adopt,
+            t.work_id,
+            t.name,
+            files,
+            extras=extras,
+            beside={TORRENT_FILE: tdata},
+            license=t.license,
+            source=source,
+            infohash=t.id,
+            magnet=magnet(tdata, name=t.name),
+            seeding=True,
+            web_seeds=t.web_seeds,
+        )
 
     async def _fail(self, t: Transfer, message: str, *, remove: bool = False) -> None:
         log.error("transfer %s (%s): %s", t.id[:12], t.name or "?", message)
@@ -558,7 +572,7 @@ class DistributionService:
                 elif t is None:
                     continue
                 elif isinstance(e, ev.MetadataReceived) and t.files is None and t.state == "metadata":
-                    self._spawn(self._on_metadata(t))
+                    self._spawn(self._guarded(t, "reading the metadata", self._on_metadata(t)))
                 elif isinstance(e, ev.TorrentFinished) and t.state == "downloading":
                     self._spawn(self._on_finished(t))
                 elif isinstance(e, ev.StorageError):
@@ -589,6 +603,25 @@ class DistributionService:
         problem = f"libtorrent recheck: {missing}% of the pieces are bad or missing"
         log.error("%s: %s; stopped seeding it", name, problem)
         await asyncio.to_thread(self.store.update_manifest, name, state="damaged", problems=[problem])
+
+    async def _guarded(self, t: Transfer, step: str, coro: Any) -> None:
+        """Run one pipeline step; whatever it raises ends this transfer in ``error`` naming the step, never the
+        task silently (the daemon and the other transfers go on)."""
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not isinstance(exc, SilnodeError):
+                log.exception("transfer %s: %s failed", t.id[:12], step)
+            try:
+                await self._fail(t, f"{step} failed: {exc}")
+            except Exception:  # the session may be the thing that broke: still record the error
+                log.exception("transfer %s: cannot pause it after the error", t.id[:12])
+                t.state, t.error = "error", f"{step} failed: {exc}"
+                self._save_state()
+                if t.id in self._done:
+                    self._done[t.id].set()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -41,7 +41,7 @@ from silnode.errors import (
     SilnodeError,
     UnsafePath,
 )
-from silnode.fsutil import atomic_write_json, dir_size, fsync_dir
+from silnode.fsutil import atomic_write_bytes, atomic_write_json, dir_size, fsync_dir
 from silnode.gguf import SPLIT_RE, merge_split_facts, read_facts
 from silnode.manifest import Manifest, ModelFile, now
 from silnode.names import safe_file_name, split_name, validate_file_name, validate_name
@@ -336,12 +336,14 @@ class Store:
         source: dict[str, Any] | None = None,
         progress: Progress | None = None,
         extras: list[dict[str, Any]] | None = None,
+        beside: dict[str, bytes] | None = None,
         **extra: Any,
     ) -> Manifest:
         """Move a finished download from ``partial/<work_id>/`` into the store after checking it.
 
         ``extras``: a foreign torrent's non-GGUF files (``{path, size}``); they move beside the model and are
-        listed with their sha256 under the manifest's ``extra_files``.
+        listed with their sha256 under the manifest's ``extra_files``. ``beside``: small files written next to
+        the manifest (the .torrent to seed from), so they appear in ``models/`` in the same rename as the model.
 
         ``files`` are the expected ``{path, size, sha256}`` (from the torrent's info dict). Every file is
         re-hashed here: libtorrent's piece hashes prove the pieces, this proves the file is the one named.
@@ -392,6 +394,10 @@ class Store:
             manifest = Manifest(
                 name, records, merged.to_dict(), license=license, source=source or {"type": "local"}
             ).updated(**extra)
+            for fname, blob in (beside or {}).items():
+                if fname in (MANIFEST, *(r.path for r in [*records, *extra_records])) or "/" in fname:
+                    raise BadRequest(f"refusing to write {fname!r} beside the model")
+                atomic_write_bytes(final / fname, blob)
             self._write_manifest(final, manifest)
             try:
                 self._place(final, name)

@@ -258,6 +258,44 @@ def make_torrent(
     return data
 
 
+def with_web_seeds(torrent: bytes, web_seeds: Iterable[str]) -> bytes:
+    """The same .torrent with ``url-list`` (BEP 19) set to ``web_seeds`` (dropped when empty). ``url-list``
+    lies outside the info dict: no hashing, the infohash is unchanged (checked)."""
+    lt = libtorrent()
+    entry = _bdecode(torrent)
+    urls = [str(u).encode() for u in web_seeds]
+    if urls:
+        entry[b"url-list"] = urls
+    else:
+        entry.pop(b"url-list", None)
+    data = bytes(lt.bencode(entry))
+    if infohashes(load_torrent_info(data)) != infohashes(load_torrent_info(torrent)):  # pragma: no cover
+        raise TorrentError("internal error: setting the web seeds changed the infohash")
+    return data
+
+
+def torrent_from_resume(resume: bytes, *, web_seeds: Iterable[str] = ()) -> bytes:
+    """The complete .torrent of a finished download, from its resume data (saved with the info dict): the
+    exact info dict received plus, for v2/hybrid torrents, the piece layers libtorrent verified (its merkle
+    trees). What the download just proved is reused: nothing is hashed again to rebuild it.
+
+    Raises:
+        BadTorrent: the resume data has no metadata, or (v2) no complete piece layers.
+    """
+    lt = libtorrent()
+    try:
+        atp = lt.read_resume_data(bytes(resume))
+        if atp.ti is None:
+            raise BadTorrent("the resume data carries no metadata")
+        # (write_torrent_file_buf's binding returns the bytes as a str and fails to decode them: use the entry)
+        entry = lt.write_torrent_file(atp, lt.write_flags.no_http_seeds)
+    except (RuntimeError, ValueError) as exc:
+        raise BadTorrent(f"cannot write the torrent from the resume data: {exc}") from exc
+    for key in (b"creation date", b"created by", b"comment", b"url-list", b"httpseeds"):
+        entry.pop(key, None)
+    return with_web_seeds(bytes(lt.bencode(entry)), web_seeds)
+
+
 def read_our_shape(source: Any) -> dict[str, Any] | None:
     """The model shape a torrent's ``silnode`` key carries (``gguf``), as plain Python values; None when it
     carries none. Untrusted: check it with :func:`silnode.fit.estimate.shape_from_portable` before use."""
