@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -643,6 +644,7 @@ class DistributionService:
                 self._dht_nodes = int((await self.session.stats(timeout=5)).get("dht.dht_nodes", 0))
                 self._cap_web_seeds()
                 self._look_for_peers(now)
+                self._finish_missed()
                 interval = self.config.network.recheck_interval
                 if interval and now - last_recheck >= interval and self.seeds:
                     last_recheck = now
@@ -660,6 +662,16 @@ class DistributionService:
                     await self.session.save_resume(t.id, timeout=10)  # written by the ResumeDataSaved handler
                 except SilnodeError as exc:
                     log.debug("resume data for %s: %s", t.id[:12], exc)
+
+    def _finish_missed(self) -> None:
+        """A download resumed with every piece recorded (the node was killed during the hand-off) is complete
+        the moment it is added, and libtorrent reports no finish for it: hand it over now."""
+        ids = set(self.session.ids())
+        for t in list(self.transfers.values()):
+            if t.state == "downloading" and t.id in ids:
+                st = self.session.status(t.id)
+                if st.released and st.is_finished and st.total_wanted > 0 and st.total_done >= st.total_wanted:
+                    self._spawn(self._on_finished(t))
 
     def _look_for_peers(self, now: float) -> None:
         """A transfer with no peer redials its explicit peers (``--peer``, the magnet's x.pe) and asks the DHT
@@ -714,6 +726,26 @@ class DistributionService:
         records = [asdict(t) for t in self.transfers.values() if t.state not in ("done", "cancelled")]
         atomic_write_json(self._state_file, {"version": 1, "transfers": records}, mode=0o600)
 
+    def _handed_over(self, t: Transfer) -> bool:
+        """Settle a hand-off a crash interrupted (README "Crash-safe hand-off"). True when the model is already
+        in the store: the transfer is done and its leftovers go. Otherwise files that were on their way into
+        the store (``partial/<id>.adopt``) go back to the transfer's directory, which then resumes."""
+        work = self.store.partial_dir / t.work_id
+        staged = self.store.partial_dir / f"{t.work_id}.adopt"
+        if t.name and self._name_of_infohash(t.id) == t.name:
+            log.info("transfer %s: %s is already in the store (the node stopped after the hand-off)", t.id[:12], t.name)
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(staged, ignore_errors=True)
+            self._drop_resume(t.id)
+            return True
+        if staged.is_dir():
+            work.mkdir(parents=True, exist_ok=True)
+            for f in t.files or []:
+                if (staged / f["path"]).is_file() and not (work / f["path"]).exists():
+                    os.rename(staged / f["path"], work / f["path"])
+            shutil.rmtree(staged, ignore_errors=True)
+        return False
+
     async def _restore_downloads(self) -> None:
         try:
             data = json.loads(self._state_file.read_text())
@@ -730,6 +762,8 @@ class DistributionService:
                 log.warning("skipping an unreadable transfer record: %r", rec)
                 continue
             if t.state in ("done", "cancelled"):
+                continue
+            if await asyncio.to_thread(self._handed_over, t):
                 continue
             resume_file = self._resume_dir / f"{t.id}.resume"
             resume = resume_file.read_bytes() if resume_file.is_file() else None
