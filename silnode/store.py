@@ -471,8 +471,13 @@ class Store:
                     if path.is_file() and not path.is_symlink():
                         result["quarantined"] = str(self._quarantine(name, path))
                 results.append(result)
-            manifest = manifest.updated(state="damaged" if problems else "ok", problems=problems, verified_at=now())
-            self._write_manifest(mdir, manifest)
+            # read-modify-write under the lock: the hashing above ran without it, and a seeding toggle, a new
+            # magnet or a damaged mark written meanwhile must survive (only verify's own fields change)
+            with self._lock:
+                manifest = self.read_manifest(name).updated(
+                    state="damaged" if problems else "ok", problems=problems, verified_at=now()
+                )
+                self._write_manifest(mdir, manifest)
             return {"name": name, "ok": not problems, "files": results}
         finally:
             with self._lock:
