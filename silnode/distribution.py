@@ -122,6 +122,10 @@ class DistributionService:
                     pass
         if self.engine.running:
             self.session.unsubscribe(self._events)
+            try:
+                await self._save_seed_stats()
+            except Exception:  # stopping must go on
+                log.exception("saving the seed stats")
             resume = await self.session.save_all_resume(only_if_modified=False)
             for tid, data in resume.items():
                 if tid in self.transfers and self.transfers[tid].state != "done":
@@ -199,8 +203,17 @@ class DistributionService:
         v1, _ = infohashes(load_torrent_info(data))
         if v1 in self.seeds or (v1 in self.transfers and self.transfers[v1].state != "done"):
             return v1
-        tid = await self.session.add_seed(data, mdir, seed_mode=True)
+        m = await asyncio.to_thread(self.store.read_manifest, name)
+        counters = m.extra.get("seed_stats") if isinstance(m.extra.get("seed_stats"), dict) else {}
+        up, secs = int(counters.get("uploaded", 0) or 0), int(counters.get("seconds", 0) or 0)
+        held = self._at_seed_limit(up, secs, m.total_size)
+        tid = await self.session.add_seed(
+            data, mdir, seed_mode=True, uploaded=up, seeding_seconds=secs, paused=held is not None
+        )
         self.seeds[tid] = name
+        if held is not None:
+            log.info("%s stays paused: %s", name, held)
+            return tid
         # tell the DHT now, and again every few seconds for a while: an announce made before the routing
         # table has settled (a node that just started) is lost, and libtorrent's own next one is minutes away
         self.session.announce(tid)
@@ -210,6 +223,31 @@ class DistributionService:
             ANNOUNCE_BACKOFF_START * 2,
         )
         return tid
+
+    def _at_seed_limit(self, uploaded: int, seconds: int, size: int) -> str | None:
+        """Why a model with these seeding counters must stay paused (network.seed_*_limit), or None."""
+        ratio, limit_s = self.config.network.seed_ratio_limit, self.config.network.seed_time_limit
+        if ratio > 0 and size and uploaded / size >= ratio:
+            return f"seed ratio {uploaded / size:.2f} reached the limit {ratio:g}"
+        if limit_s > 0 and seconds >= limit_s:
+            return f"seeded for {seconds} s, the limit is {limit_s} s"
+        return None
+
+    async def _save_seed_stats(self) -> None:
+        """Persist every seed's all-time upload and seeding time in its manifest (``seed_stats``), so ratio and
+        seed-time limits count across restarts."""
+        ids = set(self.session.ids())
+        for tid, name in list(self.seeds.items()):
+            if tid not in ids:
+                continue
+            st = self.session.status(tid)
+            stats = {"uploaded": st.all_time_upload, "seconds": st.seeding_seconds}
+            try:
+                m = await asyncio.to_thread(self.store.read_manifest, name)
+                if m.extra.get("seed_stats") != stats and m.infohash == tid:
+                    await asyncio.to_thread(self.store.update_manifest, name, seed_stats=stats)
+            except SilnodeError as exc:
+                log.debug("seed stats of %s: %s", name, exc)
 
     async def _seed_all(self, name: str) -> None:
         mdir = self.store.model_dir(name)
@@ -570,6 +608,9 @@ class DistributionService:
                     self._dht_nodes = int(e.counters.get("dht.dht_nodes", 0))
                 elif isinstance(e, ev.TorrentChecked) and e.id in self.seeds:
                     await self._after_seed_check(e.id)
+                elif isinstance(e, ev.SeedLimitReached) and e.id in self.seeds:
+                    log.info("%s: %s; paused", self.seeds[e.id], e.reason)
+                    await self._save_seed_stats()  # the next start sees the limit reached and keeps it paused
                 elif t is None:
                     continue
                 elif isinstance(e, ev.MetadataReceived) and t.files is None and t.state == "metadata":
@@ -641,6 +682,7 @@ class DistributionService:
                 if now - last_resume >= self.config.network.resume_save_interval:
                     last_resume = now
                     await self._save_all_resume()
+                    await self._save_seed_stats()
                 self._dht_nodes = int((await self.session.stats(timeout=5)).get("dht.dht_nodes", 0))
                 self._cap_web_seeds()
                 self._look_for_peers(now)

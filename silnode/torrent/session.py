@@ -297,9 +297,20 @@ class TorrentSession:
             raise TorrentError(f"libtorrent could not add torrent {rec.id}: {exc}") from exc
         return rec.id
 
-    async def add_seed(self, torrent_bytes: bytes, save_path: str | Path, *, seed_mode: bool = True) -> str:
+    async def add_seed(
+        self,
+        torrent_bytes: bytes,
+        save_path: str | Path,
+        *,
+        seed_mode: bool = True,
+        uploaded: int = 0,
+        seeding_seconds: int = 0,
+        paused: bool = False,
+    ) -> str:
         """Seed files that lie flat in ``save_path``; returns the id (v1 hex).
 
+        ``uploaded`` / ``seeding_seconds``: the counters of earlier runs, carried on (seed limits use them).
+        ``paused``: added paused (a model that reached its seed limit).
         ``seed_mode=True`` (we just verified the SHA-256 of every file): no startup check; libtorrent still
         hashes each piece the first time a peer asks for it. ``seed_mode=False``: a full recheck first.
 
@@ -327,6 +338,11 @@ class TorrentSession:
         atp.save_path = str(save)
         atp.renamed_files = flat_renames(layout)
         atp.flags = self._base_flags() | (lt.torrent_flags.seed_mode if seed_mode else 0)
+        if paused:
+            atp.flags |= lt.torrent_flags.paused
+        # counters of earlier runs (the store keeps them): ratio and seed-time limits count the whole history
+        atp.total_uploaded = int(uploaded)
+        atp.seeding_time = int(seeding_seconds)
         rec = _Torrent(id_, None, str(save), v1, v2, released=True, prepared=True, torrent_bytes=bytes(torrent_bytes))
         return await self._add(atp, rec)
 
