@@ -457,6 +457,8 @@ class DistributionService:
             step = "writing the torrent"
             # the complete .torrent from what libtorrent verified: no second hashing pass to rebuild it
             tdata = torrent_from_resume(resume, web_seeds=t.web_seeds)
+            if infohashes(load_torrent_info(tdata))[0] != t.id:
+                raise SilnodeError("the torrent written from the resume data has another infohash")
             step = "releasing the files"
             await self.session.remove(t.id)  # libtorrent lets go of the files before they move
             step = "verifying and moving into the store"

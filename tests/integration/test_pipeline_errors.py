@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from nodes import get, share
+from nodes import big_gguf, get, share
 
 import silnode.distribution as distribution
 
@@ -58,19 +58,24 @@ async def test_a_seeding_fault_keeps_the_model_and_says_so(make_node, monkeypatc
     assert b.store.exists("alice/one") and not b.distribution.is_seeding("alice/one")
 
 
-async def test_download_and_web_seed_hash_nothing_again(make_node, monkeypatch, tiny_gguf):
+async def test_download_and_web_seed_hash_nothing_again(make_node, monkeypatch, tmp_path):
     """libtorrent's piece checks plus the store's one SHA-256 pass: no torrent is rebuilt by hashing after a
-    download, and adding a web seed to a shared model only edits url-list."""
+    download (its piece layers come from the merkle trees libtorrent verified), and adding a web seed to a
+    shared model only edits url-list."""
     import libtorrent as lt
 
+    src = big_gguf(tmp_path / "one.gguf", 24 << 20, seed=5)  # many pieces: the torrent has piece layers
     a = await make_node("a")
     b = await make_node("b")
-    shared = await share(a, tiny_gguf, "alice/one")
+    shared = await share(a, src, "alice/one")
+    original = (a.store.model_dir("alice/one") / ".silnode.torrent").read_bytes()
+    assert lt.bdecode(original)[b"piece layers"]
     hashed = []
     real = lt.set_piece_hashes
     monkeypatch.setattr(lt, "set_piece_hashes", lambda *args: (hashed.append(args[1]), real(*args)))
     t = await get(b, shared["magnet"], force=True)
     assert t.state == "done"
+    assert (b.store.model_dir("alice/one") / ".silnode.torrent").read_bytes() == original  # bit for bit
     again = await b.distribution.share("alice/one", web_seeds=("http://127.0.0.1:1/one.gguf",))
     assert hashed == []
     assert again["infohash"] == shared["infohash"]
