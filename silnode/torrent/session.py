@@ -62,7 +62,7 @@ from silnode.torrent.events import (
     TorrentRemoved,
 )
 from silnode.torrent.layout import file_entries, flat_names, flat_renames, remove_empty_torrent_dir, wanted_priorities
-from silnode.torrent.settings import session_settings
+from silnode.torrent.settings import lan_ip_filter, session_settings
 from silnode.torrent.status import TorrentStatus, status_from
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,8 @@ class TorrentSession:
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             listened.cancel()
             raise TorrentError(f"libtorrent refused the session settings: {exc}") from exc
+        if self.net.lan_only:
+            self._ses.set_ip_filter(lan_ip_filter())
         self._closing = False
         self._pump = AlertPump(self._ses, self._loop, self._dispatch, alias=self._alias, errored=self._errored)
         self._pump.start()
