@@ -29,7 +29,7 @@ from silnode.errors import Conflict, NotFound, SilnodeError
 from silnode.fit.recommend import metadata_fit_check
 from silnode.fsutil import atomic_write_bytes, atomic_write_json
 from silnode.names import is_valid_name, validate_name
-from silnode.store import Store
+from silnode.store import Store, file_stats, files_changed
 from silnode.torrent import events as ev
 from silnode.torrent.create import (
     infohashes,
@@ -95,6 +95,7 @@ class DistributionService:
         self._done: dict[str, asyncio.Event] = {}
         # seed id -> (re-announce until, next announce at, the delay after it)
         self._fresh: dict[str, tuple[float, float, float]] = {}
+        self._rechecking: set[str] = set()  # seeds added with a full check because their files changed
         self._backoff: dict[str, _Backoff] = {}  # transfers with no peer: when to redial / re-announce next
 
     @property
@@ -198,7 +199,7 @@ class DistributionService:
             return []  # we do not know which of our addresses a peer can reach; the DHT finds us
         return [f"{addr}:{self.session.listen_port()}"]
 
-    async def _seed(self, name: str, data: bytes, mdir: Path) -> str:
+    async def _seed(self, name: str, data: bytes, mdir: Path, *, recheck: bool = False) -> str:
 
         v1, _ = infohashes(load_torrent_info(data))
         if v1 in self.seeds or (v1 in self.transfers and self.transfers[v1].state != "done"):
@@ -208,8 +209,10 @@ class DistributionService:
         up, secs = int(counters.get("uploaded", 0) or 0), int(counters.get("seconds", 0) or 0)
         held = self._at_seed_limit(up, secs, m.total_size)
         tid = await self.session.add_seed(
-            data, mdir, seed_mode=True, uploaded=up, seeding_seconds=secs, paused=held is not None
+            data, mdir, seed_mode=not recheck, uploaded=up, seeding_seconds=secs, paused=held is not None
         )
+        if recheck:
+            self._rechecking.add(tid)
         self.seeds[tid] = name
         if held is not None:
             log.info("%s stays paused: %s", name, held)
@@ -249,11 +252,12 @@ class DistributionService:
             except SilnodeError as exc:
                 log.debug("seed stats of %s: %s", name, exc)
 
-    async def _seed_all(self, name: str) -> None:
+    async def _seed_all(self, name: str, *, recheck: bool = False) -> None:
         mdir = self.store.model_dir(name)
         for fname in (TORRENT_FILE, V1_TORRENT_FILE):
             if (mdir / fname).is_file():
-                await self._seed(name, (mdir / fname).read_bytes(), mdir)
+                await self._seed(name, (mdir / fname).read_bytes(), mdir, recheck=recheck)
+                recheck = False  # one full check is enough: the twin's files are the same
 
     async def set_seeding(self, name: str, enabled: bool) -> dict[str, Any]:
         manifest = await asyncio.to_thread(self.store.read_manifest, name)
@@ -297,7 +301,12 @@ class DistributionService:
                 manifest = await asyncio.to_thread(self.store.read_manifest, name)
                 tpath = self.torrent_path(name)
                 if manifest.seeded and manifest.state == "ok" and tpath.is_file():
-                    await self._seed_all(name)
+                    # files changed since they were verified (an edit through a hardlinked import's original
+                    # path): libtorrent checks every piece before seeding, damage marks the model
+                    changed = await asyncio.to_thread(files_changed, self.store.model_dir(name), manifest)
+                    if changed:
+                        log.warning("%s: its files changed since they were verified; rechecking it", name)
+                    await self._seed_all(name, recheck=changed)
             except SilnodeError as exc:
                 log.warning("not seeding %s: %s", name, exc)
 
@@ -640,7 +649,15 @@ class DistributionService:
         and mark it damaged, so nobody is served data that fails its hashes and `silnode verify` says why."""
         st = self.session.status(tid)
         if st.progress >= 1.0:
+            if tid in self._rechecking:  # the changed files hash right: remember them as they are now
+                self._rechecking.discard(tid)
+                name = self.seeds[tid]
+                mdir = self.store.model_dir(name)
+                m = await asyncio.to_thread(self.store.read_manifest, name)
+                stats = await asyncio.to_thread(file_stats, mdir, m.files)
+                await asyncio.to_thread(self.store.update_manifest, name, file_stats=stats)
             return
+        self._rechecking.discard(tid)
         name = self.seeds.pop(tid)
         await self.session.remove(tid)
         missing = round((1 - st.progress) * 100, 1)

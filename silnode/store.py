@@ -237,7 +237,9 @@ class Store:
             total = sum(s.path.stat().st_size for s in sources)
             work.mkdir()
             records = self._fill(work, sources, expected, total, link=link, progress=progress)
-            manifest = Manifest(name, records, merged.to_dict(), license=license, source=source or {"type": "local"})
+            manifest = Manifest(
+                name, records, merged.to_dict(), license=license, source=source or {"type": "local"}
+            ).updated(file_stats=file_stats(work, records))
             self._write_manifest(work, manifest)
             self._place(work, name)
             log.info("imported %s (%d file(s), %d bytes)", name, len(records), total)
@@ -391,6 +393,7 @@ class Store:
                 os.rename(work / r.path, final / r.path)
             if extra_records:
                 extra = {**extra, "extra_files": [r.to_json() for r in extra_records]}
+            extra = {**extra, "file_stats": file_stats(final, records)}
             manifest = Manifest(
                 name, records, merged.to_dict(), license=license, source=source or {"type": "local"}
             ).updated(**extra)
@@ -474,8 +477,10 @@ class Store:
             # read-modify-write under the lock: the hashing above ran without it, and a seeding toggle, a new
             # magnet or a damaged mark written meanwhile must survive (only verify's own fields change)
             with self._lock:
-                manifest = self.read_manifest(name).updated(
-                    state="damaged" if problems else "ok", problems=problems, verified_at=now()
+                manifest = self.read_manifest(name)
+                stats = manifest.extra.get("file_stats") if problems else file_stats(mdir, manifest.files)
+                manifest = manifest.updated(
+                    state="damaged" if problems else "ok", problems=problems, verified_at=now(), file_stats=stats
                 )
                 self._write_manifest(mdir, manifest)
             return {"name": name, "ok": not problems, "files": results}
@@ -530,6 +535,28 @@ class Store:
     def release_partial(self, work_id: str) -> None:
         with self._lock:
             self._active_partials.discard(work_id)
+
+
+def file_stats(directory: Path, records: Iterable[Any]) -> dict[str, list[int]]:
+    """``{file: [size, mtime_ns, inode]}``: what the model's files looked like when they were last verified.
+    A hardlinked import shares its bytes with the user's original path, so an edit there changes the stored
+    model; a differing entry on start makes the node recheck the model before it seeds it."""
+    out = {}
+    for r in records:
+        st = os.stat(directory / r.path)
+        out[r.path] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return out
+
+
+def files_changed(directory: Path, manifest: Manifest) -> bool:
+    """True when a file's size, mtime or inode differs from the manifest's ``file_stats`` (or it is gone)."""
+    known = manifest.extra.get("file_stats")
+    if not isinstance(known, dict):
+        return False  # recorded by an older version: nothing to compare with
+    try:
+        return file_stats(directory, manifest.files) != {k: list(v) for k, v in known.items()}
+    except OSError:
+        return True
 
 
 _EXTRA_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
