@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,8 @@ from silnode.config import Config
 from silnode.errors import Conflict, NotFound, SilnodeError
 from silnode.fit.recommend import metadata_fit_check
 from silnode.fsutil import atomic_write_bytes, atomic_write_json
-from silnode.names import is_valid_name, safe_file_name, validate_name
-from silnode.store import Store
+from silnode.names import is_valid_name, validate_name
+from silnode.store import Store, file_stats, files_changed
 from silnode.torrent import events as ev
 from silnode.torrent.create import (
     infohashes,
@@ -40,9 +41,12 @@ from silnode.torrent.create import (
     read_our_key,
     read_our_shape,
     target_magnet,
+    torrent_from_resume,
+    with_web_seeds,
 )
 from silnode.torrent.engine import TorrentEngine
 from silnode.torrent.events import TorrentChecked
+from silnode.torrent.layout import is_gguf_name
 from silnode.torrent.session import TorrentSession
 from silnode.transfer import ACTIVE, Transfer, same_id
 
@@ -50,6 +54,27 @@ log = logging.getLogger(__name__)
 
 TORRENT_FILE = ".silnode.torrent"
 V1_TORRENT_FILE = ".silnode-v1.torrent"  # optional v1-only twin for clients without BEP 52 (share --v1-compat)
+
+DIAL_BACKOFF_START = 1.0  # a transfer without peers redials its explicit peers after 1 s, 2 s, 4 s ... 30 s
+DIAL_BACKOFF_MAX = 30.0
+ANNOUNCE_BACKOFF_START = 5.0  # ... and asks the DHT after 5 s, 10 s, 20 s ... up to libtorrent's own interval
+ANNOUNCE_BACKOFF_MAX = 15 * 60.0  # libtorrent's dht_announce_interval
+
+
+@dataclass
+class _Backoff:
+    """When a transfer with no peer next redials its explicit peers and next asks the DHT."""
+
+    started: float
+    next_dial: float = 0.0
+    dial_delay: float = DIAL_BACKOFF_START
+    next_announce: float = 0.0
+    announce_delay: float = ANNOUNCE_BACKOFF_START
+
+    def __post_init__(self) -> None:
+        self.next_dial = self.started  # at once: the transfer just lost (or never had) its peers
+        self.next_announce = self.started + ANNOUNCE_BACKOFF_START  # then 10 s, 20 s, 40 s ... later
+        self.announce_delay = ANNOUNCE_BACKOFF_START * 2
 
 
 class DistributionService:
@@ -68,7 +93,10 @@ class DistributionService:
         self._ticker: asyncio.Task[None] | None = None
         self._dht_nodes = 0
         self._done: dict[str, asyncio.Event] = {}
-        self._fresh: dict[str, float] = {}  # seed id -> re-announce to the DHT until this time
+        # seed id -> (re-announce until, next announce at, the delay after it)
+        self._fresh: dict[str, tuple[float, float, float]] = {}
+        self._rechecking: set[str] = set()  # seeds added with a full check because their files changed
+        self._backoff: dict[str, _Backoff] = {}  # transfers with no peer: when to redial / re-announce next
 
     @property
     def session(self) -> TorrentSession:
@@ -95,6 +123,10 @@ class DistributionService:
                     pass
         if self.engine.running:
             self.session.unsubscribe(self._events)
+            try:
+                await self._save_seed_stats()
+            except Exception:  # stopping must go on
+                log.exception("saving the seed stats")
             resume = await self.session.save_all_resume(only_if_modified=False)
             for tid, data in resume.items():
                 if tid in self.transfers and self.transfers[tid].state != "done":
@@ -123,8 +155,11 @@ class DistributionService:
         tpath = mdir / TORRENT_FILE
         seeds = tuple(web_seeds) or tuple(manifest.web_seeds or ())
         total = manifest.total_size
-        if tpath.is_file() and not web_seeds:
+        if tpath.is_file():
             data = tpath.read_bytes()
+            if web_seeds:  # url-list lies outside the info dict: edited in place, nothing hashed again
+                data = with_web_seeds(data, seeds)
+                await asyncio.to_thread(atomic_write_bytes, tpath, data)
         else:
             pieces = (lambda done, n: progress(done * total // max(n, 1), total)) if progress else None
             data = await asyncio.to_thread(
@@ -164,24 +199,65 @@ class DistributionService:
             return []  # we do not know which of our addresses a peer can reach; the DHT finds us
         return [f"{addr}:{self.session.listen_port()}"]
 
-    async def _seed(self, name: str, data: bytes, mdir: Path) -> str:
+    async def _seed(self, name: str, data: bytes, mdir: Path, *, recheck: bool = False) -> str:
 
         v1, _ = infohashes(load_torrent_info(data))
         if v1 in self.seeds or (v1 in self.transfers and self.transfers[v1].state != "done"):
             return v1
-        tid = await self.session.add_seed(data, mdir, seed_mode=True)
+        m = await asyncio.to_thread(self.store.read_manifest, name)
+        counters = m.extra.get("seed_stats") if isinstance(m.extra.get("seed_stats"), dict) else {}
+        up, secs = int(counters.get("uploaded", 0) or 0), int(counters.get("seconds", 0) or 0)
+        held = self._at_seed_limit(up, secs, m.total_size)
+        tid = await self.session.add_seed(
+            data, mdir, seed_mode=not recheck, uploaded=up, seeding_seconds=secs, paused=held is not None
+        )
+        if recheck:
+            self._rechecking.add(tid)
         self.seeds[tid] = name
+        if held is not None:
+            log.info("%s stays paused: %s", name, held)
+            return tid
         # tell the DHT now, and again every few seconds for a while: an announce made before the routing
         # table has settled (a node that just started) is lost, and libtorrent's own next one is minutes away
         self.session.announce(tid)
-        self._fresh[tid] = time.monotonic() + 120
+        self._fresh[tid] = (
+            time.monotonic() + 120,
+            time.monotonic() + ANNOUNCE_BACKOFF_START,
+            ANNOUNCE_BACKOFF_START * 2,
+        )
         return tid
 
-    async def _seed_all(self, name: str) -> None:
+    def _at_seed_limit(self, uploaded: int, seconds: int, size: int) -> str | None:
+        """Why a model with these seeding counters must stay paused (network.seed_*_limit), or None."""
+        ratio, limit_s = self.config.network.seed_ratio_limit, self.config.network.seed_time_limit
+        if ratio > 0 and size and uploaded / size >= ratio:
+            return f"seed ratio {uploaded / size:.2f} reached the limit {ratio:g}"
+        if limit_s > 0 and seconds >= limit_s:
+            return f"seeded for {seconds} s, the limit is {limit_s} s"
+        return None
+
+    async def _save_seed_stats(self) -> None:
+        """Persist every seed's all-time upload and seeding time in its manifest (``seed_stats``), so ratio and
+        seed-time limits count across restarts."""
+        ids = set(self.session.ids())
+        for tid, name in list(self.seeds.items()):
+            if tid not in ids:
+                continue
+            st = self.session.status(tid)
+            stats = {"uploaded": st.all_time_upload, "seconds": st.seeding_seconds}
+            try:
+                m = await asyncio.to_thread(self.store.read_manifest, name)
+                if m.extra.get("seed_stats") != stats and m.infohash == tid:
+                    await asyncio.to_thread(self.store.update_manifest, name, seed_stats=stats)
+            except SilnodeError as exc:
+                log.debug("seed stats of %s: %s", name, exc)
+
+    async def _seed_all(self, name: str, *, recheck: bool = False) -> None:
         mdir = self.store.model_dir(name)
         for fname in (TORRENT_FILE, V1_TORRENT_FILE):
             if (mdir / fname).is_file():
-                await self._seed(name, (mdir / fname).read_bytes(), mdir)
+                await self._seed(name, (mdir / fname).read_bytes(), mdir, recheck=recheck)
+                recheck = False  # one full check is enough: the twin's files are the same
 
     async def set_seeding(self, name: str, enabled: bool) -> dict[str, Any]:
         manifest = await asyncio.to_thread(self.store.read_manifest, name)
@@ -225,7 +301,12 @@ class DistributionService:
                 manifest = await asyncio.to_thread(self.store.read_manifest, name)
                 tpath = self.torrent_path(name)
                 if manifest.seeded and manifest.state == "ok" and tpath.is_file():
-                    await self._seed_all(name)
+                    # files changed since they were verified (an edit through a hardlinked import's original
+                    # path): libtorrent checks every piece before seeding, damage marks the model
+                    changed = await asyncio.to_thread(files_changed, self.store.model_dir(name), manifest)
+                    if changed:
+                        log.warning("%s: its files changed since they were verified; rechecking it", name)
+                    await self._seed_all(name, recheck=changed)
             except SilnodeError as exc:
                 log.warning("not seeding %s: %s", name, exc)
 
@@ -319,16 +400,20 @@ class DistributionService:
                     t,
                     "this torrent has no silnode key, so it carries no model name; get it again with --name org/model",
                 )
-            st = self.session.status(t.id)
+            # every file is fetched, sizes from the metadata; the .gguf files become the model, the others
+            # (README, LICENSE, .json) are kept beside it as extra files (README: "Foreign torrents")
             files = [
-                {"path": safe_file_name(Path(p).name), "size": None, "sha256": None}
-                for p in self.session.file_paths(t.id)
+                {"path": fname, "size": size, "sha256": None, **({} if is_gguf_name(fname) else {"extra": True})}
+                for fname, size in self.session.files(t.id)
             ]
-            if st.total_size and len(files) == 1:
-                files[0]["size"] = st.total_size
+            if not any(not f.get("extra") for f in files):
+                t.files = files
+                return await self._fail(
+                    t, "this torrent has no .gguf file, so it holds no model silnode can store", remove=True
+                )
         t.files = files
         if not t.name:
-            first = files[0]["path"]
+            first = next(f["path"] for f in files if not f.get("extra"))
             stem = first[:-5] if first.endswith(".gguf") else first
             t.name = f"torrent/{stem[:80]}" if is_valid_name(f"torrent/{stem[:80]}") else f"torrent/{t.id[:16]}"
         if self.store.exists(t.name):
@@ -362,63 +447,72 @@ class DistributionService:
         self.session.announce(t.id)
 
     async def _on_finished(self, t: Transfer) -> None:
+        """All pieces are in: hand the files over to the store, then seed them.
+
+        Crash-safe at every step (README "Crash-safe hand-off"): the resume data saved first records every
+        piece, so a node killed before the model is in the store resumes with nothing to download and
+        finishes again; the model (files, manifest and the .torrent to seed from) appears in ``models/`` with
+        one directory rename, and a node killed after it finds the model there on restart and drops the
+        transfer instead of fetching it again. Any failure ends the transfer in ``error`` with the step named.
+        """
         if t.state in ("verifying", "done"):
             return
         t.state = "verifying"
-
-        data = self.session.torrent_bytes(t.id)
-        await self.session.remove(t.id)  # libtorrent lets go of the files before they move
-        work = self.store.partial_dir / t.work_id
-        files = t.files or []
-        for f in files:  # foreign torrents: sizes from disk
-            if f.get("size") is None and (work / f["path"]).is_file():
-                f["size"] = (work / f["path"]).stat().st_size
-        source = {"type": "torrent", "infohash": t.id, "magnet": t.target}
+        step = "saving the resume data"
         try:
-            await asyncio.to_thread(
-                self.store.adopt,
-                t.work_id,
-                t.name,
-                files,
-                license=t.license,
-                source=source,
-                infohash=t.id,
-                magnet=magnet(data, name=t.name) if data else t.target,
-                seeding=True,
-                web_seeds=t.web_seeds,
-            )
-        except SilnodeError as exc:
-            return await self._fail(t, f"verification failed: {exc}")
-        mdir = self.store.model_dir(t.name)
-        tdata = await asyncio.to_thread(self._seedable_torrent, t, mdir, data)
-        if tdata:
-            await asyncio.to_thread(atomic_write_bytes, mdir / TORRENT_FILE, tdata)
-        self.store.release_partial(t.work_id)
-        self._drop_resume(t.id)
-        t.state, t.finished, t.error = "done", time.time(), None
-        self._save_state()
-        if tdata:
-            try:
-                await self._seed(t.name, tdata, mdir)
-            except SilnodeError as exc:
-                log.warning("downloaded %s but cannot seed it: %s", t.name, exc)
+            resume = await self.session.save_resume(t.id, timeout=60)
+            await asyncio.to_thread(self._write_resume, t.id, resume)
+            self._save_state()
+            step = "writing the torrent"
+            # the complete .torrent from what libtorrent verified: no second hashing pass to rebuild it
+            tdata = torrent_from_resume(resume, web_seeds=t.web_seeds)
+            if infohashes(load_torrent_info(tdata))[0] != t.id:
+                raise SilnodeError("the torrent written from the resume data has another infohash")
+            step = "releasing the files"
+            await self.session.remove(t.id)  # libtorrent lets go of the files before they move
+            step = "verifying and moving into the store"
+            await self._adopt(t, tdata)
+            step = "recording the transfer"
+            self.store.release_partial(t.work_id)
+            self._drop_resume(t.id)
+            t.state, t.finished, t.error = "done", time.time(), None
+            self._save_state()
+            step = "seeding"
+            await self._seed(t.name, tdata, self.store.model_dir(t.name))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not isinstance(exc, SilnodeError):
+                log.exception("transfer %s: %s failed", t.id[:12], step)
+            if t.state == "done":  # the model is in the store; only seeding it failed
+                t.error = f"downloaded, but seeding failed: {exc}"
+                log.error("%s: %s", t.name, t.error)
+            else:
+                await self._fail(t, f"{step} failed: {exc}")
+            return
+        finally:
+            if t.id in self._done and t.state in ("done", "error"):
+                self._done[t.id].set()
         log.info("downloaded %s (%s)", t.name, t.id)
-        self._done[t.id].set()
 
-    def _seedable_torrent(self, t: Transfer, mdir: Path, received: bytes | None) -> bytes | None:
-        """A complete .torrent to seed from. A magnet gave us only the info dict (no v2 piece layers), but our
-        torrents are deterministic: rebuilding from the verified files must give the same infohash, which is
-        one more end-to-end check. Foreign torrents (no silnode key) keep what we received."""
-
-        manifest = self.store.read_manifest(t.name)
-        try:
-            rebuilt = make_torrent(mdir, manifest.file_records(), web_seeds=t.web_seeds)
-            if infohashes(load_torrent_info(rebuilt))[0] == t.id:
-                return rebuilt
-            log.info("%s: rebuilt torrent differs (foreign torrent); seeding the received metadata", t.id[:12])
-        except SilnodeError as exc:
-            log.warning("%s: cannot rebuild the torrent: %s", t.id[:12], exc)
-        return received
+    async def _adopt(self, t: Transfer, tdata: bytes) -> None:
+        files = [f for f in t.files or [] if not f.get("extra")]
+        extras = [f for f in t.files or [] if f.get("extra")]
+        source = {"type": "torrent", "infohash": t.id, "magnet": t.target}
+        await asyncio.to_thread(
+            self.store.adopt,
+            t.work_id,
+            t.name,
+            files,
+            extras=extras,
+            beside={TORRENT_FILE: tdata},
+            license=t.license,
+            source=source,
+            infohash=t.id,
+            magnet=magnet(tdata, name=t.name),
+            seeding=True,
+            web_seeds=t.web_seeds,
+        )
 
     async def _fail(self, t: Transfer, message: str, *, remove: bool = False) -> None:
         log.error("transfer %s (%s): %s", t.id[:12], t.name or "?", message)
@@ -525,10 +619,13 @@ class DistributionService:
                     self._dht_nodes = int(e.counters.get("dht.dht_nodes", 0))
                 elif isinstance(e, ev.TorrentChecked) and e.id in self.seeds:
                     await self._after_seed_check(e.id)
+                elif isinstance(e, ev.SeedLimitReached) and e.id in self.seeds:
+                    log.info("%s: %s; paused", self.seeds[e.id], e.reason)
+                    await self._save_seed_stats()  # the next start sees the limit reached and keeps it paused
                 elif t is None:
                     continue
                 elif isinstance(e, ev.MetadataReceived) and t.files is None and t.state == "metadata":
-                    self._spawn(self._on_metadata(t))
+                    self._spawn(self._guarded(t, "reading the metadata", self._on_metadata(t)))
                 elif isinstance(e, ev.TorrentFinished) and t.state == "downloading":
                     self._spawn(self._on_finished(t))
                 elif isinstance(e, ev.StorageError):
@@ -552,13 +649,40 @@ class DistributionService:
         and mark it damaged, so nobody is served data that fails its hashes and `silnode verify` says why."""
         st = self.session.status(tid)
         if st.progress >= 1.0:
+            if tid in self._rechecking:  # the changed files hash right: remember them as they are now
+                self._rechecking.discard(tid)
+                name = self.seeds[tid]
+                mdir = self.store.model_dir(name)
+                m = await asyncio.to_thread(self.store.read_manifest, name)
+                stats = await asyncio.to_thread(file_stats, mdir, m.files)
+                await asyncio.to_thread(self.store.update_manifest, name, file_stats=stats)
             return
+        self._rechecking.discard(tid)
         name = self.seeds.pop(tid)
         await self.session.remove(tid)
         missing = round((1 - st.progress) * 100, 1)
         problem = f"libtorrent recheck: {missing}% of the pieces are bad or missing"
         log.error("%s: %s; stopped seeding it", name, problem)
         await asyncio.to_thread(self.store.update_manifest, name, state="damaged", problems=[problem])
+
+    async def _guarded(self, t: Transfer, step: str, coro: Any) -> None:
+        """Run one pipeline step; whatever it raises ends this transfer in ``error`` naming the step, never the
+        task silently (the daemon and the other transfers go on)."""
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not isinstance(exc, SilnodeError):
+                log.exception("transfer %s: %s failed", t.id[:12], step)
+            try:
+                await self._fail(t, f"{step} failed: {exc}")
+            except Exception:  # the session may be the thing that broke: still record the error
+                log.exception("transfer %s: cannot pause it after the error", t.id[:12])
+                t.state, t.error = "error", f"{step} failed: {exc}"
+                self._save_state()
+                if t.id in self._done:
+                    self._done[t.id].set()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -577,10 +701,11 @@ class DistributionService:
                 if now - last_resume >= self.config.network.resume_save_interval:
                     last_resume = now
                     await self._save_all_resume()
+                    await self._save_seed_stats()
                 self._dht_nodes = int((await self.session.stats(timeout=5)).get("dht.dht_nodes", 0))
                 self._cap_web_seeds()
-                if int(now) % 5 == 0:  # ask the DHT again (libtorrent's own next announce is minutes away)
-                    self._reannounce(now)
+                self._look_for_peers(now)
+                self._finish_missed()
                 interval = self.config.network.recheck_interval
                 if interval and now - last_recheck >= interval and self.seeds:
                     last_recheck = now
@@ -599,18 +724,46 @@ class DistributionService:
                 except SilnodeError as exc:
                     log.debug("resume data for %s: %s", t.id[:12], exc)
 
-    def _reannounce(self, now: float) -> None:
+    def _finish_missed(self) -> None:
+        """A download resumed with every piece recorded (the node was killed during the hand-off) is complete
+        the moment it is added, and libtorrent reports no finish for it: hand it over now."""
         ids = set(self.session.ids())
-        looking = [
-            t.id
-            for t in self.transfers.values()  # still looking for peers
-            if t.state == "metadata"
-            or (t.state == "downloading" and t.id in ids and self.session.status(t.id).num_peers == 0)
-        ]
-        for tid in [*looking, *self._fresh]:
-            if tid in ids:
+        for t in list(self.transfers.values()):
+            if t.state == "downloading" and t.id in ids:
+                st = self.session.status(t.id)
+                if st.released and st.is_finished and st.total_wanted > 0 and st.total_done >= st.total_wanted:
+                    self._spawn(self._on_finished(t))
+
+    def _look_for_peers(self, now: float) -> None:
+        """A transfer with no peer redials its explicit peers (``--peer``, the magnet's x.pe) and asks the DHT
+        again, each with its own backoff (README "Finding peers"): an explicit peer is often the only way to
+        the data (a plain client with no DHT and no tracker hangs up on a peer that wants nothing while the
+        metadata is held, and nothing else would dial it again), and the public DHT is not asked every few
+        seconds for hours. The backoff restarts once the transfer has peers again."""
+        ids = set(self.session.ids())
+        for t in self.transfers.values():
+            if t.state not in ("metadata", "downloading") or t.id not in ids:
+                self._backoff.pop(t.id, None)
+                continue
+            if self.session.status(t.id).num_peers > 0:
+                self._backoff.pop(t.id, None)
+                continue
+            b = self._backoff.setdefault(t.id, _Backoff(now))
+            if now >= b.next_dial:
+                self.session.redial(t.id)
+                b.next_dial, b.dial_delay = now + b.dial_delay, min(b.dial_delay * 2, DIAL_BACKOFF_MAX)
+            if now >= b.next_announce:
+                self.session.announce(t.id)
+                b.next_announce = now + b.announce_delay
+                b.announce_delay = min(b.announce_delay * 2, ANNOUNCE_BACKOFF_MAX)
+        # a model just seeded: tell the DHT again a few times (an announce made before the routing table
+        # settled is lost), 5 s doubling, for its first two minutes
+        for tid, (until, at, delay) in list(self._fresh.items()):
+            if until <= now or tid not in ids:
+                del self._fresh[tid]
+            elif now >= at:
                 self.session.announce(tid)
-        self._fresh = {tid: until for tid, until in self._fresh.items() if until > now and tid in ids}
+                self._fresh[tid] = (until, now + delay, min(delay * 2, ANNOUNCE_BACKOFF_MAX))
 
     def _cap_web_seeds(self) -> None:
         cap = self.config.network.web_seed_max_seeds
@@ -634,6 +787,26 @@ class DistributionService:
         records = [asdict(t) for t in self.transfers.values() if t.state not in ("done", "cancelled")]
         atomic_write_json(self._state_file, {"version": 1, "transfers": records}, mode=0o600)
 
+    def _handed_over(self, t: Transfer) -> bool:
+        """Settle a hand-off a crash interrupted (README "Crash-safe hand-off"). True when the model is already
+        in the store: the transfer is done and its leftovers go. Otherwise files that were on their way into
+        the store (``partial/<id>.adopt``) go back to the transfer's directory, which then resumes."""
+        work = self.store.partial_dir / t.work_id
+        staged = self.store.partial_dir / f"{t.work_id}.adopt"
+        if t.name and self._name_of_infohash(t.id) == t.name:
+            log.info("transfer %s: %s is already in the store (the node stopped after the hand-off)", t.id[:12], t.name)
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(staged, ignore_errors=True)
+            self._drop_resume(t.id)
+            return True
+        if staged.is_dir():
+            work.mkdir(parents=True, exist_ok=True)
+            for f in t.files or []:
+                if (staged / f["path"]).is_file() and not (work / f["path"]).exists():
+                    os.rename(staged / f["path"], work / f["path"])
+            shutil.rmtree(staged, ignore_errors=True)
+        return False
+
     async def _restore_downloads(self) -> None:
         try:
             data = json.loads(self._state_file.read_text())
@@ -650,6 +823,8 @@ class DistributionService:
                 log.warning("skipping an unreadable transfer record: %r", rec)
                 continue
             if t.state in ("done", "cancelled"):
+                continue
+            if await asyncio.to_thread(self._handed_over, t):
                 continue
             resume_file = self._resume_dir / f"{t.id}.resume"
             resume = resume_file.read_bytes() if resume_file.is_file() else None

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -40,7 +41,7 @@ from silnode.errors import (
     SilnodeError,
     UnsafePath,
 )
-from silnode.fsutil import atomic_write_json, dir_size, fsync_dir
+from silnode.fsutil import atomic_write_bytes, atomic_write_json, dir_size, fsync_dir
 from silnode.gguf import SPLIT_RE, merge_split_facts, read_facts
 from silnode.manifest import Manifest, ModelFile, now
 from silnode.names import safe_file_name, split_name, validate_file_name, validate_name
@@ -236,7 +237,9 @@ class Store:
             total = sum(s.path.stat().st_size for s in sources)
             work.mkdir()
             records = self._fill(work, sources, expected, total, link=link, progress=progress)
-            manifest = Manifest(name, records, merged.to_dict(), license=license, source=source or {"type": "local"})
+            manifest = Manifest(
+                name, records, merged.to_dict(), license=license, source=source or {"type": "local"}
+            ).updated(file_stats=file_stats(work, records))
             self._write_manifest(work, manifest)
             self._place(work, name)
             log.info("imported %s (%d file(s), %d bytes)", name, len(records), total)
@@ -334,9 +337,15 @@ class Store:
         license: str | None = None,
         source: dict[str, Any] | None = None,
         progress: Progress | None = None,
+        extras: list[dict[str, Any]] | None = None,
+        beside: dict[str, bytes] | None = None,
         **extra: Any,
     ) -> Manifest:
         """Move a finished download from ``partial/<work_id>/`` into the store after checking it.
+
+        ``extras``: a foreign torrent's non-GGUF files (``{path, size}``); they move beside the model and are
+        listed with their sha256 under the manifest's ``extra_files``. ``beside``: small files written next to
+        the manifest (the .torrent to seed from), so they appear in ``models/`` in the same rename as the model.
 
         ``files`` are the expected ``{path, size, sha256}`` (from the torrent's info dict). Every file is
         re-hashed here: libtorrent's piece hashes prove the pieces, this proves the file is the one named.
@@ -350,7 +359,10 @@ class Store:
                 raise ModelExists(f"model {name} is already in the store")
             self._busy.add(name)
         try:
-            total = sum(int(f["size"]) for f in files)
+            if not files:
+                raise BadRequest("the download holds no .gguf file")
+            extras = extras or []
+            total = sum(int(f["size"]) for f in [*files, *extras])
             done = 0
             records, facts = [], []
             for f in files:
@@ -364,21 +376,37 @@ class Store:
                     raise BadRequest(f"downloaded file {fname}: sha256 {digest} does not match {f['sha256']}")
                 facts.append(read_facts(path))
                 records.append(ModelFile(fname, int(f["size"]), digest))
+            extra_records = []
+            for f in extras:
+                fname = _validate_extra_name(f["path"], {r.path for r in records})
+                path = work / fname
+                if path.is_symlink() or not path.is_file() or path.stat().st_size != int(f["size"]):
+                    raise BadRequest(f"downloaded file {fname} is missing or has the wrong size")
+                digest = sha256_file(path, progress, done, total)
+                done += int(f["size"])
+                extra_records.append(ModelFile(fname, int(f["size"]), digest))
             merged = facts[0] if len(facts) == 1 else merge_split_facts(facts)
             # only the model files move: libtorrent may have left other entries (e.g. padding files)
             final = self.partial_dir / f"{work_id}.adopt"
             final.mkdir()
-            for r in records:
+            for r in [*records, *extra_records]:
                 os.rename(work / r.path, final / r.path)
+            if extra_records:
+                extra = {**extra, "extra_files": [r.to_json() for r in extra_records]}
+            extra = {**extra, "file_stats": file_stats(final, records)}
             manifest = Manifest(
                 name, records, merged.to_dict(), license=license, source=source or {"type": "local"}
             ).updated(**extra)
+            for fname, blob in (beside or {}).items():
+                if fname in (MANIFEST, *(r.path for r in [*records, *extra_records])) or "/" in fname:
+                    raise BadRequest(f"refusing to write {fname!r} beside the model")
+                atomic_write_bytes(final / fname, blob)
             self._write_manifest(final, manifest)
             try:
                 self._place(final, name)
             finally:
                 if final.exists():  # put the files back so the transfer can be retried
-                    for r in records:
+                    for r in [*records, *extra_records]:
                         if (final / r.path).exists():
                             os.rename(final / r.path, work / r.path)
                     shutil.rmtree(final, ignore_errors=True)
@@ -446,8 +474,15 @@ class Store:
                     if path.is_file() and not path.is_symlink():
                         result["quarantined"] = str(self._quarantine(name, path))
                 results.append(result)
-            manifest = manifest.updated(state="damaged" if problems else "ok", problems=problems, verified_at=now())
-            self._write_manifest(mdir, manifest)
+            # read-modify-write under the lock: the hashing above ran without it, and a seeding toggle, a new
+            # magnet or a damaged mark written meanwhile must survive (only verify's own fields change)
+            with self._lock:
+                manifest = self.read_manifest(name)
+                stats = manifest.extra.get("file_stats") if problems else file_stats(mdir, manifest.files)
+                manifest = manifest.updated(
+                    state="damaged" if problems else "ok", problems=problems, verified_at=now(), file_stats=stats
+                )
+                self._write_manifest(mdir, manifest)
             return {"name": name, "ok": not problems, "files": results}
         finally:
             with self._lock:
@@ -500,6 +535,38 @@ class Store:
     def release_partial(self, work_id: str) -> None:
         with self._lock:
             self._active_partials.discard(work_id)
+
+
+def file_stats(directory: Path, records: Iterable[Any]) -> dict[str, list[int]]:
+    """``{file: [size, mtime_ns, inode]}``: what the model's files looked like when they were last verified.
+    A hardlinked import shares its bytes with the user's original path, so an edit there changes the stored
+    model; a differing entry on start makes the node recheck the model before it seeds it."""
+    out = {}
+    for r in records:
+        st = os.stat(directory / r.path)
+        out[r.path] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return out
+
+
+def files_changed(directory: Path, manifest: Manifest) -> bool:
+    """True when a file's size, mtime or inode differs from the manifest's ``file_stats`` (or it is gone)."""
+    known = manifest.extra.get("file_stats")
+    if not isinstance(known, dict):
+        return False  # recorded by an older version: nothing to compare with
+    try:
+        return file_stats(directory, manifest.files) != {k: list(v) for k, v in known.items()}
+    except OSError:
+        return True
+
+
+_EXTRA_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def _validate_extra_name(name: object, model_files: set[str]) -> str:
+    """A foreign torrent's extra file: one plain path component that cannot shadow the manifest or a model file."""
+    if not isinstance(name, str) or not _EXTRA_RE.fullmatch(name) or ".." in name or name in model_files:
+        raise BadRequest(f"refusing extra file name {str(name)[:80]!r}")
+    return name
 
 
 def _gib(n: int) -> str:

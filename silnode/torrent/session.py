@@ -61,8 +61,8 @@ from silnode.torrent.events import (
     TorrentFinished,
     TorrentRemoved,
 )
-from silnode.torrent.layout import flat_renames, remove_empty_torrent_dir, wanted_priorities
-from silnode.torrent.settings import session_settings
+from silnode.torrent.layout import file_entries, flat_names, flat_renames, remove_empty_torrent_dir, wanted_priorities
+from silnode.torrent.settings import lan_ip_filter, session_settings
 from silnode.torrent.status import TorrentStatus, status_from
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,8 @@ class TorrentSession:
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             listened.cancel()
             raise TorrentError(f"libtorrent refused the session settings: {exc}") from exc
+        if self.net.lan_only:
+            self._ses.set_ip_filter(lan_ip_filter())
         self._closing = False
         self._pump = AlertPump(self._ses, self._loop, self._dispatch, alias=self._alias, errored=self._errored)
         self._pump.start()
@@ -297,9 +299,20 @@ class TorrentSession:
             raise TorrentError(f"libtorrent could not add torrent {rec.id}: {exc}") from exc
         return rec.id
 
-    async def add_seed(self, torrent_bytes: bytes, save_path: str | Path, *, seed_mode: bool = True) -> str:
+    async def add_seed(
+        self,
+        torrent_bytes: bytes,
+        save_path: str | Path,
+        *,
+        seed_mode: bool = True,
+        uploaded: int = 0,
+        seeding_seconds: int = 0,
+        paused: bool = False,
+    ) -> str:
         """Seed files that lie flat in ``save_path``; returns the id (v1 hex).
 
+        ``uploaded`` / ``seeding_seconds``: the counters of earlier runs, carried on (seed limits use them).
+        ``paused``: added paused (a model that reached its seed limit).
         ``seed_mode=True`` (we just verified the SHA-256 of every file): no startup check; libtorrent still
         hashes each piece the first time a peer asks for it. ``seed_mode=False``: a full recheck first.
 
@@ -312,10 +325,8 @@ class TorrentSession:
         ti = load_torrent_info(torrent_bytes)
         layout = ti.layout()
         save = Path(save_path)
-        for i in range(layout.num_files()):
-            if layout.file_flags(i) & lt.file_storage.flag_pad_file:
-                continue
-            p = save / layout.file_name(i)
+        for i, fname in flat_names(layout).items():
+            p = save / fname
             try:
                 size = p.stat().st_size
             except OSError as exc:
@@ -329,6 +340,11 @@ class TorrentSession:
         atp.save_path = str(save)
         atp.renamed_files = flat_renames(layout)
         atp.flags = self._base_flags() | (lt.torrent_flags.seed_mode if seed_mode else 0)
+        if paused:
+            atp.flags |= lt.torrent_flags.paused
+        # counters of earlier runs (the store keeps them): ratio and seed-time limits count the whole history
+        atp.total_uploaded = int(uploaded)
+        atp.seeding_time = int(seeding_seconds)
         rec = _Torrent(id_, None, str(save), v1, v2, released=True, prepared=True, torrent_bytes=bytes(torrent_bytes))
         return await self._add(atp, rec)
 
@@ -468,6 +484,17 @@ class TorrentSession:
 
     def ids(self) -> list[str]:
         return [i for i, r in self._torrents.items() if r.handle is not None]
+
+    def redial(self, id: str) -> None:
+        """*sync*. Dial the torrent's explicit peers again (those given to ``add_download`` and the magnet's
+        ``x.pe`` hints): libtorrent forgets a peer that hung up, and without a DHT or tracker nothing else
+        would find it again."""
+        rec = self._rec(id)
+        for peer in rec.peers:
+            try:
+                rec.handle.connect_peer(peer)
+            except RuntimeError:  # pragma: no cover - a handle that just went away
+                pass
 
     def connect_peer(self, id: str, host: str, port: int) -> None:
         """*sync*. Connect to a peer for this torrent (a hint; libtorrent dials it in the background)."""
@@ -609,13 +636,12 @@ class TorrentSession:
         ti = rec.handle.torrent_file()
         if ti is None:
             return []
-        lt = libtorrent()
-        layout = ti.layout()
-        return [
-            Path(rec.save_path) / layout.file_name(i)
-            for i in range(layout.num_files())
-            if not layout.file_flags(i) & lt.file_storage.flag_pad_file
-        ]
+        return [Path(rec.save_path) / name for name in flat_names(ti.layout()).values()]
+
+    def files(self, id: str) -> list[tuple[str, int]]:
+        """*sync*. ``(local file name, size)`` of every real file, from the metadata; [] before it."""
+        ti = self._rec(id).handle.torrent_file()
+        return [] if ti is None else file_entries(ti.layout())
 
     def set_limits(self, *, upload: int | None = None, download: int | None = None) -> None:
         """*sync*. Session-wide rates in bytes/s (0 = unlimited; None = leave as is). A limit also holds for

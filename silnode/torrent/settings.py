@@ -74,6 +74,26 @@ def is_local_address(host: str) -> bool:
     return ip.is_private or ip.is_loopback or ip.is_link_local
 
 
+LAN_RANGES = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16",
+              "::1/128", "fc00::/7", "fe80::/10")
+)  # fmt: skip
+
+
+def lan_ip_filter() -> Any:
+    """``network.lan_only`` at the packet level: an ``lt.ip_filter`` that blocks every address but the private,
+    loopback and link-local ranges above. Set on the session, it binds peers (in and out), web seeds and
+    trackers (libtorrent applies it to each, ``apply_ip_filter`` is on for every torrent)."""
+    lt = libtorrent()
+    f = lt.ip_filter()
+    f.add_rule("0.0.0.0", "255.255.255.255", 1)  # 1 = blocked
+    f.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1)
+    for net in LAN_RANGES:
+        f.add_rule(str(net.network_address), str(net.broadcast_address), 0)
+    return f
+
+
 def dht_bootstrap_nodes(net: NetworkConfig) -> list[str]:
     """The bootstrap entries the session may use (all of them, or the LAN ones under ``lan_only``)."""
     nodes = [n.strip() for n in net.dht_bootstrap if n.strip()]

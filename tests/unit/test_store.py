@@ -211,3 +211,29 @@ def test_copy_across_filesystems(tmp_path, tiny_gguf):
         m = imp(s, src, "org/m")
         assert m["files"][0]["linked"] is False
         assert (s.models_dir / "org" / "m" / "m.gguf").read_bytes() == src.read_bytes()
+
+
+def test_verify_keeps_changes_made_while_it_hashes(store, tiny_gguf):
+    """verify hashes without the lock; what others wrote meanwhile (a seeding toggle, a new magnet) stays."""
+    import threading
+
+    imp(store, tiny_gguf, "org/tiny")
+    store.update_manifest("org/tiny", seeding=True)
+    changed = threading.Event()
+
+    def progress(done: int, total: int) -> None:
+        if not changed.is_set():  # another thread toggles seeding and records a magnet mid-verify
+            t = threading.Thread(
+                target=store.update_manifest,
+                args=("org/tiny",),
+                kwargs={"seeding": False, "magnet": "magnet:?xt=urn:btih:" + "a" * 40},
+            )
+            t.start()
+            t.join()
+            changed.set()
+
+    result = store.verify("org/tiny", progress)
+    assert result["ok"] and changed.is_set()
+    m = store.read_manifest("org/tiny").to_json()
+    assert m["seeding"] is False and m["magnet"] == "magnet:?xt=urn:btih:" + "a" * 40
+    assert m["state"] == "ok" and m["verified_at"]
