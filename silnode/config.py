@@ -86,12 +86,25 @@ class ServeConfig:
     starter_model: bool = True  # `serve` with an empty store imports and serves the Gemma-3-270M package
 
 
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    enabled: bool = True  # catalogs over the DHT (needs network.dht_enabled)
+    publish: bool = True  # publish this node's catalog (needs an unlocked identity)
+    salt: str = "silnode-catalog-v1"  # BEP 44 salt of the catalog pointer
+    publishers: tuple[str, ...] = ()  # catalog pubkeys (hex) or btpk magnets always merged, like followed ones
+    refresh_interval: int = 600  # seconds between pointer lookups of the followed catalogs
+    reput_interval: int = 3600  # seconds between re-puts of the pointers (BEP 44 items expire after ~2 h)
+    fetch_timeout: int = 60  # seconds a catalog lookup or catalog-torrent fetch may take
+    max_follow: int = 50  # followed catalogs at most (the merge never fetches everyone)
+
+
 SECTIONS: dict[str, type] = {
     "daemon": DaemonConfig,
     "storage": StorageConfig,
     "network": NetworkConfig,
     "hardware": HardwareConfig,
     "serve": ServeConfig,
+    "discovery": DiscoveryConfig,
 }
 
 
@@ -107,6 +120,7 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
 
     # --- paths (all under home or storage.base_dir) ---
     @property
@@ -298,6 +312,12 @@ def _validate(config: Config) -> None:
         raise ConfigError("network.resume_save_interval must be >= 1 second")
     if config.network.seed_ratio_limit < 0:
         raise ConfigError("network.seed_ratio_limit must be >= 0")
+    dc = config.discovery
+    for name in ("refresh_interval", "reput_interval", "fetch_timeout", "max_follow"):
+        if getattr(dc, name) < 1:
+            raise ConfigError(f"discovery.{name} must be >= 1")
+    if not 0 < len(dc.salt.encode()) <= 64:
+        raise ConfigError("discovery.salt must be 1-64 bytes (BEP 44)")
     sv = config.serve
     for name in ("n_ctx", "n_threads", "restart_limit"):
         if getattr(sv, name) < 0:
