@@ -132,6 +132,9 @@ class KrpcClient:
         r: dict[bytes, Any] = {b"id": self.node_id, b"nodes": b""}
         if msg.get(b"q") in (b"get", b"get_peers"):
             r[b"token"] = b"ro"
+        elif msg.get(b"q") in (b"put", b"announce_peer"):  # we store nothing
+            self._transport.sendto(bencode({b"t": msg[b"t"], b"y": b"e", b"e": [204, b"read-only node"]}), addr)
+            return
         self._transport.sendto(bencode({b"t": msg[b"t"], b"y": b"r", b"r": r}), addr)
 
     async def query(self, addr: tuple[str, int], q: str, args: dict[bytes, Any], timeout: float = QUERY_TIMEOUT) -> Any:
@@ -196,7 +199,8 @@ class KrpcClient:
                 nodes = r.get(b"nodes")
                 if isinstance(nodes, bytes):
                     for nid, naddr in _compact_nodes(nodes):
-                        if naddr not in known and self._allowed(naddr):
+                        # libtorrent may list this very socket (see _answer): never count ourselves
+                        if naddr not in known and nid != self.node_id and self._allowed(naddr):
                             known[naddr] = nid
         return sorted(answered.values(), key=lambda r: _xor(r.node_id, target))[:K]
 

@@ -4,8 +4,8 @@ libtorrent; seq moves forward only; compare-and-swap; anybody may re-put the sig
 from __future__ import annotations
 
 import pytest
-
 from dht import addrs, start_dht
+
 from silnode.discovery.bep44 import sign_pointer
 from silnode.discovery.krpc import KrpcClient
 from silnode.discovery.pointer import get_pointer
