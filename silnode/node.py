@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from silnode import __version__
 from silnode.config import Config
+from silnode.discovery.service import DiscoveryService
 from silnode.distribution import DistributionService
 from silnode.errors import IdentityNotFound
 from silnode.fit.hardware import probe
@@ -62,6 +63,7 @@ class Node:
         self.tasks = Tasks()
         self.engine = TorrentEngine(config)
         self.distribution = DistributionService(config, self.store, self.engine)
+        self.discovery = DiscoveryService(config, self.store, self.engine, identity)
         self.serving = ServingService(config, self.store)
         self.models = ModelsService(config, self.store, self.tasks, self.distribution, self.serving)
         # dependency order: the store first, then what uses it (discovery joins after distribution, the DVM
@@ -71,6 +73,7 @@ class Node:
             self.tasks,
             self.engine,
             self.distribution,
+            self.discovery,
             self.serving,
             self.models,
         ]
@@ -123,6 +126,7 @@ class Node:
             "tasks": {"running": self.tasks.running()},
             "torrents": self.distribution.summary(),
             "serving": self.serving.summary(),
+            "discovery": self.discovery.summary(),
         }
 
     async def hardware(self) -> dict[str, Any]:

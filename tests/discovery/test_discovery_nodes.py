@@ -1,0 +1,79 @@
+"""Real nodes on a private DHT: A shares and publishes, B follows A, discovers and gets by name; A updates
+(seq + 1) and B sees it; A goes away and B still finds and serves A's catalog; a fresh C gets it from B."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from dht import until_async  # noqa: E402
+from nodes import share, sha256  # noqa: E402
+
+from silnode.identity import Identity  # noqa: E402
+
+
+async def until(check, what: str, timeout: float = 120.0) -> None:
+    async def acheck():
+        r = check()
+        return await r if asyncio.iscoroutine(r) else r
+
+    await until_async(acheck, what, timeout)
+
+
+async def test_publish_follow_discover_get_update_and_outlive(make_node, tiny_gguf, tiny_q8):
+    ida = Identity.generate()
+    a = await make_node("a", identity=ida)
+    b = await make_node("b")  # no identity: follows, searches, gets; publishes nothing
+    await share(a, tiny_gguf, "acme/tiny-llama")
+    pub = ida.catalog.public_key_hex
+
+    await until(lambda: a.discovery.catalogs.get(pub) is not None, "A to publish its catalog")
+    shown = a.discovery.show()
+    assert shown["seq"] == 1 and [e["name"] for e in shown["entries"]] == ["acme/tiny-llama"]
+    assert shown["magnet"] == a.discovery.catalog_magnet
+    assert shown["magnet"].startswith(f"magnet:?xs=urn:btpk:{pub}&s=")
+    entry = shown["entries"][0]
+    assert entry["files"][0]["sha256"] == sha256(tiny_gguf) and entry["arch"] == "llama"
+
+    followed = await b.discovery.follow(shown["magnet"])
+    assert followed["seq"] == 1 and [e["name"] for e in followed["entries"]] == ["acme/tiny-llama"]
+    hits = b.discovery.search("TINY", tag="llama")
+    assert [(h["name"], h["publisher"], h["followed"]) for h in hits] == [("acme/tiny-llama", pub, True)]
+    assert b.discovery.search("tiny", quant="Q8_0") == []
+    assert b.discovery.search("tiny", max_size=entry["size"] - 1) == []
+
+    # get by name: resolved through the catalogs, then the usual download + verify
+    resolved = await b.discovery.resolve_get("acme/tiny-llama")
+    assert resolved["name"] == "acme/tiny-llama" and resolved["target"] == entry["magnet"]
+    got = await b.models.get(resolved["target"], name=resolved["name"], force=True)
+    tid = got["transfer"]["id"]
+    await asyncio.wait_for(b.distribution.wait(tid), 120)
+    m = b.store.read_manifest("acme/tiny-llama")
+    assert m.state == "ok" and m.files[0].sha256 == sha256(tiny_gguf)
+
+    # A shares another model: seq 2, B sees it (the background refresh, no call from the test)
+    await share(a, tiny_q8, "acme/tiny-q8")
+    await until(
+        lambda: b.discovery.catalogs.get(pub) is not None and b.discovery.catalogs[pub].seq == 2,
+        "B to see A's catalog seq 2",
+    )
+    assert [h["name"] for h in b.discovery.search("acme/")] == ["acme/tiny-llama", "acme/tiny-q8"]
+
+    # A goes away: B keeps A's catalog (cached, seeded by B) and re-puts A's pointer
+    await a.stop()
+    assert (await b.discovery.refresh())[pub] in ("no pointer found: cached copy kept", "up to date")
+    assert len(b.discovery.search("acme/")) == 2
+    assert (await b.discovery.reput())[pub] >= 1
+
+    # a fresh node C follows A (who is offline): the pointer and the catalog come from B
+    c = await make_node("c")
+    got_c = await c.discovery.follow(pub)
+    assert got_c["seq"] == 2 and len(got_c["entries"]) == 2
+    # and C gets A's first model by name from B, the third seeder
+    r = await c.discovery.resolve_get("acme/tiny-llama")
+    t = await c.models.get(r["target"], name=r["name"], force=True)
+    await asyncio.wait_for(c.distribution.wait(t["transfer"]["id"]), 120)
+    assert c.store.read_manifest("acme/tiny-llama").files[0].sha256 == sha256(tiny_gguf)
