@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from dht import until_async  # noqa: E402
-from nodes import share, sha256  # noqa: E402
+from nodes import sha256, share  # noqa: E402
 
 from silnode.identity import Identity  # noqa: E402
 
