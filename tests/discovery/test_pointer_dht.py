@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from dht import addrs, start_dht
 
-from silnode.discovery.bep44 import sign_pointer
-from silnode.discovery.krpc import KrpcClient
+from silnode.discovery.bep44 import MutableItem, sign_pointer
+from silnode.discovery.krpc import KrpcClient, KrpcFailed
 from silnode.discovery.pointer import get_pointer
 from silnode.identity import Identity
 
@@ -51,6 +51,30 @@ async def test_put_get_seq_cas_and_reput(dht):
         assert item is not None and item.seq == 2 and item.verify()
         again = await krpc.put(item, boot)
         assert again.stored == 5  # same seq, same value: nodes refresh it
+
+        # a forged item under the publisher's key (another key's signature): refused by every node (206)
+        thief = Identity.generate().catalog
+        forged = sign_pointer(thief, "44" * 20, 9, SALT)
+        found = await krpc.lookup(item.target, boot)
+        for r in found:
+            with pytest.raises(KrpcFailed) as err:
+                await krpc.query(
+                    r.addr,
+                    "put",
+                    {
+                        b"k": key.public_key,
+                        b"salt": SALT,
+                        b"seq": 9,
+                        b"sig": forged.signature,
+                        b"v": forged.value,
+                        b"token": r.token,
+                    },
+                )
+            assert err.value.code == 206
+        with pytest.raises(ValueError):  # and our client refuses to send one at all
+            await krpc.put(MutableItem(key.public_key, SALT, 9, forged.value, forged.signature), boot)
+        p = await get_pointer(dht[1], key.public_key, SALT, timeout=30)
+        assert (p.seq, p.infohash) == (2, "22" * 20)
 
         # nothing stored under another salt
         assert await get_pointer(dht[1], key.public_key, b"other", timeout=30) is None
