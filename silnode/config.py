@@ -96,6 +96,9 @@ class DiscoveryConfig:
     reput_interval: int = 3600  # seconds between re-puts of the pointers (BEP 44 items expire after ~2 h)
     fetch_timeout: int = 60  # seconds a catalog lookup or catalog-torrent fetch may take
     max_follow: int = 50  # followed catalogs at most (the merge never fetches everyone)
+    rendezvous: bool = True  # announce our key in, and learn publisher keys from, the shared rendezvous (hints)
+    rendezvous_interval: int = 3600  # seconds between reads of the rendezvous shards
+    rendezvous_max: int = 50  # publishers learned from hints (rendezvous, NIP-89) merged at most
 
 
 SECTIONS: dict[str, type] = {
@@ -313,7 +316,7 @@ def _validate(config: Config) -> None:
     if config.network.seed_ratio_limit < 0:
         raise ConfigError("network.seed_ratio_limit must be >= 0")
     dc = config.discovery
-    for name in ("refresh_interval", "reput_interval", "fetch_timeout", "max_follow"):
+    for name in ("refresh_interval", "reput_interval", "fetch_timeout", "max_follow", "rendezvous_interval"):
         if getattr(dc, name) < 1:
             raise ConfigError(f"discovery.{name} must be >= 1")
     if not 0 < len(dc.salt.encode()) <= 64:

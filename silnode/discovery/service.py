@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 from silnode.config import Config
+from silnode.discovery import rendezvous
 from silnode.discovery.bep44 import btpk_magnet, parse_publisher, sign_pointer
 from silnode.discovery.document import Catalog, Entry, build_catalog, memory_at, parse_catalog
 from silnode.discovery.index import Index, entry_view
@@ -73,8 +74,12 @@ class DiscoveryService:
         self._fresh: dict[str, float] = {}  # infohash -> re-announce until
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._pub_locks: dict[str, asyncio.Lock] = {}
         self._last_refresh = 0.0
         self._last_reput = 0.0
+        self.learned: dict[bytes, str] = {}  # publisher key -> where the hint came from (rendezvous, nip89)
+        self._last_learn = 0.0
+        self._rdv_day: str | None = None
         self.dropped: list[dict[str, Any]] = []  # what was refused lately and why (newest last)
         self.last_error: str | None = None
 
@@ -140,6 +145,8 @@ class DiscoveryService:
         t = time.monotonic()
         if self.identity is not None and self.dc.publish:
             await self.publish()
+        if self.dht and self.krpc is not None and self.dc.rendezvous:
+            await self._rendezvous(t)
         if self.dht and t - self._last_refresh >= self.dc.refresh_interval:
             self._last_refresh = t
             await self.refresh()
@@ -327,26 +334,56 @@ class DiscoveryService:
         ses.announce(ih)
         self._fresh[ih] = time.monotonic() + ANNOUNCE_FOR
 
+    # ============================================================================================ hints
+    async def _rendezvous(self, t: float) -> None:
+        """Announce our key once a day; read the shards every ``rendezvous_interval`` (hints only)."""
+        boot = await self.bootstrap()
+        if self.publisher is not None and self.publisher in self.catalogs and self._rdv_day != rendezvous.day():
+            if await rendezvous.announce(self.krpc, self.identity.catalog.public_key, boot):
+                self._rdv_day = rendezvous.day()
+        if t - self._last_learn >= self.dc.rendezvous_interval:
+            self._last_learn = t
+            for pk in await rendezvous.learn(self.krpc, boot):
+                self.learn_publisher(pk.hex(), "rendezvous")
+
+    def learn_publisher(self, publisher: str, source: str = "nip89") -> bool:
+        """A publisher key heard of somewhere (the rendezvous, a NIP-89 announcement): a hint. It joins the
+        merge only once its own signed pointer and catalog check out, and at most ``rendezvous_max`` join.
+        Returns True when it is new."""
+        try:
+            pk = bytes.fromhex(publisher)
+        except ValueError:
+            return False
+        known = {k for k, _, _ in self.sources()} | ({self.identity.catalog.public_key} if self.identity else set())
+        if len(pk) != 32 or pk in known or len(self.learned) >= self.dc.rendezvous_max:
+            return False
+        self.learned[pk] = source
+        return True
+
     # ============================================================================================ following
     def follows(self) -> list[dict[str, Any]]:
         return self.state.read_follows()
 
-    def sources(self) -> list[tuple[bytes, bytes, bool]]:
-        """(public key, salt, followed) of every publisher to refresh: followed ones, then configured ones."""
-        out: dict[bytes, tuple[bytes, bytes, bool]] = {}
+    def sources(self, *, hints: bool = False) -> list[tuple[bytes, bytes, str]]:
+        """(public key, salt, source) of every publisher to refresh: followed ones ("follow"), configured ones
+        ("config"), and with ``hints`` the learned ones ("rendezvous", "nip89")."""
+        out: dict[bytes, tuple[bytes, bytes, str]] = {}
         for f in self.follows():
             try:
                 pk, salt = bytes.fromhex(f["publisher"]), bytes.fromhex(f.get("salt", self.salt.hex()))
             except ValueError:
                 continue
-            out[pk] = (pk, salt, True)
+            out[pk] = (pk, salt, "follow")
         for text in self.dc.publishers:
             try:
                 pk, salt = parse_publisher(text, self.salt)
             except CatalogInvalid as exc:
                 log.warning("discovery.publishers entry %r: %s", text, exc)
                 continue
-            out.setdefault(pk, (pk, salt, False))
+            out.setdefault(pk, (pk, salt, "config"))
+        if hints:
+            for pk, src in self.learned.items():
+                out.setdefault(pk, (pk, self.salt, src))
         return list(out.values())
 
     def _resolve_publisher(self, text: str) -> tuple[bytes, bytes]:
@@ -410,14 +447,14 @@ class DiscoveryService:
 
     def following(self) -> list[dict[str, Any]]:
         out = []
-        for pk, salt, followed in self.sources():
+        for pk, salt, source in self.sources():
             pub = pk.hex()
             cat = self.catalogs.get(pub)
             out.append(
                 {
                     "publisher": pub,
                     "magnet": btpk_magnet(pk, salt),
-                    "source": "follow" if followed else "config",
+                    "source": source,
                     "seq": cat.seq if cat else None,
                     "updated": cat.updated if cat else None,
                     "entries": len(cat.entries) if cat else 0,
@@ -430,12 +467,18 @@ class DiscoveryService:
     # ============================================================================================ refreshing
     async def refresh(self) -> dict[str, Any]:
         results = {}
-        for pk, salt, _ in self.sources():
+        for pk, salt, _ in self.sources(hints=True):
             results[pk.hex()] = await self.refresh_one(pk, salt)
         return results
 
     async def refresh_one(self, pk: bytes, salt: bytes) -> str:
-        """Look up one publisher's pointer and fetch its catalog when it is newer. Returns what happened."""
+        """Look up one publisher's pointer and fetch its catalog when it is newer. Returns what happened.
+        One refresh per publisher at a time (`follow` and the background round may ask together)."""
+        lock = self._pub_locks.setdefault(pk.hex(), asyncio.Lock())
+        async with lock:
+            return await self._refresh_one(pk, salt)
+
+    async def _refresh_one(self, pk: bytes, salt: bytes) -> str:
         if not self.dht:
             return "dht off: cached copy kept"
         pub = pk.hex()
@@ -504,11 +547,11 @@ class DiscoveryService:
             return None
         finally:
             done.cancel()
-            if ih in ses.ids() and self._seeds.get(pub) != ih:
+            if ses.running and ih in ses.ids() and self._seeds.get(pub) != ih:
                 try:
                     await ses.remove(ih)
-                except SilnodeError:
-                    pass
+                except SilnodeError as exc:  # the session is going away: nothing left to clean up
+                    log.debug("removing catalog download %s: %s", ih, exc)
             await asyncio.to_thread(shutil.rmtree, scratch, True)
 
     async def reput(self) -> dict[str, int]:
@@ -632,4 +675,5 @@ class DiscoveryService:
             "catalogs": len(self.catalogs),
             "entries": len(self.index),
             "following": len(self.follows()),
+            "learned": len(self.learned),
         }

@@ -77,3 +77,38 @@ async def test_publish_follow_discover_get_update_and_outlive(make_node, tiny_gg
     t = await c.models.get(r["target"], name=r["name"], force=True)
     await asyncio.wait_for(c.distribution.wait(t["transfer"]["id"]), 120)
     assert c.store.read_manifest("acme/tiny-llama").files[0].sha256 == sha256(tiny_gguf)
+
+
+async def test_learn_publisher_only_from_the_rendezvous(make_node, dht, tiny_gguf):
+    """B follows nobody: it learns A's key from today's rendezvous shard, checks A's own signed pointer and
+    catalog, and then finds and gets A's model by name. A key listed there with no catalog behind it (a
+    hint nobody backs) never reaches the merge."""
+    from dht import addrs
+
+    from silnode.discovery import rendezvous
+    from silnode.discovery.krpc import KrpcClient
+
+    ida = Identity.generate()
+    a = await make_node("a", identity=ida)
+    await share(a, tiny_gguf, "acme/hinted")
+    pub = ida.catalog.public_key_hex
+    await until(lambda: a.discovery.catalogs.get(pub) is not None, "A to publish")
+    await until(lambda: a.discovery._rdv_day is not None, "A to announce itself in the rendezvous")
+
+    bogus = Identity.generate().catalog.public_key
+    async with KrpcClient(bind="127.0.0.1") as krpc:
+        assert await rendezvous.announce(krpc, bogus, addrs(dht))
+        # A's entry survived the second writer (compare-and-swap merges, never replaces) when they share a shard
+        keys = set(await rendezvous.learn(krpc, addrs(dht)))
+        assert {ida.catalog.public_key, bogus} <= keys
+
+    b = await make_node("b", **{"discovery.rendezvous_interval": 1})
+    await until(lambda: pub in b.discovery.catalogs, "B to learn A from the rendezvous and fetch its catalog")
+    assert b.discovery.follows() == []
+    assert bogus in b.discovery.learned and bogus.hex() not in b.discovery.catalogs
+    hits = b.discovery.search("hinted")
+    assert [(h["name"], h["publisher"], h["followed"]) for h in hits] == [("acme/hinted", pub, False)]
+    r = await b.discovery.resolve_get("acme/hinted")
+    t = await b.models.get(r["target"], name=r["name"], force=True)
+    await asyncio.wait_for(b.distribution.wait(t["transfer"]["id"]), 120)
+    assert b.store.read_manifest("acme/hinted").files[0].sha256 == sha256(tiny_gguf)
