@@ -355,7 +355,7 @@ class DiscoveryService:
         except ValueError:
             return False
         known = {k for k, _, _ in self.sources()} | ({self.identity.catalog.public_key} if self.identity else set())
-        if len(pk) != 32 or pk in known or len(self.learned) >= self.dc.rendezvous_max:
+        if len(pk) != 32 or pk in known or pk in self.learned or len(self.learned) >= self.dc.rendezvous_max:
             return False
         self.learned[pk] = source
         return True

@@ -137,3 +137,33 @@ async def test_get_by_name_followed_wins_else_ambiguous(svc):
         await svc.resolve_get("org/nobody-has-this")
     # magnets and infohashes pass through untouched
     assert (await svc.resolve_get("ab" * 20))["target"] == "ab" * 20
+
+
+async def test_seed_catalog_name_keeps_its_meaning(svc):
+    """A peer entry under a name the shipped seed catalog pins, with other bytes: shown as a conflict in
+    discover, and `get <name>` still means the seed-catalog model (the resolution passes it through)."""
+    from silnode.fit.seed import load_seed_catalog
+
+    seed = load_seed_catalog()[0]
+    doc = build_catalog(A, [entry(seed.name, "44" * 20)], seq=1, updated="t").to_bytes()
+    serve(svc, doc, 1)
+    await svc.refresh_one(A.catalog.public_key, SALT)
+    rows = svc.search(seed.name)
+    assert [r["name"] for r in rows] == [seed.name] and "seed catalog" in rows[0]["conflict"]
+    assert await svc.resolve_get(seed.name) == {"target": seed.name, "name": None}
+
+
+async def test_config_publishers_and_hints_are_sources(svc, tmp_path):
+    from dataclasses import replace as dc_replace
+
+    from silnode.discovery.bep44 import btpk_magnet
+
+    other = Identity.generate().catalog.public_key
+    svc.dc = dc_replace(svc.dc, publishers=(btpk_magnet(other, b"s2"), "not-a-key"))
+    assert svc.sources() == [(other, b"s2", "config")]
+    hint = Identity.generate().catalog.public_key
+    assert svc.learn_publisher(hint.hex(), "nip89") is True
+    assert svc.learn_publisher(hint.hex(), "nip89") is False  # known already
+    assert svc.learn_publisher(other.hex(), "rendezvous") is False  # configured: not a hint
+    assert svc.learn_publisher("zz") is False
+    assert (hint, SALT, "nip89") in svc.sources(hints=True) and (hint, SALT, "nip89") not in svc.sources()
