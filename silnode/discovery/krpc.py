@@ -7,6 +7,9 @@ dict value (``{"ih": …}``) and re-put somebody else's signed item as it is (li
 * ``get`` is an iterative lookup: query the known nodes, learn closer ones from their ``nodes``, until the
   8 closest (XOR distance to the target) have answered; their write tokens and stored items come back.
 * ``put`` sends the signed item with each of those nodes' tokens; anyone may re-put a signed item.
+* name hints: ``announce`` puts this socket under a name's target (BEP 5 ``announce_peer``), ``get_peers``
+  finds such sockets, and ``ask_catalog`` asks one which catalog it publishes (our one extra query,
+  ``silnode_catalog``, answered with the catalog key and salt; nothing secret).
 * ``local_only`` (network.lan_only): nodes outside private/loopback/link-local ranges are never contacted,
   whatever a peer returns — libtorrent's address filter does not cover this socket.
 """
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 K = 8  # nodes that store an item (BEP 44: the 8 closest)
 ALPHA = 4  # queries in flight per round
 QUERY_TIMEOUT = 1.0
+CATALOG_QUERY = "silnode_catalog"  # our one extra query: "which catalog do you publish?" (name hints)
 
 
 @dataclass
@@ -36,6 +40,7 @@ class Responder:
     node_id: bytes
     token: bytes | None = None
     item: MutableItem | None = None
+    peers: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -54,6 +59,10 @@ def _is_local(host: str) -> bool:
     from silnode.torrent.settings import is_local_address
 
     return is_local_address(host)
+
+
+def _compact_peer(blob: bytes) -> tuple[str, int]:
+    return socket.inet_ntoa(blob[:4]), int.from_bytes(blob[4:6], "big")
 
 
 def _compact_nodes(blob: bytes) -> list[tuple[bytes, tuple[str, int]]]:
@@ -82,6 +91,7 @@ class KrpcClient:
         self.bind = bind
         self.local_only = local_only
         self.node_id = os.urandom(20)
+        self.catalog: tuple[bytes, bytes] | None = None  # (public key, salt) answered to CATALOG_QUERY
         self._transport: asyncio.DatagramTransport | None = None
         self._pending: dict[bytes, asyncio.Future] = {}
         self._tid = 0
@@ -130,7 +140,12 @@ class KrpcClient:
         if self._transport is None or not self._allowed(addr) or not isinstance(msg.get(b"t"), bytes):
             return
         r: dict[bytes, Any] = {b"id": self.node_id, b"nodes": b""}
-        if msg.get(b"q") in (b"get", b"get_peers"):
+        if msg.get(b"q") == CATALOG_QUERY.encode():
+            if self.catalog is None:
+                self._transport.sendto(bencode({b"t": msg[b"t"], b"y": b"e", b"e": [204, b"no catalog"]}), addr)
+                return
+            r[b"k"], r[b"salt"] = self.catalog
+        elif msg.get(b"q") in (b"get", b"get_peers"):
             r[b"token"] = b"ro"
         elif msg.get(b"q") in (b"put", b"announce_peer"):  # we store nothing
             self._transport.sendto(bencode({b"t": msg[b"t"], b"y": b"e", b"e": [204, b"read-only node"]}), addr)
@@ -165,10 +180,18 @@ class KrpcClient:
 
     # ------------------------------------------------------------------------------------------ lookups
     async def lookup(
-        self, target: bytes, bootstrap: list[tuple[str, int]], *, public_key: bytes | None = None, salt: bytes = b""
+        self,
+        target: bytes,
+        bootstrap: list[tuple[str, int]],
+        *,
+        public_key: bytes | None = None,
+        salt: bytes = b"",
+        q: str = "get",
     ) -> list[Responder]:
-        """Iterative BEP 44 ``get``: the (up to) K closest nodes that answered, closest first, each with its
-        write token and, when ``public_key`` is given, the verified item it stores (forgeries are ignored)."""
+        """Iterative BEP 44 ``get`` (or BEP 5 ``get_peers`` with ``q``): the (up to) K closest nodes that
+        answered, closest first, each with its write token, the peers it lists (``get_peers``) and, when
+        ``public_key`` is given, the verified item it stores (forgeries are ignored)."""
+        key = b"info_hash" if q == "get_peers" else b"target"
         known: dict[tuple[str, int], bytes | None] = {a: None for a in bootstrap if self._allowed(a)}
         queried: set[tuple[str, int]] = set()
         answered: dict[tuple[str, int], Responder] = {}
@@ -185,9 +208,7 @@ class KrpcClient:
             if not todo:
                 break
             queried.update(todo)
-            replies = await asyncio.gather(
-                *(self.query(a, "get", {b"target": target}) for a in todo), return_exceptions=True
-            )
+            replies = await asyncio.gather(*(self.query(a, q, {key: target}) for a in todo), return_exceptions=True)
             for addr, r in zip(todo, replies):
                 if isinstance(r, BaseException) or not isinstance(r.get(b"id"), bytes) or len(r[b"id"]) != 20:
                     continue
@@ -195,6 +216,9 @@ class KrpcClient:
                 known[addr] = r[b"id"]
                 if public_key is not None:
                     resp.item = _item_from(r, public_key, salt)
+                values = r.get(b"values")
+                if isinstance(values, list):
+                    resp.peers = [_compact_peer(v) for v in values if isinstance(v, bytes) and len(v) == 6]
                 answered[addr] = resp
                 nodes = r.get(b"nodes")
                 if isinstance(nodes, bytes):
@@ -230,6 +254,42 @@ class KrpcClient:
             else:
                 result.stored += 1
         return result
+
+    @property
+    def port(self) -> int:
+        if self._transport is None:
+            raise RuntimeError("KRPC client not started")
+        return int(self._transport.get_extra_info("sockname")[1])
+
+    async def announce(self, target: bytes, bootstrap: list[tuple[str, int]]) -> int:
+        """BEP 5 ``announce_peer`` of this socket (its own port) under ``target`` on the K closest nodes;
+        how many accepted. Used for name hints: a reader finds this socket and asks it for our catalog key."""
+        found = await self.lookup(target, bootstrap, q="get_peers")
+        replies = await asyncio.gather(
+            *(
+                self.query(r.addr, "announce_peer", {b"info_hash": target, b"port": self.port, b"token": r.token})
+                for r in found
+                if r.token
+            ),
+            return_exceptions=True,
+        )
+        return sum(1 for rep in replies if not isinstance(rep, BaseException))
+
+    async def get_peers(self, target: bytes, bootstrap: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        found = await self.lookup(target, bootstrap, q="get_peers")
+        peers = [p for r in found for p in r.peers if self._allowed(p)]
+        return list(dict.fromkeys(peers))
+
+    async def ask_catalog(self, addr: tuple[str, int]) -> tuple[bytes, bytes] | None:
+        """Ask another silnode's KRPC socket which catalog it publishes: (public key, salt), or None."""
+        try:
+            r = await self.query(addr, CATALOG_QUERY, {})
+        except (KrpcFailed, asyncio.TimeoutError):
+            return None
+        k, salt = r.get(b"k"), r.get(b"salt", b"")
+        if not isinstance(k, bytes) or len(k) != 32 or not isinstance(salt, bytes) or len(salt) > 64:
+            return None
+        return k, salt
 
     async def get(self, public_key: bytes, salt: bytes, bootstrap: list[tuple[str, int]]) -> MutableItem | None:
         """The newest verified item under (key, salt) that the closest nodes hold, or None."""

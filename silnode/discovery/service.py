@@ -10,7 +10,11 @@ the catalog torrents). What runs in the background, every ``tick``:
   rollback) and replaces that publisher's cached catalog only; a publisher that cannot be reached keeps its
   cached catalog. Every cached catalog is seeded, so a catalog outlives its publisher.
 * **re-put** — every ``discovery.reput_interval`` (BEP 44 items may expire after 2 h), the own pointer and the
-  newest signed pointer of every followed publisher are put again with our KRPC client.
+  newest signed pointer of every followed publisher are put again with our KRPC client, and our model names
+  are announced again under their name targets.
+* **hints** — the shared rendezvous (:mod:`silnode.discovery.rendezvous`), exact-name lookups and
+  :meth:`DiscoveryService.learn_publisher` (NIP-89) add publisher keys that join the merge only once their
+  own signed pointer and catalog check out.
 
 An identity may be absent: then nothing is published (``catalog show`` says why), following and search work.
 With the DHT off (``network.dht_enabled: false`` or ``lan_only`` with no LAN bootstrap node) only the
@@ -20,6 +24,7 @@ cached catalogs are searched.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import shutil
 import socket
@@ -52,7 +57,13 @@ from silnode.torrent.settings import dht_bootstrap_nodes
 
 log = logging.getLogger(__name__)
 
+NAME_DOMAIN = b"silnode-name-v1\x00"
 ANNOUNCE_FOR = 120.0  # seconds a new catalog seed is re-announced (a routing table still settling loses some)
+
+
+def name_target(name: str) -> bytes:
+    """The DHT target a model name is announced under (a hint, never a key anyone writes an item with)."""
+    return hashlib.sha1(NAME_DOMAIN + name.encode()).digest()
 
 
 class DiscoveryService:
@@ -75,6 +86,7 @@ class DiscoveryService:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._pub_locks: dict[str, asyncio.Lock] = {}
+        self._announced: set[str] = set()  # names announced under their name target since start
         self._last_refresh = 0.0
         self._last_reput = 0.0
         self.learned: dict[bytes, str] = {}  # publisher key -> where the hint came from (rendezvous, nip89)
@@ -113,6 +125,8 @@ class DiscoveryService:
             bind = "0.0.0.0" if ":" not in self.config.network.listen_address else "::"
             self.krpc = KrpcClient(bind=bind, local_only=self.config.network.lan_only)
             await self.krpc.start()
+            if self.identity is not None:
+                self.krpc.catalog = (self.identity.catalog.public_key, self.salt)
         self._task = asyncio.create_task(self._loop(), name="silnode-discovery")
 
     async def stop(self) -> None:
@@ -258,6 +272,7 @@ class DiscoveryService:
                 log.info("catalog seq %d: %d model(s)", seq, len(entries))
             if (changed or force) and pub in self.catalogs:
                 await self._put_own()
+                await self._announce_names(only_new=not force)
         return self.show()
 
     async def _put_own(self) -> None:
@@ -282,6 +297,36 @@ class DiscoveryService:
         else:
             self.last_error = None
             log.info("catalog pointer seq %d stored on %d node(s)", item.seq, res.stored)
+
+    async def _announce_names(self, *, only_new: bool) -> None:
+        """Announce our KRPC socket under SHA-1 of each name we offer: a reader that follows nobody finds us
+        by the name, asks our socket for our catalog key, and then checks our signed pointer and catalog."""
+        if not self.dht or self.krpc is None or self.publisher not in self.catalogs:
+            return
+        boot = await self.bootstrap()
+        for e in self.catalogs[self.publisher].entries:
+            if only_new and e.name in self._announced:
+                continue
+            if await self.krpc.announce(name_target(e.name), boot):
+                self._announced.add(e.name)
+
+    async def lookup_name(self, name: str, *, max_peers: int = 20) -> list[Entry]:
+        """Resolve an exact name through the DHT: the peers announced under SHA-1 of the name are hints; each
+        is asked for its catalog key, and a key counts only once its own signed pointer and catalog check out
+        and list the name. Nobody can write under a key they do not hold, so a hint can waste a lookup but
+        cannot put words in a publisher's mouth."""
+        if not self.dht or self.krpc is None:
+            return []
+        boot = await self.bootstrap()
+        peers = await self.krpc.get_peers(name_target(name), boot)
+        for peer in peers[:max_peers]:
+            found = await self.krpc.ask_catalog(peer)
+            if found is None or found[0] == (self.identity.catalog.public_key if self.identity else None):
+                continue
+            pk, salt = found
+            self.learn_publisher(pk.hex(), "name")
+            await self.refresh_one(pk, salt)
+        return self.index.named(name)
 
     def show(self) -> dict[str, Any]:
         """`catalog show`: seq, infohash, BEP 46 magnet, entries."""
@@ -574,6 +619,7 @@ class DiscoveryService:
                 continue
             res = await self.krpc.put(item, boot)
             out[pk.hex()] = res.stored
+        await self._announce_names(only_new=False)
         return out
 
     # ============================================================================================ searching
@@ -664,6 +710,8 @@ class DiscoveryService:
 
         if any(m.name == target for m in load_seed_catalog()):
             return {"target": target, "name": name}
+        if not self.index.named(target):
+            await self.lookup_name(target)
         e = self.resolve(target)
         return {"target": e.magnet, "name": name or e.name, "publisher": e.publisher}
 

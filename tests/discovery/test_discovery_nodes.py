@@ -112,3 +112,20 @@ async def test_learn_publisher_only_from_the_rendezvous(make_node, dht, tiny_ggu
     t = await b.models.get(r["target"], name=r["name"], force=True)
     await asyncio.wait_for(b.distribution.wait(t["transfer"]["id"]), 120)
     assert b.store.read_manifest("acme/hinted").files[0].sha256 == sha256(tiny_gguf)
+
+
+async def test_get_by_exact_name_through_the_dht(make_node, tiny_gguf):
+    """B follows nobody and reads no rendezvous: `get acme/by-name` finds A through the peers announced under
+    SHA-1 of the name, asks A's socket for its catalog key, checks A's signed pointer and catalog, downloads."""
+    ida = Identity.generate()
+    a = await make_node("a", identity=ida, **{"discovery.rendezvous": False})
+    await share(a, tiny_gguf, "acme/by-name")
+    await until(lambda: "acme/by-name" in a.discovery._announced, "A to announce the name")
+    b = await make_node("b", **{"discovery.rendezvous": False})
+    assert b.discovery.search("by-name") == []
+    r = await b.discovery.resolve_get("acme/by-name")
+    assert r["publisher"] == ida.catalog.public_key_hex and r["name"] == "acme/by-name"
+    assert b.discovery.learned == {ida.catalog.public_key: "name"}
+    t = await b.models.get(r["target"], name=r["name"], force=True)
+    await asyncio.wait_for(b.distribution.wait(t["transfer"]["id"]), 120)
+    assert b.store.read_manifest("acme/by-name").files[0].sha256 == sha256(tiny_gguf)
