@@ -86,6 +86,7 @@ class DiscoveryService:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._pub_locks: dict[str, asyncio.Lock] = {}
+        self._store_sig: Any = None
         self._announced: set[str] = set()  # names announced under their name target since start
         self._last_refresh = 0.0
         self._last_reput = 0.0
@@ -199,6 +200,22 @@ class DiscoveryService:
         del self.dropped[:-50]
 
     # ============================================================================================ publishing
+    def _store_signature(self) -> tuple[tuple[str, int, int], ...]:
+        from silnode.distribution import TORRENT_FILE
+        from silnode.store import MANIFEST
+
+        out = []
+        for name in self.store.names():
+            d = self.store.model_dir(name)
+            stamps = []
+            for f in (MANIFEST, TORRENT_FILE):
+                try:
+                    stamps.append((d / f).stat().st_mtime_ns)
+                except OSError:
+                    stamps.append(0)
+            out.append((name, *stamps))
+        return tuple(out)
+
     def _own_entries(self) -> list[Entry]:
         from silnode.distribution import TORRENT_FILE
         from silnode.torrent.create import read_our_shape
@@ -253,6 +270,11 @@ class DiscoveryService:
         ident = self._require_identity()
         pub = ident.catalog.public_key_hex
         async with self._lock:
+            # the store is polled every tick: rebuild the entries only when a manifest or torrent changed
+            store_sig = await asyncio.to_thread(self._store_signature)
+            if not force and store_sig == self._store_sig:
+                return self.show()
+            self._store_sig = store_sig
             entries = sorted(await asyncio.to_thread(self._own_entries), key=lambda e: e.name)
             current = self.catalogs.get(pub)
             changed = current is None or [e.body() for e in current.entries] != [e.body() for e in entries]

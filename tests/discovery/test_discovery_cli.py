@@ -103,9 +103,22 @@ async def test_share_publish_follow_discover_get_by_name(tmp_path, dht, tiny_ggu
         for p in ("/api/v1/discover", "/api/v1/catalog", "/api/v1/catalog/publish", "/api/v1/following"):
             assert p in spec, p
 
+        # A stops sharing the model: its catalog is republished by itself (seq 2, no entries), and B's merge
+        # takes the newer catalog of that publisher
+        await asyncio.to_thread(run_cli, ha, "seeding", "acme/tiny", "off")
+        deadline = time.monotonic() + 120
+        while (await asyncio.to_thread(cli_json, ha, "catalog", "show"))["seq"] != 2:
+            assert time.monotonic() < deadline, "A never republished after seeding off"
+            await asyncio.sleep(0.2)
+        while (await asyncio.to_thread(cli_json, hb, "discover"))["results"]:
+            assert time.monotonic() < deadline, "B never saw A's seq 2"
+            await asyncio.sleep(0.2)
+        rows = (await asyncio.to_thread(cli_json, hb, "following"))["following"]
+        assert [(x["seq"], x["entries"]) for x in rows] == [(2, 0)]
+
         gone = await asyncio.to_thread(cli_json, hb, "unfollow", cat["publisher"])
         assert gone["followed"] is False
-        assert (await asyncio.to_thread(cli_json, hb, "discover"))["results"] == []
+        assert (await asyncio.to_thread(cli_json, hb, "following"))["following"] == []
     finally:
         await asyncio.to_thread(stop_daemon, a)
         await asyncio.to_thread(stop_daemon, b)

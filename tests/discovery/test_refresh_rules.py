@@ -19,7 +19,7 @@ from silnode.discovery.document import (
 from silnode.discovery.pointer import Pointer
 from silnode.discovery.service import DiscoveryService
 from silnode.discovery.torrent import catalog_torrent
-from silnode.errors import CatalogNotFound, NameAmbiguous
+from silnode.errors import BadRequest, CatalogNotFound, NameAmbiguous
 from silnode.identity import Identity
 from silnode.store import Store
 
@@ -167,3 +167,18 @@ async def test_config_publishers_and_hints_are_sources(svc, tmp_path):
     assert svc.learn_publisher(other.hex(), "rendezvous") is False  # configured: not a hint
     assert svc.learn_publisher("zz") is False
     assert (hint, SALT, "nip89") in svc.sources(hints=True) and (hint, SALT, "nip89") not in svc.sources()
+
+
+async def test_follow_by_npub_of_a_known_catalog(svc):
+    """An npub is accepted once a verified catalog binds it (its Schnorr signature over the catalog key)."""
+    with pytest.raises(CatalogNotFound, match="no known catalog"):
+        await svc.follow(A.npub)
+    serve(svc, build_catalog(A, [entry("acme/one")], seq=1, updated="t").to_bytes(), 1)
+    await svc.refresh_one(A.catalog.public_key, SALT)
+    res = await svc.follow(A.npub)
+    assert res["publisher"] == A.catalog.public_key_hex and res["seq"] == 1
+    assert [f["publisher"] for f in svc.follows()] == [A.catalog.public_key_hex]
+    with pytest.raises(BadRequest, match="not a valid npub"):
+        await svc.follow("npub1notvalid")
+    assert (await svc.unfollow(A.catalog.public_key_hex))["followed"] is False
+    assert svc.follows() == [] and svc.search("") == []
