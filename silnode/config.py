@@ -92,6 +92,7 @@ class DiscoveryConfig:
     publish: bool = True  # publish this node's catalog (needs an unlocked identity)
     salt: str = "silnode-catalog-v1"  # BEP 44 salt of the catalog pointer
     publishers: tuple[str, ...] = ()  # catalog pubkeys (hex) or btpk magnets always merged, like followed ones
+    curates: tuple[str, ...] = ()  # catalog pubkeys this node's catalog vouches for (it becomes a curator catalog)
     refresh_interval: int = 600  # seconds between pointer lookups of the followed catalogs
     reput_interval: int = 3600  # seconds between re-puts of the pointers (BEP 44 items expire after ~2 h)
     fetch_timeout: int = 60  # seconds a catalog lookup or catalog-torrent fetch may take

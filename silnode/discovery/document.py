@@ -7,6 +7,7 @@
       "seq": 7, "updated": "2026-12-05T21:00:00Z",
       "entries": [ {name, size, files[{path, size, sha256}], infohash, magnet, arch, params, quant,
                     context_length, memory, license, tags, shape, sig}, ... ],   sorted by name
+      "curates": ["<other publishers' catalog keys>", ...],   optional: a curator catalog (sorted)
       "sig": "<ed25519 over the canonical bytes of everything above>"
     }
 
@@ -219,6 +220,7 @@ class Catalog:
     nostr: dict[str, str] | None = None  # {"pubkey", "sig"}
     sig: str = ""
     version: int = VERSION
+    curates: tuple[str, ...] = ()  # other publishers' catalog keys this publisher vouches for (hints)
 
     def body(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -230,6 +232,8 @@ class Catalog:
         }
         if self.nostr is not None:
             d["nostr"] = dict(self.nostr)
+        if self.curates:
+            d["curates"] = list(self.curates)
         return d
 
     def to_json(self) -> dict[str, Any]:
@@ -246,7 +250,9 @@ class Catalog:
         return {e.name: e for e in self.entries}
 
 
-def build_catalog(identity: Any, entries: list[Entry], *, seq: int, updated: str) -> Catalog:
+def build_catalog(
+    identity: Any, entries: list[Entry], *, seq: int, updated: str, curates: tuple[str, ...] = ()
+) -> Catalog:
     """Sign every entry and the document with ``identity.catalog``; bind ``identity.nostr`` (when the
     identity has one) by its Schnorr signature over the catalog key. Entries are sorted by name."""
     key = identity.catalog
@@ -259,9 +265,12 @@ def build_catalog(identity: Any, entries: list[Entry], *, seq: int, updated: str
     if nkey is not None:
         sig = nkey.sign_schnorr(nostr_binding_message(key.public_key), aux_randomness=bytes(32))
         nostr = {"pubkey": nkey.pubkey_hex, "sig": sig.hex()}
-    cat = Catalog(key.public_key_hex, seq, updated, signed, nostr)
+    cur = tuple(sorted({c.lower() for c in curates} - {key.public_key_hex}))
+    if not all(_HEX64.match(c) for c in cur):
+        raise CatalogInvalid("curated publishers must be 64-hex catalog keys")
+    cat = Catalog(key.public_key_hex, seq, updated, signed, nostr, curates=cur)
     doc_sig = key.sign(DOC_DOMAIN + canonical(cat.body())).hex()
-    return Catalog(cat.publisher, seq, updated, signed, nostr, doc_sig)
+    return Catalog(cat.publisher, seq, updated, signed, nostr, doc_sig, curates=cur)
 
 
 def parse_catalog(data: bytes, *, expected_publisher: str | None = None) -> tuple[Catalog, list[str]]:
@@ -278,7 +287,7 @@ def parse_catalog(data: bytes, *, expected_publisher: str | None = None) -> tupl
         raise CatalogInvalid(f"catalog is not JSON: {exc}") from exc
     if not isinstance(d, dict):
         raise CatalogInvalid("catalog is not a JSON object")
-    unknown = set(d) - {"version", "publisher", "seq", "updated", "entries", "nostr", "sig"}
+    unknown = set(d) - {"version", "publisher", "seq", "updated", "entries", "nostr", "sig", "curates"}
     if unknown:
         raise CatalogInvalid(f"catalog has unknown field(s) {sorted(unknown)}")
     if d.get("version") != VERSION:
@@ -293,6 +302,9 @@ def parse_catalog(data: bytes, *, expected_publisher: str | None = None) -> tupl
     if not isinstance(updated, str) or not isinstance(raw_entries, list) or not isinstance(sig, str):
         raise CatalogInvalid("catalog needs updated (string), entries (list) and sig (hex)")
     nostr = d.get("nostr")
+    curates = d.get("curates", [])
+    if not isinstance(curates, list) or not all(isinstance(c, str) and _HEX64.match(c) for c in curates):
+        raise CatalogInvalid("catalog curates must be a list of 64-hex catalog keys")
     pk = bytes.fromhex(pub)
     if nostr is not None:
         if (
@@ -331,7 +343,7 @@ def parse_catalog(data: bytes, *, expected_publisher: str | None = None) -> tupl
         from dataclasses import replace
 
         entries.append(replace(e, publisher=pub))
-    return Catalog(pub, seq, updated, tuple(entries), nostr, sig), dropped
+    return Catalog(pub, seq, updated, tuple(entries), nostr, sig, curates=tuple(curates)), dropped
 
 
 def _refuse_float(text: str) -> Any:

@@ -200,6 +200,16 @@ class DiscoveryService:
         del self.dropped[:-50]
 
     # ============================================================================================ publishing
+    def _curates(self) -> tuple[str, ...]:
+        out = set()
+        for text in self.dc.curates:
+            try:
+                out.add(parse_publisher(text, self.salt)[0].hex())
+            except CatalogInvalid as exc:
+                log.warning("discovery.curates entry %r: %s", text, exc)
+        out.discard(self.publisher or "")
+        return tuple(sorted(out))
+
     def _store_signature(self) -> tuple[tuple[str, int, int], ...]:
         from silnode.distribution import TORRENT_FILE
         from silnode.store import MANIFEST
@@ -277,14 +287,17 @@ class DiscoveryService:
             self._store_sig = store_sig
             entries = sorted(await asyncio.to_thread(self._own_entries), key=lambda e: e.name)
             current = self.catalogs.get(pub)
-            changed = current is None or [e.body() for e in current.entries] != [e.body() for e in entries]
-            if current is None and not entries:
+            curates = self._curates()
+            changed = current is None or (
+                [e.body() for e in current.entries] != [e.body() for e in entries] or current.curates != curates
+            )
+            if current is None and not entries and not curates:
                 changed = False  # nothing shared yet and nothing ever published: no empty catalog
             if changed:
                 mine = await asyncio.to_thread(self.state.read_mine)
                 prev = await asyncio.to_thread(self.state.read_pointer, pub)
                 seq = max(int(mine.get("seq", 0)), current.seq if current else 0, prev.seq if prev else 0) + 1
-                cat = build_catalog(ident, entries, seq=seq, updated=now())
+                cat = build_catalog(ident, entries, seq=seq, updated=now(), curates=curates)
                 data = cat.to_bytes()
                 await asyncio.to_thread(self.state.write_catalog, pub, data)
                 await asyncio.to_thread(self.state.write_mine, {"seq": seq})
@@ -373,6 +386,7 @@ class DiscoveryService:
                 infohash=ih,
                 torrent_magnet=catalog_magnet(ih),
                 bytes=len(data),
+                curates=list(cat.curates),
                 entries=[entry_view(e) for e in cat.entries],
             )
         return out
@@ -584,6 +598,9 @@ class DiscoveryService:
         self._reindex()
         await self._seed(pub, data)
         await self._remember_pointer(pk, salt)
+        if any(k == pk and src in ("follow", "config") for k, _, src in self.sources()):
+            for other in cat.curates:  # a followed curator's list: hints, each checked on its own
+                self.learn_publisher(other, f"curator:{pub[:16]}")
         return f"updated to seq {cat.seq}"
 
     async def _remember_pointer(self, pk: bytes, salt: bytes) -> None:

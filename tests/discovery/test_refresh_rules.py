@@ -19,7 +19,7 @@ from silnode.discovery.document import (
 from silnode.discovery.pointer import Pointer
 from silnode.discovery.service import DiscoveryService
 from silnode.discovery.torrent import catalog_torrent
-from silnode.errors import BadRequest, CatalogNotFound, NameAmbiguous
+from silnode.errors import BadRequest, CatalogInvalid, CatalogNotFound, NameAmbiguous
 from silnode.identity import Identity
 from silnode.store import Store
 
@@ -182,3 +182,21 @@ async def test_follow_by_npub_of_a_known_catalog(svc):
         await svc.follow("npub1notvalid")
     assert (await svc.unfollow(A.catalog.public_key_hex))["followed"] is False
     assert svc.follows() == [] and svc.search("") == []
+
+
+async def test_followed_curator_adds_its_publishers_as_hints(svc):
+    other = Identity.generate().catalog.public_key_hex
+    cur = build_catalog(A, [], seq=1, updated="t", curates=(other, A.catalog.public_key_hex))
+    assert cur.curates == (other,)  # a curator never lists itself
+    svc.state.write_follows([{"publisher": A.catalog.public_key_hex, "salt": SALT.hex(), "added": "t"}])
+    serve(svc, cur.to_bytes(), 1)
+    assert await svc.refresh_one(A.catalog.public_key, SALT) == "updated to seq 1"
+    assert svc.learned == {bytes.fromhex(other): f"curator:{A.catalog.public_key_hex[:16]}"}
+    # the list is signed with the rest: another list under the same signature is refused
+    from test_document import _tamper
+
+    forged = _tamper(cur.to_bytes(), lambda d: d.__setitem__("curates", ["ee" * 32]))
+    with pytest.raises(CatalogInvalid, match="signature"):
+        from silnode.discovery.document import parse_catalog
+
+        parse_catalog(forged)
