@@ -123,8 +123,8 @@ class DiscoveryService:
         for pub, data in list(self._bytes.items()):
             await self._seed(pub, data)
         if self.dht:
-            bind = "0.0.0.0" if ":" not in self.config.network.listen_address else "::"
-            self.krpc = KrpcClient(bind=bind, local_only=self.config.network.lan_only)
+            # IPv4 only, like the compact node lists it reads (BEP 5); lan_only limits whom it talks to
+            self.krpc = KrpcClient(bind="0.0.0.0", local_only=self.config.network.lan_only)
             await self.krpc.start()
             if self.identity is not None:
                 self.krpc.catalog = (self.identity.catalog.public_key, self.salt)
@@ -182,7 +182,8 @@ class DiscoveryService:
         if self.engine.running:
             addr = self.config.network.listen_address
             host = "127.0.0.1" if addr in ("0.0.0.0", "", "::") else addr
-            out.append((host, self.engine.session.listen_port()))
+            if ":" not in host:  # an IPv6 listen address: our IPv4 socket cannot reach it
+                out.append((host, self.engine.session.listen_port()))
         loop = asyncio.get_running_loop()
         for item in dht_bootstrap_nodes(self.config.network):
             host, _, port = item.rpartition(":")
