@@ -58,7 +58,8 @@ from silnode.torrent.settings import dht_bootstrap_nodes
 log = logging.getLogger(__name__)
 
 NAME_DOMAIN = b"silnode-name-v1\x00"
-ANNOUNCE_FOR = 120.0  # seconds a new catalog seed is re-announced (a routing table still settling loses some)
+ANNOUNCE_FOR = 120.0
+RETRY_AFTER = 30.0  # seconds before a refresh or re-put round that reached nothing is tried again  # seconds a new catalog seed is re-announced (a routing table still settling loses some)
 
 
 def name_target(name: str) -> bytes:
@@ -88,10 +89,10 @@ class DiscoveryService:
         self._pub_locks: dict[str, asyncio.Lock] = {}
         self._store_sig: Any = None
         self._announced: set[str] = set()  # names announced under their name target since start
-        self._last_refresh = 0.0
-        self._last_reput = 0.0
+        self._last_refresh = float("-inf")  # monotonic time may be small on a fresh boot: first round at once
+        self._last_reput = float("-inf")
         self.learned: dict[bytes, str] = {}  # publisher key -> where the hint came from (rendezvous, nip89)
-        self._last_learn = 0.0
+        self._last_learn = float("-inf")
         self._rdv_day: str | None = None
         self.dropped: list[dict[str, Any]] = []  # what was refused lately and why (newest last)
         self.last_error: str | None = None
@@ -162,12 +163,18 @@ class DiscoveryService:
             await self.publish()
         if self.dht and self.krpc is not None and self.dc.rendezvous:
             await self._rendezvous(t)
+        # a round that found nothing (a DHT still bootstrapping after start, a network that just came back) is
+        # tried again after RETRY_AFTER seconds rather than a whole interval later
         if self.dht and t - self._last_refresh >= self.dc.refresh_interval:
             self._last_refresh = t
-            await self.refresh()
+            results = await self.refresh()
+            if any(r.startswith(("no pointer", "catalog torrent not reachable")) for r in results.values()):
+                self._last_refresh = t - self.dc.refresh_interval + min(RETRY_AFTER, self.dc.refresh_interval)
         if self.dht and t - self._last_reput >= self.dc.reput_interval:
             self._last_reput = t
-            await self.reput()
+            stored = await self.reput()
+            if any(n == 0 for n in stored.values()):
+                self._last_reput = t - self.dc.reput_interval + min(RETRY_AFTER, self.dc.reput_interval)
         for ih, until in list(self._fresh.items()):
             if t > until:
                 self._fresh.pop(ih, None)
