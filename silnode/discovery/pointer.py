@@ -30,8 +30,18 @@ def _pointer(ev: DhtItem) -> Pointer | None:
     return Pointer(ev.key, ev.salt, ev.seq, ih.hex() if ok else None)
 
 
-async def get_pointer(session: Any, public_key: bytes, salt: bytes, *, timeout: float) -> Pointer | None:
-    """The newest pointer libtorrent finds under (key, salt), or None (nothing stored, or no answer)."""
+GRACE = 2.0  # seconds to wait for the authoritative answer once an early one is in
+
+
+async def get_pointer(
+    session: Any, public_key: bytes, salt: bytes, *, timeout: float, grace: float = GRACE
+) -> Pointer | None:
+    """The newest pointer libtorrent finds under (key, salt), or None (nothing stored, or no answer).
+
+    The authoritative answer comes only when libtorrent's whole lookup is done, which waits out every dead
+    node it meets (measured: ~15 s with one dead node in a private DHT); once an early answer is in, we wait
+    ``grace`` more seconds for a newer one and go with the best seen. An early answer older than the truth
+    only delays an update to the next refresh: seq checks reject going backwards."""
     key = public_key.hex()
     q = session.subscribe()
     best: Pointer | None = None
@@ -51,6 +61,8 @@ async def get_pointer(session: Any, public_key: bytes, salt: bytes, *, timeout: 
                 continue
             p = _pointer(ev)
             if p is not None and (best is None or p.seq > best.seq):
+                if best is None:
+                    deadline = min(deadline, loop.time() + grace)
                 best = p
             if ev.authoritative:
                 return best

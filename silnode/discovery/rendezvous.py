@@ -14,6 +14,7 @@ blank it — is accepted knowingly), which is why nothing here is ever trusted f
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from typing import Any
@@ -71,10 +72,11 @@ async def learn(krpc: KrpcClient, boot: list[tuple[str, int]], *, days: tuple[st
     """Every key listed in today's (and yesterday's) shards: hints, in shard order, without duplicates."""
     key = rendezvous_key()
     on = days or (day(), day(time.time() - 86400))
+    salts = [f"rdv-v1/{d}/{shard}".encode() for d in on for shard in range(SHARDS)]
+    # all shards at once: a lookup that meets a dead node waits a query timeout, and 32 in a row would add up
+    items = await asyncio.gather(*(krpc.get(key.public_key, salt, boot) for salt in salts))
     seen: dict[bytes, None] = {}
-    for d in on:
-        for shard in range(SHARDS):
-            item = await krpc.get(key.public_key, f"rdv-v1/{d}/{shard}".encode(), boot)
-            for k in keys_of(item):
-                seen.setdefault(k, None)
+    for item in items:
+        for k in keys_of(item):
+            seen.setdefault(k, None)
     return list(seen)

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 NAME_DOMAIN = b"silnode-name-v1\x00"
 ANNOUNCE_FOR = 120.0
+REFRESH_CONCURRENCY = 8  # publishers looked up at once
 RETRY_AFTER = 30.0  # seconds before a refresh or re-put round that reached nothing is tried again  # seconds a new catalog seed is re-announced (a routing table still settling loses some)
 
 
@@ -87,6 +88,7 @@ class DiscoveryService:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._pub_locks: dict[str, asyncio.Lock] = {}
+        self._stopping = False
         self._store_sig: Any = None
         self._announced: set[str] = set()  # names announced under their name target since start
         self._last_refresh = float("-inf")  # monotonic time may be small on a fresh boot: first round at once
@@ -114,6 +116,7 @@ class DiscoveryService:
         return btpk_magnet(self.identity.catalog.public_key, self.salt) if self.identity is not None else None
 
     async def start(self) -> None:
+        self._stopping = False
         await asyncio.to_thread(self.state.ensure)
         cached = await asyncio.to_thread(self.state.load_catalogs)
         for pub, (cat, data) in cached.items():
@@ -132,13 +135,16 @@ class DiscoveryService:
         self._task = asyncio.create_task(self._loop(), name="silnode-discovery")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            # Python 3.11's wait_for can swallow a cancel that lands as its inner future completes (the round
+            # then goes on): cancel again until the task is really done
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("discovery loop ended with %r", task.exception())
         if self.krpc is not None:
             self.krpc.close()
             self.krpc = None
@@ -147,7 +153,7 @@ class DiscoveryService:
         return float(max(0.2, min(self.dc.refresh_interval, 5)))
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._tick()
             except asyncio.CancelledError:
@@ -555,17 +561,27 @@ class DiscoveryService:
 
     # ============================================================================================ refreshing
     async def refresh(self) -> dict[str, Any]:
-        results = {}
-        for pk, salt, _ in self.sources(hints=True):
-            results[pk.hex()] = await self.refresh_one(pk, salt)
-        return results
+        # concurrently, a few at a time: a lookup for a key nobody stores waits out every dead DHT node it meets
+        # (~15 s each in libtorrent), and must not hold up the publishers that answer
+        sem = asyncio.Semaphore(REFRESH_CONCURRENCY)
+
+        async def one(pk: bytes, salt: bytes) -> str:
+            async with sem:
+                return await self.refresh_one(pk, salt)
+
+        sources = self.sources(hints=True)
+        results = await asyncio.gather(*(one(pk, salt) for pk, salt, _ in sources))
+        return {pk.hex(): r for (pk, _, _), r in zip(sources, results)}
 
     async def refresh_one(self, pk: bytes, salt: bytes) -> str:
         """Look up one publisher's pointer and fetch its catalog when it is newer. Returns what happened.
         One refresh per publisher at a time (`follow` and the background round may ask together)."""
         lock = self._pub_locks.setdefault(pk.hex(), asyncio.Lock())
         async with lock:
-            return await self._refresh_one(pk, salt)
+            t = time.monotonic()
+            result = await self._refresh_one(pk, salt)
+            log.debug("refresh %s…: %s (%.2f s)", pk.hex()[:16], result, time.monotonic() - t)
+            return result
 
     async def _refresh_one(self, pk: bytes, salt: bytes) -> str:
         if not self.dht:
