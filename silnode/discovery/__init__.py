@@ -10,7 +10,9 @@ BEP 44 mutable item (BEP 46 form ``{"ih": …}``) under the publisher's own cata
     rendezvous.py the shared, daily, sharded list of publisher keys (hints only)
     state.py      follows, own seq, cached catalogs and signed pointers on disk
     index.py      the merged index and its search
-    service.py    DiscoveryService: publish, follow, refresh, re-put, search, get by name
+    service.py    DiscoveryService: lifecycle, hints, search, get by name
+    publishing.py its publishing half (entries, seq, pointer put, name announces, `catalog show`)
+    following.py  its following half (trust list, refresh under the trust rules, fetch, re-put)
 
 For the DVM: ``node.discovery.catalog_magnet`` (this node's ``magnet:?xs=urn:btpk:…``, or None without an
 identity) goes into NIP-89 content; ``node.discovery.learn_publisher(pubkey_hex, "nip89")`` feeds catalog

@@ -95,3 +95,11 @@ def parse_publisher(text: str, default_salt: bytes) -> tuple[bytes, bytes]:
     if len(salt) > MAX_SALT:
         raise CatalogInvalid("a BEP 44 salt is at most 64 bytes")
     return pk, salt
+
+
+NAME_DOMAIN = b"silnode-name-v1\x00"
+
+
+def name_target(name: str) -> bytes:
+    """The DHT target a model name is announced under (a hint, never a key anyone writes an item with)."""
+    return hashlib.sha1(NAME_DOMAIN + name.encode()).digest()

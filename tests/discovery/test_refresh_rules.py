@@ -9,7 +9,7 @@ import pytest
 from test_document import entry
 
 from silnode.config import load_config
-from silnode.discovery import service as service_mod
+from silnode.discovery import following as following_mod
 from silnode.discovery.document import (
     DOC_DOMAIN,
     Catalog,
@@ -56,7 +56,7 @@ def svc(tmp_path, monkeypatch):
     async def nothing(*a, **k):
         return None
 
-    monkeypatch.setattr(service_mod, "get_pointer", fake_get)
+    monkeypatch.setattr(following_mod, "get_pointer", fake_get)
     monkeypatch.setattr(s, "_fetch", fake_fetch)
     monkeypatch.setattr(s, "_seed", nothing)
     monkeypatch.setattr(s, "_remember_pointer", nothing)
