@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) bench/speed_estimate.py --runs 5
 	$(PY) bench/serve.py --models large,gemma --repeat 5
 	$(PY) bench/fuzz_api.py --json
+	$(PY) bench/discovery.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

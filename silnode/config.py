@@ -106,6 +106,22 @@ class FitConfig:
     min_tokens_per_s: float = 5.0
 
 
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    enabled: bool = True  # catalogs over the DHT (needs network.dht_enabled)
+    publish: bool = True  # publish this node's catalog (needs an unlocked identity)
+    salt: str = "silnode-catalog-v1"  # BEP 44 salt of the catalog pointer
+    publishers: tuple[str, ...] = ()  # catalog pubkeys (hex) or btpk magnets always merged, like followed ones
+    curates: tuple[str, ...] = ()  # catalog pubkeys this node's catalog vouches for (it becomes a curator catalog)
+    refresh_interval: int = 600  # seconds between pointer lookups of the followed catalogs
+    reput_interval: int = 3600  # seconds between re-puts of the pointers (BEP 44 items expire after ~2 h)
+    fetch_timeout: int = 60  # seconds a catalog lookup or catalog-torrent fetch may take
+    max_follow: int = 50  # followed catalogs at most (the merge never fetches everyone)
+    rendezvous: bool = True  # announce our key in, and learn publisher keys from, the shared rendezvous (hints)
+    rendezvous_interval: int = 3600  # seconds between reads of the rendezvous shards
+    rendezvous_max: int = 50  # publishers learned from hints (rendezvous, NIP-89) merged at most
+
+
 SECTIONS: dict[str, type] = {
     "daemon": DaemonConfig,
     "storage": StorageConfig,
@@ -113,6 +129,7 @@ SECTIONS: dict[str, type] = {
     "hardware": HardwareConfig,
     "serve": ServeConfig,
     "fit": FitConfig,
+    "discovery": DiscoveryConfig,
 }
 
 
@@ -129,6 +146,7 @@ class Config:
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     fit: FitConfig = field(default_factory=FitConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
 
     # --- paths (all under home or storage.base_dir) ---
     @property
@@ -322,6 +340,12 @@ def _validate(config: Config) -> None:
         raise ConfigError("network.resume_save_interval must be >= 1 second")
     if config.network.seed_ratio_limit < 0:
         raise ConfigError("network.seed_ratio_limit must be >= 0")
+    dc = config.discovery
+    for name in ("refresh_interval", "reput_interval", "fetch_timeout", "max_follow", "rendezvous_interval"):
+        if getattr(dc, name) < 1:
+            raise ConfigError(f"discovery.{name} must be >= 1")
+    if not 0 < len(dc.salt.encode()) <= 64:
+        raise ConfigError("discovery.salt must be 1-64 bytes (BEP 44)")
     sv = config.serve
     for name in ("n_ctx", "n_threads", "restart_limit"):
         if getattr(sv, name) < 0:

@@ -10,7 +10,8 @@
     │   │   ├── MnemonicLengthError       400 mnemonic_bad_length
     │   │   ├── MnemonicWordError         400 mnemonic_bad_word
     │   │   └── MnemonicChecksumError     400 mnemonic_bad_checksum
-    │   └── InvalidSecretName             400 invalid_secret_name
+    │   ├── InvalidSecretName             400 invalid_secret_name
+    │   └── CatalogInvalid                400 invalid_catalog      (a catalog or pointer that fails its checks)
     ├── Unauthorized                      401 unauthorized
     │   └── WrongPassword                 401 wrong_password
     ├── Forbidden                         403 forbidden
@@ -19,11 +20,13 @@
     │   ├── ModelNotFound                 404 model_not_found
     │   ├── ModelNotLoaded                404 model_not_loaded     (not served)
     │   ├── IdentityNotFound              404 no_identity
-    │   └── SecretNotFound                404 secret_not_found
+    │   ├── SecretNotFound                404 secret_not_found
+    │   └── CatalogNotFound               404 catalog_not_found
     ├── Conflict                          409 conflict
     │   ├── ModelExists                   409 model_exists
     │   ├── DoesNotFit                    409 does_not_fit         (the memory estimate says no; --force overrides)
-    │   └── IdentityExists                409 identity_exists
+    │   ├── IdentityExists                409 identity_exists
+    │   └── NameAmbiguous                 409 ambiguous_name       (two publishers, no followed one)
     ├── QueueFull                         429 queue_full           (carries retry_after)
     ├── RequestTimeout                    408 request_timeout      (a request body slower than daemon.body_timeout)
     ├── ManifestError                     500 invalid_manifest     (a manifest silnode did not write)
@@ -41,6 +44,7 @@
     ├── TaskCancelled                     503 cancelled            (the daemon is stopping)
     ├── InsufficientStorage               507 insufficient_storage
     ├── DaemonNotRunning                  503 daemon_not_running   (raised by the client only)
+    ├── DiscoveryUnavailable              503 discovery_unavailable (no identity to publish with, no DHT)
     └── DaemonError                       502 daemon_error         (a reply the client cannot read)
 
 Every error carries ``status`` (HTTP) and ``code`` (stable, machine-readable). The daemon sends
@@ -334,6 +338,33 @@ class RequestTimeout(SilnodeError):
 class TaskCancelled(SilnodeError):
     status = 503
     code = "cancelled"
+
+
+# ---- discovery -------------------------------------------------------------------------------------------
+
+
+class CatalogInvalid(BadRequest):
+    """A catalog document or pointer that fails its checks (signature, key, seq, shape); dropped and logged."""
+
+    code = "invalid_catalog"
+
+
+class CatalogNotFound(NotFound):
+    code = "catalog_not_found"
+    hint = "`silnode following` lists the catalogs this node follows; `silnode discover` searches them"
+
+
+class NameAmbiguous(Conflict):
+    """Two publishers offer the same model name and neither is followed (details list the infohashes)."""
+
+    code = "ambiguous_name"
+
+
+class DiscoveryUnavailable(SilnodeError):
+    """Discovery needs what this node lacks (an identity for publishing, the DHT for lookups)."""
+
+    status = 503
+    code = "discovery_unavailable"
 
 
 def _all_subclasses(cls: type[SilnodeError]) -> list[type[SilnodeError]]:

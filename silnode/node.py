@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from silnode import __version__
 from silnode.config import Config
+from silnode.discovery.service import DiscoveryService
 from silnode.distribution import DistributionService
 from silnode.errors import IdentityNotFound
 from silnode.fit.hardware import probe
@@ -64,6 +65,7 @@ class Node:
         self.tasks = Tasks()
         self.engine = TorrentEngine(config)
         self.distribution = DistributionService(config, self.store, self.engine)
+        self.discovery = DiscoveryService(config, self.store, self.engine, identity)
         self.serving = ServingService(config, self.store)
         self.models = ModelsService(config, self.store, self.tasks, self.distribution, self.serving)
         # web seeds from elsewhere (a magnet's ws=) reach libtorrent only as URLs of this gate (webseed_gate.py)
@@ -78,6 +80,7 @@ class Node:
             self.webseed_gate,
             self.engine,
             self.distribution,
+            self.discovery,
             self.serving,
             self.models,
         ]
@@ -130,6 +133,7 @@ class Node:
             "tasks": {"running": self.tasks.running()},
             "torrents": self.distribution.summary(),
             "serving": self.serving.summary(),
+            "discovery": self.discovery.summary(),
         }
 
     async def hardware(self) -> dict[str, Any]:

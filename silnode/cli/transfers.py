@@ -90,7 +90,10 @@ def get(
     web_seeds: tuple[str, ...],
     no_wait: bool,
 ) -> None:
-    """Download a model by magnet link, infohash or seed-catalog name, verify it, and add it to the store.
+    """Download a model by magnet link, infohash, seed-catalog or discovered name, verify it, and add it.
+
+    A name (org/model) found through the followed catalogs resolves to its publisher's magnet; a catalog
+    magnet (magnet:?xs=urn:btpk:…) follows that publisher and lists its catalog.
 
     A model that won't fit this machine's memory is refused (--force overrides); --auto takes the best one
     that fits. Blocks with a progress bar until the model is verified and placed; Ctrl-C detaches (the daemon
@@ -109,6 +112,11 @@ def get(
         license=license_,
         web_seeds=list(web_seeds) or None,
     )
+    if "followed" in result:  # a catalog magnet (magnet:?xs=urn:btpk:…): followed, its catalog listed
+        from silnode.cli.discover import follow_text
+
+        ctx.out.data(result["followed"], follow_text(result["followed"]))
+        return
     if result.get("on_disk"):
         ctx.out.data(result, f"{result['model']} is already in the store and is the best fit: {result['reason']}")
         return

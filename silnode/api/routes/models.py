@@ -202,7 +202,8 @@ async def share(request: web.Request) -> web.Response:
 DOWNLOAD_BODY = {
     "target": Field(
         "string",
-        description="magnet link, a v1 (40 hex) / v2 (64 hex) infohash, or a seed-catalog model name; omit with auto",
+        description="magnet link, a v1 (40 hex) / v2 (64 hex) infohash, a seed-catalog or discovered model name, "
+        "or a catalog magnet (magnet:?xs=urn:btpk:…, followed); omit with auto",
     ),
     "auto": Field("boolean", description="the best model that fits this machine (on disk first, else the catalog)"),
     "force": Field("boolean", description="download even when the model won't fit this machine's memory"),
@@ -231,6 +232,11 @@ async def download(request: web.Request) -> web.Response:
 
     body = await read_body(request, DOWNLOAD_BODY)
     check_ctx(body["ctx"])
+    # discovery: an org/model name resolves through the catalogs; a btpk magnet follows that publisher
+    resolved = await request.app[NODE].discovery.resolve_get(body["target"], body["name"])
+    if "followed" in resolved:
+        return ok(resolved)
+    body.update(target=resolved["target"], name=resolved["name"])
     result = await request.app[NODE].models.get(
         body["target"],
         auto=bool(body["auto"]),
