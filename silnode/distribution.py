@@ -731,7 +731,8 @@ class DistributionService:
         for t in list(self.transfers.values()):
             if t.state == "downloading" and t.id in ids:
                 st = self.session.status(t.id)
-                if st.released and st.is_finished and st.total_wanted > 0 and st.total_done >= st.total_wanted:
+                complete = st.is_finished and 0 < st.total_wanted <= st.total_done
+                if st.released and complete and self.session.files_ready(t.id):
                     self._spawn(self._on_finished(t))
 
     def _look_for_peers(self, now: float) -> None:
