@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from silnode.config import Config
-from silnode.errors import Conflict, NotFound, SilnodeError
+from silnode.errors import BadTorrent, Conflict, NotFound, SilnodeError
 from silnode.fit.recommend import metadata_fit_check
 from silnode.fsutil import atomic_write_bytes, atomic_write_json
 from silnode.names import is_valid_name, validate_name
@@ -465,9 +465,7 @@ class DistributionService:
             self._save_state()
             step = "writing the torrent"
             # the complete .torrent from what libtorrent verified: no second hashing pass to rebuild it
-            tdata = torrent_from_resume(resume, web_seeds=t.web_seeds)
-            if infohashes(load_torrent_info(tdata))[0] != t.id:
-                raise SilnodeError("the torrent written from the resume data has another infohash")
+            tdata = await asyncio.to_thread(self._seedable_torrent, t, resume)
             step = "releasing the files"
             await self.session.remove(t.id)  # libtorrent lets go of the files before they move
             step = "verifying and moving into the store"
@@ -494,6 +492,28 @@ class DistributionService:
             if t.id in self._done and t.state in ("done", "error"):
                 self._done[t.id].set()
         log.info("downloaded %s (%s)", t.name, t.id)
+
+    def _seedable_torrent(self, t: Transfer, resume: bytes) -> bytes:
+        """The .torrent to seed from: written from the resume data (no hashing), else — when libtorrent kept
+        too little of the merkle trees for it, as after a restart mid-download — rebuilt from the downloaded
+        files (one hashing pass; our own torrents are deterministic, so the rebuild must give the same
+        infohash); a foreign torrent then seeds the metadata it received, as received."""
+        try:
+            tdata = torrent_from_resume(resume, web_seeds=t.web_seeds)
+        except BadTorrent as exc:
+            received = self.session.torrent_bytes(t.id)
+            files = read_our_key(received) if received else None
+            if files:
+                log.warning("%s: %s; rebuilding the torrent from the files", t.id[:12], exc)
+                tdata = make_torrent(self.store.partial_dir / t.work_id, files, web_seeds=t.web_seeds)
+            elif received:  # a foreign torrent: seed the info dict received (peers supply the piece layers)
+                log.warning("%s: %s; seeding the received metadata", t.id[:12], exc)
+                tdata = with_web_seeds(received, t.web_seeds)
+            else:
+                raise
+        if infohashes(load_torrent_info(tdata))[0] != t.id:
+            raise SilnodeError("the torrent written for seeding has another infohash")
+        return tdata
 
     async def _adopt(self, t: Transfer, tdata: bytes) -> None:
         files = [f for f in t.files or [] if not f.get("extra")]
@@ -731,7 +751,8 @@ class DistributionService:
         for t in list(self.transfers.values()):
             if t.state == "downloading" and t.id in ids:
                 st = self.session.status(t.id)
-                if st.released and st.is_finished and st.total_wanted > 0 and st.total_done >= st.total_wanted:
+                complete = st.is_finished and 0 < st.total_wanted <= st.total_done
+                if st.released and complete and self.session.files_ready(t.id):
                     self._spawn(self._on_finished(t))
 
     def _look_for_peers(self, now: float) -> None:

@@ -485,6 +485,10 @@ class TorrentSession:
     def ids(self) -> list[str]:
         return [i for i, r in self._torrents.items() if r.handle is not None]
 
+    def files_ready(self, id: str) -> bool:
+        """*sync*. The metadata is in and the files are at their flat names (``file_paths``)."""
+        return self._rec(id).prepared
+
     def redial(self, id: str) -> None:
         """*sync*. Dial the torrent's explicit peers again (those given to ``add_download`` and the magnet's
         ``x.pe`` hints): libtorrent forgets a peer that hung up, and without a DHT or tracker nothing else

@@ -22,14 +22,12 @@ def die() -> None:
 
 
 def arm(step: str) -> None:
-    if step == "resume-saved":  # every piece recorded, libtorrent still holds the files
-        real_remove = DistributionService._adopt
+    if step == "resume-saved":  # every piece recorded, the torrent written, libtorrent let go of the files
 
-        async def remove_then_die(self, t, tdata):
+        async def adopt_dies(self, t, tdata):
             die()
 
-        DistributionService._adopt = remove_then_die  # type: ignore[method-assign]
-        del real_remove
+        DistributionService._adopt = adopt_dies  # type: ignore[method-assign]
     elif step == "sha256":  # in the middle of the store's SHA-256 pass
 
         def hashing(*_a, **_kw):

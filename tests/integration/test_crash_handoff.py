@@ -51,3 +51,24 @@ async def test_sigkill_during_the_hand_off(make_node, tmp_path, step):
     ]
     assert not any(b.store.partial_dir.iterdir())
     assert not list((b.config.state_dir / "resume").iterdir())
+
+
+async def test_a_download_resumed_after_a_restart_writes_the_same_torrent(make_node, tmp_path):
+    """After a restart libtorrent's resume data holds only part of each merkle tree: the piece layers are
+    completed from whatever levels it kept, and the .torrent is still the sharer's, bit for bit."""
+    src = big_gguf(tmp_path / "m.gguf", 24 << 20, seed=8)
+    a = await make_node("a", **{"network.upload_rate_limit": 4 << 20})
+    shared = await share(a, src, "alice/m")
+    b = await make_node("b")
+    t = await b.distribution.download(shared["magnet"], force=True)
+    deadline = asyncio.get_running_loop().time() + 60
+    while not (t.state == "downloading" and b.distribution.session.status(t.id).progress >= 0.3):
+        assert asyncio.get_running_loop().time() < deadline, "the download never got going"
+        await asyncio.sleep(0.05)
+    await b.stop()
+    b2 = await make_node("b")
+    t2 = b2.distribution.get(shared["infohash"])
+    await asyncio.wait_for(b2.distribution.wait(t2.id), 120)
+    assert (t2.state, t2.error) == ("done", None)
+    original = (a.store.model_dir("alice/m") / ".silnode.torrent").read_bytes()
+    assert (b2.store.model_dir("alice/m") / ".silnode.torrent").read_bytes() == original
