@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +90,7 @@ def import_(
 @json_option
 @pass_ctx
 def list_(ctx: Ctx) -> None:
-    """Models in the store: name, size, arch, params, quant, sha256 state."""
+    """Models in the store: name, size, arch, params, quant, sha256 state, when last verified in full."""
     models = ctx.client().models()
     if not models:
         ctx.out.data({"models": []}, "no models yet")
@@ -102,10 +104,27 @@ def list_(ctx: Ctx) -> None:
             human_params(m.get("params")),
             m.get("quant") or "-",
             m.get("state"),
+            _ago(m.get("verified_at")),
         )
         for m in models
     ]
-    ctx.out.data({"models": models}, table(rows, ["NAME", "SIZE", "ARCH", "PARAMS", "QUANT", "SHA256"]))
+    ctx.out.data({"models": models}, table(rows, ["NAME", "SIZE", "ARCH", "PARAMS", "QUANT", "SHA256", "VERIFIED"]))
+
+
+def _ago(stamp: str | None) -> str:
+    """When a model's bytes were last hashed in full (the manifest's UTC "2026-12-05T21:35:00Z"): "3 min ago",
+    "2 d ago", "never"."""
+    if not stamp:
+        return "never"
+    try:
+        then = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return stamp
+    s = max(0.0, time.time() - then)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            return f"{int(s // size)} {unit} ago"
+    return "just now"
 
 
 @click.command()

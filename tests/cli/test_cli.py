@@ -70,6 +70,7 @@ def test_store_commands_against_live_daemon(run, live_daemon, tiny_gguf, tiny_q8
 
     listing = run("list").stdout
     assert "org/tiny" in listing and "org/q8" in listing and "Q8_0" in listing and "llama" in listing
+    assert "VERIFIED" in listing and listing.count("just now") == 2  # hashed in full at import
     models = json.loads(run("list", "--json").stdout)["models"]
     assert {m["name"] for m in models} == {"org/tiny", "org/q8"}
 
