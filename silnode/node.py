@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from silnode import __version__
 from silnode.config import Config
 from silnode.distribution import DistributionService
+from silnode.dvm.service import DvmService
 from silnode.errors import IdentityNotFound
 from silnode.fit.hardware import probe
 from silnode.fit.inspect import hardware_overrides
@@ -64,6 +65,7 @@ class Node:
         self.distribution = DistributionService(config, self.store, self.engine)
         self.serving = ServingService(config, self.store)
         self.models = ModelsService(config, self.store, self.tasks, self.distribution, self.serving)
+        self.dvm = DvmService(config, self.serving, identity)  # sells the served models on Nostr (NIP-90)
         # dependency order: the store first, then what uses it (discovery joins after distribution, the DVM
         # after serving); stopped in reverse
         self.services: list[Service] = [
@@ -73,6 +75,7 @@ class Node:
             self.distribution,
             self.serving,
             self.models,
+            self.dvm,
         ]
         self._started: list[Service] = []
         self.shutdown_requested = asyncio.Event()
@@ -123,6 +126,7 @@ class Node:
             "tasks": {"running": self.tasks.running()},
             "torrents": self.distribution.summary(),
             "serving": self.serving.summary(),
+            "dvm": await self.dvm.status(),
         }
 
     async def hardware(self) -> dict[str, Any]:
