@@ -45,6 +45,17 @@ class PublicOnlyResolver(aiohttp.abc.AbstractResolver):
         await self._inner.close()
 
 
+def check_literal(url: str) -> None:
+    """aiohttp connects to an IP-literal host without asking the resolver: judge those here."""
+    host = aiohttp.client.URL(url).host or ""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return  # a name: the resolver judges what it resolves to
+    if not public_address(host.strip("[]")):
+        raise JobRejected(f"the url input points at {host}, a private, loopback or link-local address")
+
+
 async def fetch_url(url: str, max_bytes: int, *, resolver: aiohttp.abc.AbstractResolver | None = None) -> str:
     if not url.startswith(("http://", "https://")):
         raise JobRejected("a url input must be http:// or https://")
@@ -53,6 +64,7 @@ async def fetch_url(url: str, max_bytes: int, *, resolver: aiohttp.abc.AbstractR
     try:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             for _ in range(MAX_REDIRECTS + 1):
+                check_literal(url)
                 async with session.get(url, allow_redirects=False) as resp:
                     if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
                         url = str(resp.url.join(aiohttp.client.URL(resp.headers["Location"])))
