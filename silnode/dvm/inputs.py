@@ -45,15 +45,21 @@ class PublicOnlyResolver(aiohttp.abc.AbstractResolver):
         await self._inner.close()
 
 
-def check_literal(url: str) -> None:
-    """aiohttp connects to an IP-literal host without asking the resolver: judge those here."""
-    host = aiohttp.client.URL(url).host or ""
+async def check_host(url: str) -> None:
+    """A clear refusal before connecting: aiohttp connects to an IP-literal host without asking the resolver,
+    and hides the resolver's reason for a name. (The resolver still judges the address actually used.)"""
+    host = (aiohttp.client.URL(url).host or "").strip("[]")
     try:
-        ipaddress.ip_address(host.strip("[]"))
+        ipaddress.ip_address(host)
+        addrs = [host]
     except ValueError:
-        return  # a name: the resolver judges what it resolves to
-    if not public_address(host.strip("[]")):
-        raise JobRejected(f"the url input points at {host}, a private, loopback or link-local address")
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise JobRejected(f"cannot resolve the url input's host {host}: {exc}") from None
+        addrs = [i[4][0] for i in infos]
+    if not any(public_address(a) for a in addrs):
+        raise JobRejected(f"the url input's host {host} resolves only to private, loopback or link-local addresses")
 
 
 async def fetch_url(url: str, max_bytes: int, *, resolver: aiohttp.abc.AbstractResolver | None = None) -> str:
@@ -64,7 +70,7 @@ async def fetch_url(url: str, max_bytes: int, *, resolver: aiohttp.abc.AbstractR
     try:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             for _ in range(MAX_REDIRECTS + 1):
-                check_literal(url)
+                await check_host(url)
                 async with session.get(url, allow_redirects=False) as resp:
                     if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
                         url = str(resp.url.join(aiohttp.client.URL(resp.headers["Location"])))

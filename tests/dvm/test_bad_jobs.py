@@ -30,9 +30,9 @@ BAD = [
     ([["i", "hello", "text"], ["param", "model", "org/missing"]], "not served here; served: test/tiny"),
     ([["i", "hello", "text"], ["param", "max_tokens", "5000"]], "over this provider's limit of 1024"),
     ([["i", "x" * 20001, "text"]], "takes at most 20000"),
-    ([["i", "http://127.0.0.1:9/", "url"]], "private, loopback or link-local"),
+    ([["i", "http://127.0.0.1:9/", "url"]], "resolves only to private, loopback or link-local"),
     ([["i", "http://localhost:9/", "url"]], "resolves only to private, loopback or link-local"),
-    ([["i", "http://[::ffff:10.0.0.1]:9/", "url"]], "private, loopback or link-local"),
+    ([["i", "http://[::ffff:10.0.0.1]:9/", "url"]], "resolves only to private, loopback or link-local"),
     ([["i", "00" * 32, "event"]], "is not on this provider's relays"),
     ([["i", "hello", "text"], ["bid", "lots"]], "'bid' must be a whole number"),
 ]
