@@ -38,13 +38,14 @@ from silnode.dvm.jobs import (
 from silnode.dvm.payment import FreeGate, PaymentGate
 from silnode.dvm.relays import EmbeddedRelay, RelayPool
 from silnode.dvm.store import JobStore
-from silnode.errors import JobNotFound, JobRejected, ModelNotLoaded, QueueFull, SellingOff, SilnodeError
+from silnode.errors import JobNotFound, JobRejected, ModelNotLoaded, NostrError, QueueFull, SellingOff, SilnodeError
 from silnode.fsutil import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 SUB_TARGETED, SUB_UNTARGETED, SUB_DELETIONS = "dvm-jobs", "dvm-jobs-any", "dvm-deletions"
-SERVED_POLL = 2.0  # seconds between looks at the served set (re-announce when it changed)
+SERVED_POLL = 2.0
+MODEL_WAIT = 600.0  # seconds a job waits for its model to finish loading  # seconds between looks at the served set (re-announce when it changed)
 
 
 class DvmService:
@@ -260,7 +261,18 @@ class DvmService:
             raise JobRejected(f"rate limit: at most {self.ns.rate_per_minute} jobs per minute per customer")
         window.append(now)
 
-    def _model(self, job: Job) -> Any:
+    def _loading(self, name: str | None) -> bool:
+        """A served model that is still loading (after a restart the served set loads in the background)."""
+        loading = getattr(self.serving, "_loading", {})
+        if name is None:
+            return bool(loading) or any(m.state in ("loading", "restarting") for m in self.serving.models.values())
+        m = self.serving.models.get(name)
+        return name in loading or (m is not None and m.state in ("loading", "restarting"))
+
+    async def _model(self, job: Job) -> Any:
+        deadline = time.monotonic() + MODEL_WAIT
+        while self._loading(job.model) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)  # a job that arrives (or resumes) while its model loads waits for it
         ready = [m for m in self.serving.models.values() if m.state == "ready"]
         names = ", ".join(m.name for m in ready) or "none"
         if job.model is None:
@@ -279,7 +291,7 @@ class DvmService:
         if job.event.is_expired():
             await self.store.transition(job.id, "expired", "expired before it started")
             return
-        model = self._model(job)
+        model = await self._model(job)
         prompt = await resolve(job, self.pool, self.ns.max_input_bytes)
         chat = bool((model.info or {}).get("chat_template"))
         gen = generation(job, prompt, chat=chat, max_tokens_cap=self.ns.max_tokens, default_max=self.ns.max_tokens)
@@ -312,7 +324,10 @@ class DvmService:
                     chunk = "".join(parts[sent:])
                     sent, last = len(parts), now
                     if chunk:
-                        await self._feedback(job.event, job, relay, "partial", "", content=chunk)
+                        try:
+                            await self._feedback(job.event, job, relay, "partial", "", content=chunk)
+                        except NostrError as exc:  # a partial is a courtesy: the result still carries it all
+                            log.info("job %s: partial not sent: %s", job.id[:12], exc)
             elif ev.get("type") == "done":
                 done = ev
         if req.cancelled or job.id in self._cancelled:
@@ -331,8 +346,14 @@ class DvmService:
             prompt_tokens=int(done.get("prompt_tokens") or 0),
             completion_tokens=int(done.get("completion_tokens") or 0),
         )
-        await self._deliver(job.event, job, relay, result)
         self._recent.append((time.time(), model.name))
+        try:
+            await self._deliver(job.event, job, relay, result)
+        except NostrError as exc:  # stored: keep trying in the background (and after a restart), never redo it
+            log.warning("job %s: result not delivered yet (%s); retrying", job.id[:12], exc)
+            self._spawn(
+                self._redeliver(job.event, {"id": job.id, "relay": relay, "result": result.as_json()}), "dvm:redeliver"
+            )
 
     async def _deliver(self, ev: Event, job: Job | None, relay: str | None, result: Event) -> None:
         assert self.pool is not None
@@ -407,10 +428,15 @@ class DvmService:
                 self._spawn(self._run(ev, row["relay"]), f"dvm:resume:{row['id'][:12]}")
 
     async def _redeliver(self, ev: Event, row: dict[str, Any]) -> None:
-        try:
-            await self._deliver(ev, None, row["relay"], Event.from_json(row["result"]))
-        except SilnodeError as exc:
-            log.warning("job %s: redelivery failed: %s", row["id"][:12], exc)
+        """Publish a stored result until a relay takes it (the node stopping ends the attempts; the next
+        start tries again)."""
+        while True:
+            try:
+                await self._deliver(ev, None, row["relay"], Event.from_json(row["result"]))
+                return
+            except NostrError as exc:
+                log.warning("job %s: redelivery failed, retrying: %s", row["id"][:12], exc)
+                await asyncio.sleep(5)
 
     # ------------------------------------------------------------------ NIP-89
     def _served(self) -> list[dict[str, Any]]:
@@ -462,6 +488,7 @@ class DvmService:
             "embedded_relay": self.pool.embedded.url if self.pool and self.pool.embedded else None,
             "untargeted": self.ns.untargeted,
             "jobs_running": len(self._running),
+            "inferences": self.inferences,  # generations this process started for jobs
             "jobs_per_minute": {k: round(v, 2) for k, v in per_model.items()},
         }
 

@@ -37,3 +37,29 @@ async def import_tiny(node: Node, path: Path) -> None:
     task = node.models.import_file(str(path), TINY, license="mit")
     await node.tasks.wait(task)
     assert task.state == "done", task.error
+
+
+GEMMA = "test/gemma"
+
+
+async def import_model(node: Node, path: Path, name: str) -> None:
+    task = node.models.import_file(str(path), name, license="mit")
+    await node.tasks.wait(task)
+    assert task.state == "done", task.error
+
+
+async def start_relay(path: Path, port: int = 0):
+    """A real relay of its own (nostr-sdk LocalRelay on LMDB) on loopback: (relay, url)."""
+    from silnode.dvm.relays import EmbeddedRelay
+
+    relay = EmbeddedRelay(path, port=port)
+    return relay, await relay.start()
+
+
+def write_config(home: Path, **nostr) -> None:
+    """config.yaml for a daemon subprocess: the test's relays, a free embedded-relay port, 2 threads."""
+    import yaml
+
+    home.mkdir(parents=True, exist_ok=True)
+    data = {"serve": {"n_threads": 2, "n_ctx": 512}, "nostr": {"relay_port": 0, **nostr}}
+    (home / "config.yaml").write_text(yaml.safe_dump(data))
