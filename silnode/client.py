@@ -288,6 +288,20 @@ class Client:
             raise SilnodeError.from_json(last["error"] or {"error": "task failed"})
         return last["result"]
 
+    # ------------------------------------------------------------------ selling on Nostr (DVM)
+    def jobs(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+        query = {k: v for k, v in (("limit", str(limit)), ("status", status)) if v is not None}
+        return self.request("GET", f"/api/v1/jobs?{urlencode(query)}")["jobs"]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/jobs/{quote(job_id, safe='')}")["job"]
+
+    def dvm(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/dvm")["dvm"]
+
+    def set_selling(self, sell: bool) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/dvm/sell", {"sell": sell})["dvm"]
+
 
 def _name_path(name: str) -> str:
     org, sep, model = name.partition("/")

@@ -122,6 +122,25 @@ class DiscoveryConfig:
     rendezvous_max: int = 50  # publishers learned from hints (rendezvous, NIP-89) merged at most
 
 
+@dataclass(frozen=True)
+class NostrConfig:
+    # relays the node sells on; empty (or none answering): the embedded relay on relay_port (loopback only)
+    relays: tuple[str, ...] = ()
+    sell: bool = True  # answer NIP-90 jobs and announce (NIP-89) while models are served; needs an identity
+    relay_port: int = 7447  # the embedded relay's port (0: a free one); `silnode relay` uses it too
+    # untargeted jobs (no #p) fan out to every seller on a relay; beyond small networks only #p-targeted
+    # jobs scale, so they are off by default (README: Selling on Nostr)
+    untargeted: bool = False
+    max_input_bytes: int = 20000  # results echo the request, events cap at 64 KiB and NIP-44 grows text ~1.45x
+    max_tokens: int = 1024  # the most tokens one job may ask for (also the default of a job that names none)
+    rate_per_minute: int = 30  # jobs per customer pubkey per minute; more get an error feedback
+    partial_interval: float = 0.5  # seconds between `partial` feedbacks of a streaming job (0: none)
+    announce_interval: int = 3600  # seconds between NIP-89 re-announcements (and whenever the served set changes)
+    lookback: int = 600  # seconds of past jobs asked for at start (jobs sent while the node was down)
+    name: str = ""  # the provider's name in its announcement (default: silnode <npub prefix>)
+    about: str = ""
+
+
 SECTIONS: dict[str, type] = {
     "daemon": DaemonConfig,
     "storage": StorageConfig,
@@ -130,6 +149,7 @@ SECTIONS: dict[str, type] = {
     "serve": ServeConfig,
     "fit": FitConfig,
     "discovery": DiscoveryConfig,
+    "nostr": NostrConfig,
 }
 
 
@@ -147,6 +167,7 @@ class Config:
     serve: ServeConfig = field(default_factory=ServeConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    nostr: NostrConfig = field(default_factory=NostrConfig)
 
     # --- paths (all under home or storage.base_dir) ---
     @property
@@ -356,3 +377,14 @@ def _validate(config: Config) -> None:
     for name in ("n_batch", "queue_size", "max_tokens", "restart_window"):
         if getattr(sv, name) < 1:
             raise ConfigError(f"serve.{name} must be >= 1")
+    ns = config.nostr
+    for url in ns.relays:
+        if not url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"nostr.relays entry {url!r} must be a ws:// or wss:// URL")
+    if not 0 <= ns.relay_port <= 65535:
+        raise ConfigError(f"nostr.relay_port must be 0-65535, got {ns.relay_port}")
+    for name in ("max_input_bytes", "max_tokens", "rate_per_minute", "announce_interval"):
+        if getattr(ns, name) < 1:
+            raise ConfigError(f"nostr.{name} must be >= 1")
+    if ns.partial_interval < 0 or ns.lookback < 0:
+        raise ConfigError("nostr.partial_interval and nostr.lookback must be >= 0")

@@ -42,6 +42,10 @@
     ├── ModelUnavailable                  503 model_unavailable    (loading, or down after crashes)
     ├── WorkerCrashed                     503 worker_crashed
     ├── TaskCancelled                     503 cancelled            (the daemon is stopping)
+    ├── NostrError                        502 nostr_error          (no relay answered or accepted an event)
+    ├── JobRejected                       400 job_rejected         (a NIP-90 job refused; its reason goes out as feedback)
+    ├── JobNotFound                       404 job_not_found
+    ├── SellingOff                        409 selling_off          (no identity, or selling turned off)
     ├── InsufficientStorage               507 insufficient_storage
     ├── DaemonNotRunning                  503 daemon_not_running   (raised by the client only)
     ├── DiscoveryUnavailable              503 discovery_unavailable (no identity to publish with, no DHT)
@@ -365,6 +369,31 @@ class DiscoveryUnavailable(SilnodeError):
 
     status = 503
     code = "discovery_unavailable"
+
+
+# ---- selling on Nostr (NIP-90 DVM) -----------------------------------------------------------------------
+
+
+class NostrError(SilnodeError):
+    status = 502
+    code = "nostr_error"
+    hint = "check nostr.relays (`silnode status` shows each relay's state), or run `silnode relay`"
+
+
+class JobRejected(BadRequest):
+    """A job this node will not run; the message is the reason its customer reads in the error feedback."""
+
+    code = "job_rejected"
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+    hint = "`silnode jobs` lists the recent jobs"
+
+
+class SellingOff(Conflict):
+    code = "selling_off"
+    hint = "selling needs an identity (`silnode identity new`) unlocked at daemon start (SILNODE_PASSWORD)"
 
 
 def _all_subclasses(cls: type[SilnodeError]) -> list[type[SilnodeError]]:

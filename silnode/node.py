@@ -20,6 +20,7 @@ from silnode import __version__
 from silnode.config import Config
 from silnode.discovery.service import DiscoveryService
 from silnode.distribution import DistributionService
+from silnode.dvm.service import DvmService
 from silnode.errors import IdentityNotFound
 from silnode.fit.hardware import probe
 from silnode.fit.inspect import hardware_overrides
@@ -72,6 +73,8 @@ class Node:
         self.webseed_gate = WebSeedGate(
             Policy(lan_only=config.network.lan_only), timeout=config.network.web_seed_timeout
         )
+        self.dvm = DvmService(config, self.serving, identity)  # sells the served models on Nostr (NIP-90)
+        self.dvm.catalog_magnet = lambda: self.discovery.catalog_magnet  # announced in NIP-89 content
         # dependency order: the store first, then what uses it (discovery joins after distribution, the DVM
         # after serving); stopped in reverse
         self.services: list[Service] = [
@@ -83,6 +86,7 @@ class Node:
             self.discovery,
             self.serving,
             self.models,
+            self.dvm,
         ]
         self._started: list[Service] = []
         self.shutdown_requested = asyncio.Event()
@@ -134,6 +138,7 @@ class Node:
             "torrents": self.distribution.summary(),
             "serving": self.serving.summary(),
             "discovery": self.discovery.summary(),
+            "dvm": await self.dvm.status(),
         }
 
     async def hardware(self) -> dict[str, Any]:

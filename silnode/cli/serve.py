@@ -88,9 +88,10 @@ def _show(ctx: Ctx, models: list[dict[str, Any]], url: str) -> None:
 @click.option("--auto", is_flag=True, help="The best model that fits (on disk first, else from the seed catalog).")
 @click.option("--ctx", "n_ctx", type=click.IntRange(min=1), help="Context size (default: serve.n_ctx).")
 @click.option("--force", is_flag=True, help="Load even when the memory estimate says it won't fit.")
+@click.option("--no-sell", is_flag=True, help="Keep the models local: do not sell them on Nostr (NIP-90).")
 @json_option
 @pass_ctx
-def serve(ctx: Ctx, models: tuple[str, ...], auto: bool, n_ctx: int | None, force: bool) -> None:
+def serve(ctx: Ctx, models: tuple[str, ...], auto: bool, n_ctx: int | None, force: bool, no_sell: bool) -> None:
     """Load models into the daemon and return when they are ready; the daemon keeps serving them
     (OpenAI-compatible /v1 on its port) and serves them again after a restart.
 
@@ -109,7 +110,15 @@ def serve(ctx: Ctx, models: tuple[str, ...], auto: bool, n_ctx: int | None, forc
     elif not names:
         names = _default_models(ctx, client, n_ctx)
     _load_all(ctx, client, names, n_ctx, force)
+    _show_selling(ctx, client.set_selling(not no_sell))
     _show(ctx, client.serving(), client.base_url)
+
+
+def _show_selling(ctx: Ctx, dvm: dict[str, Any]) -> None:
+    if dvm["state"] == "selling":
+        ctx.out.info(f"selling on Nostr as {dvm['npub']} via {', '.join(dvm['relays'])} (--no-sell keeps it local)")
+    else:
+        ctx.out.info(f"not selling on Nostr: {dvm['reason'] or dvm['state']}")
 
 
 @click.group("models")

@@ -21,8 +21,9 @@ async def test_health_and_status(api):
         st["store"]["models"] == 0
         and st["uptime_s"] >= 0
         and st["services"]
-        == ["store", "tasks", "webseed-gate", "torrent-engine", "distribution", "discovery", "serving", "models"]
+        == ["store", "tasks", "webseed-gate", "torrent-engine", "distribution", "discovery", "serving", "models", "dvm"]
     )
+    assert st["dvm"]["state"] == "off" and "no identity" in st["dvm"]["reason"]  # no keys: selling says so
 
 
 async def test_import_list_show_delete(api, tiny_gguf):

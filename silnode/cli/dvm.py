@@ -1,0 +1,258 @@
+"""Nostr commands: `relay` (the embedded relay, standalone), `ask` (a NIP-90 customer, no daemon needed),
+`jobs` (the daemon's job store), `providers` (NIP-89 announcements of kind-5050 sellers on the relays).
+
+nostr-sdk and the dvm package load inside the commands, not at CLI start."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from typing import Any
+
+import click
+
+from silnode.cli.context import Ctx, json_option
+from silnode.cli.identity import password_option, read_password
+from silnode.cli.output import table
+from silnode.errors import NostrError
+
+pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
+
+
+def _relays(ctx: Ctx, given: tuple[str, ...]) -> list[str]:
+    """--relay, else nostr.relays, else this machine's embedded relay (the daemon's, or `silnode relay`)."""
+    if given:
+        return list(given)
+    ns = ctx.config().nostr
+    return list(ns.relays) or [f"ws://127.0.0.1:{ns.relay_port}"]
+
+
+relay_option = click.option("--relay", "relays", multiple=True, help="A relay URL (repeatable; default: config).")
+
+
+def _customer_keys(ctx: Ctx, password_file: str | None) -> tuple[Any, str]:
+    """NIP-06 account 1 of the node's seed when the identity can be unlocked; else a one-off key."""
+    from nostr_sdk import Keys
+
+    from silnode.identity import Keystore
+
+    ks = Keystore.for_config(ctx.config())
+    if ks.exists():
+        password = read_password(password_file, required=False)
+        if password is not None:
+            from silnode.dvm.customer import customer_keys
+
+            return customer_keys(ks.unlock(password)), "identity (NIP-06 account 1)"
+    return Keys.generate(), "a one-off key (no identity unlocked)"
+
+
+@click.command()
+@click.argument("prompt")
+@click.option("--model", help="The model to ask for (a provider's served model, org/model).")
+@click.option("--provider", help="The provider's npub or hex key (default: the newest that serves --model).")
+@click.option("--encrypt", is_flag=True, help="Encrypt the job to the provider (NIP-44 v2).")
+@click.option("--nip04", is_flag=True, help="With --encrypt: use NIP-04 instead (older clients).")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0, 2))
+@click.option("--bid", type=click.IntRange(min=0), help="The most you will pay, in millisatoshis (recorded).")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True, help="Seconds to wait.")
+@relay_option
+@password_option
+@json_option
+@pass_ctx
+def ask(
+    ctx: Ctx,
+    prompt: str,
+    model: str | None,
+    provider: str | None,
+    encrypt: bool,
+    nip04: bool,
+    max_tokens: int,
+    temperature: float | None,
+    bid: int | None,
+    timeout: float,
+    relays: tuple[str, ...],
+    password_file: str | None,
+) -> None:
+    """Ask a Nostr seller for text (a NIP-90 kind-5050 job); streams its status and prints the reply.
+
+    Runs without a daemon. Ctrl-C cancels the job (a kind-5 deletion)."""
+    keys, which = _customer_keys(ctx, password_file)
+    ctx.out.info(f"asking as {keys.public_key().to_bech32()[:20]}… ({which})")
+    asyncio.run(_ask(ctx, prompt, model, provider, encrypt, nip04, max_tokens, temperature, bid, timeout, relays, keys))
+
+
+async def _ask(ctx: Ctx, prompt, model, provider, encrypt, nip04, max_tokens, temperature, bid, timeout, relays, keys):
+    from silnode.dvm.customer import Customer, build_request, parse_pubkey
+
+    customer = Customer(keys, _relays(ctx, relays))
+    await customer.start()
+    try:
+        if provider:
+            pk = parse_pubkey(provider)
+        else:
+            pk = await _pick_provider(ctx, customer, model)
+        params = {"max_tokens": str(max_tokens)}
+        if model:
+            params["model"] = model
+        if temperature is not None:
+            params["temperature"] = str(temperature)
+        scheme = ("nip04" if nip04 else "nip44") if encrypt else None
+        request = build_request(
+            keys, prompt, provider=pk, params=params, bid=bid, relays=customer.relays, encryption=scheme
+        )
+        streamed = []
+
+        def on_status(status: str, extra: str, content: str) -> None:
+            if status == "partial" and content and not ctx.out.json_mode:
+                streamed.append(content)
+                click.echo(content, nl=False)
+                sys.stdout.flush()
+            elif status != "partial":
+                ctx.out.info(f"[{status}] {extra}".rstrip())
+
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(
+            customer.ask(prompt, provider=pk, request=request, encryption=scheme, timeout=timeout, on_status=on_status)
+        )
+        loop.add_signal_handler(signal.SIGINT, task.cancel)
+        try:
+            reply = await task
+        except asyncio.CancelledError:
+            await customer.cancel(request)  # NIP-90: the provider stops working on it
+            ctx.out.info("cancelled (deletion sent)")
+            raise SystemExit(130) from None
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+        text = reply["text"]
+        if ctx.out.json_mode:
+            ctx.out.data(reply)
+        else:
+            done = "".join(streamed)
+            click.echo(text[len(done) :] if text.startswith(done) else ("\n" + text if done else text))
+            ctx.out.info(f"answered by {reply['provider'][:20]}… in {reply['seconds']:.2f} s (job {reply['job'][:16]})")
+    finally:
+        await customer.stop()
+
+
+async def _pick_provider(ctx: Ctx, customer: Any, model: str | None) -> Any:
+    from nostr_sdk import PublicKey
+
+    found = await customer.providers()
+    if model:
+        found = [p for p in found if model in p["topics"] or any(m.get("name") == model for m in p["models"])]
+    if not found:
+        raise NostrError(
+            f"no provider announces {model or 'kind-5050 text generation'} on {', '.join(customer.relays)}",
+            hint="`silnode providers` lists who sells; --provider npub… asks one directly",
+        )
+    ctx.out.info(f"provider: {found[0]['name'] or found[0]['npub'][:20]} ({found[0]['npub'][:20]}…)")
+    return PublicKey.parse(found[0]["pubkey"])
+
+
+@click.command()
+@click.option("--timeout", type=click.FloatRange(min=0.5), default=3, show_default=True, help="Seconds to listen.")
+@relay_option
+@json_option
+@pass_ctx
+def providers(ctx: Ctx, timeout: float, relays: tuple[str, ...]) -> None:
+    """Kind-5050 sellers announced (NIP-89) on the relays: name, models, encryption, age."""
+    rows = asyncio.run(_providers(ctx, timeout, relays))
+    now = time.time()
+    text = (
+        table(
+            [
+                (
+                    p["name"] or "-",
+                    p["npub"][:24] + "…",
+                    ", ".join(m.get("name", "?") for m in p["models"] if isinstance(m, dict)) or ", ".join(p["topics"]),
+                    ",".join(p["encryption"]) or "-",
+                    f"{int(now - p['created_at'])} s",
+                )
+                for p in rows
+            ],
+            ["NAME", "NPUB", "MODELS", "ENCRYPTION", "AGE"],
+        )
+        if rows
+        else "no kind-5050 providers announced on these relays"
+    )
+    ctx.out.data({"providers": rows}, text)
+
+
+async def _providers(ctx: Ctx, timeout: float, relays: tuple[str, ...]) -> list[dict[str, Any]]:
+    from nostr_sdk import Keys
+
+    from silnode.dvm.customer import Customer
+
+    customer = Customer(Keys.generate(), _relays(ctx, relays))
+    await customer.start()
+    try:
+        return await customer.providers(timeout=timeout)
+    finally:
+        await customer.stop()
+
+
+@click.command()
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--status", type=click.Choice(["received", "processing", "success", "error", "cancelled", "expired"]))
+@json_option
+@pass_ctx
+def jobs(ctx: Ctx, limit: int, status: str | None) -> None:
+    """Recent NIP-90 jobs this node took: customer, model, status, tokens, bid/price, times."""
+    rows = ctx.client().jobs(limit, status)
+    text = (
+        table(
+            [
+                (
+                    j["id"][:12],
+                    j["customer"][:12],
+                    j["model"] or "-",
+                    j["status"] + (f": {j['error'][:50]}" if j.get("error") else ""),
+                    j["completion_tokens"] if j["completion_tokens"] is not None else "-",
+                    j["bid"] if j["bid"] is not None else "-",
+                    j["amount"] if j["amount"] is not None else "free",
+                    time.strftime("%H:%M:%S", time.localtime(j["received_at"])),
+                    f"{j['finished_at'] - j['received_at']:.2f} s" if j.get("finished_at") else "-",
+                )
+                for j in rows
+            ],
+            ["JOB", "CUSTOMER", "MODEL", "STATUS", "TOKENS", "BID", "PRICE", "RECEIVED", "TOOK"],
+        )
+        if rows
+        else "no jobs yet (`silnode providers` shows this node's announcement; `silnode ask` sends one)"
+    )
+    ctx.out.data({"jobs": rows}, text)
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default: nostr.relay_port, 7447).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@json_option
+@pass_ctx
+def relay(ctx: Ctx, port: int | None, host: str) -> None:
+    """Run the embedded Nostr relay (nostr-sdk LocalRelay, LMDB under SILNODE_HOME) in the foreground, for
+    offline or local use; a node started later on this machine uses it. Ctrl-C stops it."""
+    asyncio.run(_relay(ctx, port if port is not None else ctx.config().nostr.relay_port, host))
+
+
+async def _relay(ctx: Ctx, port: int, host: str) -> None:
+    from silnode.dvm.relays import EmbeddedRelay
+
+    path = ctx.config().home / "nostr" / "relay"
+    r = EmbeddedRelay(path, host=host, port=port)
+    url = await r.start()
+    ctx.out.data({"url": url, "path": str(path)}, f"relay listening at {url} (events in {path}); Ctrl-C stops it")
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await r.stop()
+
+
+COMMANDS = [relay, ask, jobs, providers]
