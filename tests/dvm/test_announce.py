@@ -37,7 +37,9 @@ async def test_announce_reannounce_and_delete(tmp_path, clean_env, tiny_gguf, ti
         await until(lambda: topics(), 30, "an announcement")
         (p,) = await customer.providers()
         assert p["pubkey"] == identity.nostr.pubkey_hex and p["name"] == "test seller"
-        assert p["topics"] == [TINY] and p["encryption"] == ["nip44", "nip04"] and p["catalog"] is None
+        assert p["topics"] == [TINY] and p["encryption"] == ["nip44", "nip04"]
+        # the announcement carries the node's catalog magnet: a buyer can follow what it shares
+        assert p["catalog"] == node.discovery.catalog_magnet and p["catalog"].startswith("magnet:?xs=urn:btpk:")
         assert p["models"] == [{"name": TINY, "context": 512, "price_msats": None}]
         raw = (await customer.client.fetch_events(ReqTarget.auto([Filter().kind(Kind(31990))]), timedelta(seconds=2)))[
             0
