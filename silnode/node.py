@@ -24,6 +24,7 @@ from silnode.fit.hardware import probe
 from silnode.fit.inspect import hardware_overrides
 from silnode.identity import Identity, Keystore
 from silnode.models import ModelsService
+from silnode.payments.service import PaymentsService
 from silnode.serving.service import ServingService
 from silnode.store import Store
 from silnode.tasks import Tasks
@@ -64,6 +65,7 @@ class Node:
         self.distribution = DistributionService(config, self.store, self.engine)
         self.serving = ServingService(config, self.store)
         self.models = ModelsService(config, self.store, self.tasks, self.distribution, self.serving)
+        self.payments = PaymentsService(config, identity)  # the ledger and the PaymentGate the DVM calls
         # dependency order: the store first, then what uses it (discovery joins after distribution, the DVM
         # after serving); stopped in reverse
         self.services: list[Service] = [
@@ -73,6 +75,7 @@ class Node:
             self.distribution,
             self.serving,
             self.models,
+            self.payments,
         ]
         self._started: list[Service] = []
         self.shutdown_requested = asyncio.Event()
@@ -123,6 +126,7 @@ class Node:
             "tasks": {"running": self.tasks.running()},
             "torrents": self.distribution.summary(),
             "serving": self.serving.summary(),
+            "payments": self.payments.summary(),
         }
 
     async def hardware(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import click
 
 from silnode import __version__
 from silnode.cli import daemon_cmds, fit, identity, models, serve, transfers
+from silnode.cli import payments as payments_cmds
 from silnode.cli.context import Ctx, json_option
 from silnode.errors import SilnodeError
 
@@ -78,7 +79,7 @@ def cli(ctx: click.Context, home: str | None, api_url: str | None) -> None:
 
 
 def _register() -> None:
-    for mod in (daemon_cmds, models, transfers, identity, fit, serve):
+    for mod in (daemon_cmds, models, transfers, identity, fit, serve, payments_cmds):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)
 
