@@ -172,11 +172,11 @@ class Ledger:
             self._db.close()
             self._db = None
 
-    def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the owner thread and wait (for sync callers: the CLI reading offline)."""
+    def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` on the owner thread and wait (sync callers: the CLI reading offline)."""
         if self._pool is None:
             raise PaymentsUnavailable("the earnings ledger is not open")
-        return self._pool.submit(fn, *args).result()
+        return self._pool.submit(fn, *args, **kwargs).result()
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._pool is None:

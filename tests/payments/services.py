@@ -169,7 +169,9 @@ class LNbits:
             self.proc = None
 
     # ---- setup through its REST API, as an operator would
-    def _call(self, method: str, path: str, body: dict | None = None, *, key: str | None = None, bearer: str | None = None) -> dict:
+    def _call(
+        self, method: str, path: str, body: dict | None = None, *, key: str | None = None, bearer: str | None = None
+    ) -> dict:
         req = urllib.request.Request(self.url + path, method=method, data=json.dumps(body).encode() if body else None)
         req.add_header("Content-Type", "application/json")
         if key:

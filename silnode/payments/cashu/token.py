@@ -78,7 +78,9 @@ class Token:
 
 def _b64(text: str) -> bytes:
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        # some wallets write standard base64: accept both alphabets, and no stray characters
+        text = text.rstrip("=").replace("+", "-").replace("/", "_")
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (ValueError, TypeError) as exc:
         raise InvalidCashuToken("the token is not valid base64url") from exc
 
