@@ -26,3 +26,40 @@ def lnbits(tmp_path_factory: pytest.TempPathFactory):
     ln = LNbits(tmp_path_factory.mktemp("lnbits")).start()
     yield ln
     ln.stop()
+
+
+@pytest.fixture(scope="session")
+def mint(tmp_path_factory: pytest.TempPathFactory):
+    """A real nutshell mint with FakeWallet brr=false: an invoice is paid only when a customer melts ecash
+    into it. The customers' ecash is minted first, while the same mint (same DB, same keys) runs brr=true.
+    Yields the mint; ``mint.purses`` holds funded proof sets (200 sats each), one per test that needs money."""
+    import asyncio
+
+    from wallet import Customer
+
+    m = Mint(tmp_path_factory.mktemp("mint"), brr=True).start()
+
+    async def fund() -> list[list]:
+        purses = []
+        for _ in range(16):
+            c = Customer(m.url)
+            await c.fund(200)
+            purses.append(c.proofs)
+            await c.close()
+        return purses
+
+    try:
+        m.purses = asyncio.run(fund())
+        m.restart(brr=False)
+        yield m
+    finally:
+        m.stop()
+
+
+@pytest.fixture
+async def customer(mint):
+    from wallet import Customer
+
+    c = Customer(mint.url, mint.purses.pop())
+    yield c
+    await c.close()
