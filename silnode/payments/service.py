@@ -61,9 +61,10 @@ class PaymentsService:
 
     async def start(self) -> None:
         pc = self.config.payments
+        # the backend first: a missing key fails the start before anything is opened
+        backend = make_backend(self.config, self.identity) if pc.require_payment else None
         box = ProofBox(proof_key(self.identity.nostr.secret_bytes())) if self.identity is not None else None
         self.ledger = await asyncio.to_thread(Ledger(ledger_path(self.config), box).open)
-        backend = make_backend(self.config, self.identity) if pc.require_payment else None
         mints = pc.mints or ((pc.mint_url,) if pc.mint_url else ())
         self.gate = PaymentGate(
             self.ledger,
