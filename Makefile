@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) bench/identity_unlock.py
 	$(PY) bench/estimate.py
 	$(PY) bench/serve.py
+	$(PY) bench/payments.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
