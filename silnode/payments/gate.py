@@ -22,7 +22,8 @@ Guarantees: a job is charged at most once (a second ``charge`` for the same job 
 made, or the same open invoice); never more than its bid (a bid below the price is refused, naming the price);
 nothing runs unpaid when ``require_payment`` is on; every invoice and token lands in the ledger with its state
 changes; ecash received is kept encrypted in the ledger in the transaction that marks the job paid. After a
-restart, :meth:`PaymentGate.recover` finds invoices paid while the node was down (the DVM resumes those jobs).
+restart, :meth:`PaymentGate.recover` finds invoices paid while the node was down; the payments service runs it at
+start as ``node.payments.recovery`` (a task): the DVM awaits it and resumes the jobs of the payments it returns.
 """
 
 from __future__ import annotations

@@ -58,6 +58,9 @@ class PaymentsService:
         self.identity = identity
         self.ledger: Ledger | None = None
         self.gate: PaymentGate | None = None
+        # invoices left open by the last run, checked again at start; the DVM awaits it and resumes the jobs of
+        # the payments it returns (paid while the node was down)
+        self.recovery: asyncio.Task[list[Any]] | None = None
 
     async def start(self) -> None:
         pc = self.config.payments
@@ -77,8 +80,14 @@ class PaymentsService:
         )
         if pc.require_payment:
             log.info("payments: %s backend, %d mint(s) accepted for ecash", pc.backend, len(mints))
+            # in the background: a slow backend must not hold up the node's start
+            self.recovery = asyncio.get_running_loop().create_task(self.gate.recover(), name="payments-recover")
 
     async def stop(self) -> None:
+        if self.recovery is not None:
+            self.recovery.cancel()
+            await asyncio.gather(self.recovery, return_exceptions=True)
+            self.recovery = None
         if self.gate is not None:
             await self.gate.close()
             self.gate = None

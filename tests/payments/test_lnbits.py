@@ -66,7 +66,7 @@ async def test_lnbits_invoice_paid_runs_once_and_survives_a_restart(tmp_path, ln
     svc = service(tmp_path, lnbits, ident)
     await svc.start()
     try:
-        recovered = await svc.gate.recover()
+        recovered = await svc.recovery  # started by the service itself
         assert [p.job_id for p in recovered] == ["9" * 64]
         earnings = await svc.earnings("1d")
         assert earnings["earned_msats"] == 10_000 and earnings["totals"]["paid"]["count"] == 2
