@@ -90,6 +90,7 @@ class ServeConfig:
 class PaymentsConfig:
     # off: every job runs free (and is still recorded in the earnings ledger)
     require_payment: bool = False
+    require_payment_http: bool = False  # /v1 requests must carry ecash too (X-Cashu or a cashu API key)
     price_msats_per_job: int = 0
     price_msats_per_1k_tokens: int = 0  # times the job's max_tokens / 1000; the sum is rounded up to whole sats
     backend: str = "cashu"  # where invoices come from: cashu (a mint's NUT-04 quote) | lnbits | nwc
@@ -340,5 +341,7 @@ def _validate_payments(pc: PaymentsConfig) -> None:
             raise ConfigError(f"payments: {url!r} is not an http(s) URL")
     if pc.require_payment and pc.backend == "cashu" and not (pc.mint_url or pc.mints):
         raise ConfigError("payments.backend cashu needs payments.mint_url or payments.mints")
+    if pc.require_payment_http and not (pc.mints or pc.mint_url):
+        raise ConfigError("payments.require_payment_http needs payments.mints (where the ecash may come from)")
     if pc.require_payment and pc.backend == "lnbits" and not pc.lnbits_url:
         raise ConfigError("payments.backend lnbits needs payments.lnbits_url")

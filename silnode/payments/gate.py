@@ -124,14 +124,16 @@ class PaymentGate:
         self._lock = asyncio.Lock()  # one charge decision at a time: no job is invoiced twice
 
     # ---- the seam
-    async def quote(self, job: Any) -> int | None:
-        if not self.require_payment or self.pricing.free:
+    async def quote(self, job: Any, *, require: bool | None = None) -> int | None:
+        """The job's price in msats; None when it runs free. ``require`` overrides ``require_payment`` (the
+        HTTP side has its own switch)."""
+        if not (self.require_payment if require is None else require) or self.pricing.free:
             return None
         return self.pricing.quote(terms(job).max_tokens)
 
-    async def charge(self, job: Any) -> Charge:
+    async def charge(self, job: Any, *, require: bool | None = None) -> Charge:
         t = terms(job)
-        price = await self.quote(t)
+        price = await self.quote(t, require=require)
         async with self._lock:
             if price is None:
                 p = await self.ledger.call(

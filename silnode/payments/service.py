@@ -12,6 +12,7 @@ from silnode.errors import ConfigError, PaymentsUnavailable, SecretNotFound
 from silnode.payments.backends import CashuMintBackend, InvoiceBackend, LNbitsBackend, NWCBackend
 from silnode.payments.ecash import Ecash
 from silnode.payments.gate import PaymentGate
+from silnode.payments.http import HttpPayments
 from silnode.payments.ledger import Ledger, ProofBox, parse_since, proof_key
 from silnode.payments.pricing import Pricing
 
@@ -58,6 +59,7 @@ class PaymentsService:
         self.identity = identity
         self.ledger: Ledger | None = None
         self.gate: PaymentGate | None = None
+        self.http: HttpPayments | None = None  # /v1 paid with ecash (silnode/payments/http.py says how to wire it)
         # invoices left open by the last run, checked again at start; the DVM awaits it and resumes the jobs of
         # the payments it returns (paid while the node was down)
         self.recovery: asyncio.Task[list[Any]] | None = None
@@ -78,6 +80,7 @@ class PaymentsService:
             invoice_expiry_s=pc.invoice_expiry,
             poll_interval_s=pc.poll_interval,
         )
+        self.http = HttpPayments(self.gate, required=pc.require_payment_http)
         if pc.require_payment:
             log.info("payments: %s backend, %d mint(s) accepted for ecash", pc.backend, len(mints))
             # in the background: a slow backend must not hold up the node's start
@@ -88,6 +91,7 @@ class PaymentsService:
             self.recovery.cancel()
             await asyncio.gather(self.recovery, return_exceptions=True)
             self.recovery = None
+        self.http = None
         if self.gate is not None:
             await self.gate.close()
             self.gate = None
