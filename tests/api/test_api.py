@@ -20,7 +20,7 @@ async def test_health_and_status(api):
     assert (
         st["store"]["models"] == 0
         and st["uptime_s"] >= 0
-        and st["services"] == ["store", "tasks", "torrent-engine", "distribution", "serving", "models"]
+        and st["services"] == ["store", "tasks", "torrent-engine", "distribution", "serving", "models", "payments"]
     )
 
 

@@ -4,6 +4,7 @@ customer pays by melting ecash; prepayments are real tokens swapped at the mint.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 
@@ -114,7 +115,8 @@ async def test_bid_below_price_is_refused_before_any_invoice(tmp_path, mint) -> 
         await close(gate)
 
 
-async def test_cashu_prepayment_is_swapped_and_the_change_returned(tmp_path, mint, customer) -> None:
+async def test_cashu_prepayment_is_swapped_and_the_change_returned(tmp_path, mint, customer, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
     gate = make_gate(tmp_path / "p.db", mint.url)
     try:
         token = await customer.token(10)
@@ -127,6 +129,9 @@ async def test_cashu_prepayment_is_swapped_and_the_change_returned(tmp_path, min
         # the customer's token is spent: the node swapped it before any work
         assert set(await customer.mint.check_state(list(decode(token).proofs))) == {"SPENT"}
         assert "cashuB" not in repr(charge) and token not in repr(job(cashu=token))
+        held = [pr for _, pr in await gate.ledger.call(gate.ledger.held_proofs)]
+        secrets = [token, charge.change] + [pr.secret for pr in held] + [pr.secret for pr in decode(token).proofs]
+        assert len(held) == 2 and not [s for s in secrets if s in caplog.text]  # 3 sats = 1 + 2
     finally:
         await close(gate)
 
