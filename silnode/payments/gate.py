@@ -42,6 +42,8 @@ from silnode.payments.pricing import Pricing, check_bid
 
 log = logging.getLogger(__name__)
 
+CLAIM_TRIES = 3  # a paid invoice whose ecash cannot be minted after this many tries is recorded paid, unclaimed
+
 
 @dataclass(frozen=True)
 class JobTerms:
@@ -121,7 +123,10 @@ class PaymentGate:
         self.invoice_expiry_s = invoice_expiry_s
         self.poll_interval_s = poll_interval_s
         self._watchers: dict[str, asyncio.Task[Payment]] = {}
-        self._lock = asyncio.Lock()  # one charge decision at a time: no job is invoiced twice
+        # one charge decision per job at a time (no job is invoiced twice; other jobs do not wait), and one
+        # spender of the ecash the node holds (two refunds must not swap the same proofs)
+        self._job_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, how many use it
+        self._wallet_lock = asyncio.Lock()
 
     # ---- the seam
     async def quote(self, job: Any, *, require: bool | None = None) -> int | None:
@@ -134,29 +139,41 @@ class PaymentGate:
     async def charge(self, job: Any, *, require: bool | None = None) -> Charge:
         t = terms(job)
         price = await self.quote(t, require=require)
-        async with self._lock:
-            if price is None:
-                p = await self.ledger.call(
-                    self.ledger.create,
-                    job_id=t.id,
-                    kind="free",
-                    backend="none",
-                    amount_msats=0,
-                    state="free",
-                    model=t.model,
-                    max_tokens=t.max_tokens,
-                )
-                return Charge("free", t.id, 0, payment_id=p.id)
-            check_bid(price, t.bid)
-            for p in await self.ledger.call(self.ledger.by_job, t.id):
-                if p.state == "paid":
-                    return Charge("paid", t.id, p.amount_msats, payment_id=p.id)
-                if p.state == "unpaid" and p.kind == "invoice" and (p.expires_at or 0) > time.time():
-                    return Charge("invoice", t.id, p.amount_msats, p.bolt11, p.id, p.expires_at,
-                                  _waiter=self._watch(p))  # fmt: skip
-            if t.cashu:
-                return await self._take_cashu(t, price)
-            return await self._invoice(t, price)
+        lock, users = self._job_locks.get(t.id, (asyncio.Lock(), 0))
+        self._job_locks[t.id] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._charge(t, price)
+        finally:
+            lock, users = self._job_locks[t.id]
+            if users == 1:  # the last one deciding for this job: forget its lock
+                del self._job_locks[t.id]
+            else:
+                self._job_locks[t.id] = (lock, users - 1)
+
+    async def _charge(self, t: JobTerms, price: int | None) -> Charge:
+        if price is None:
+            p = await self.ledger.call(
+                self.ledger.create,
+                job_id=t.id,
+                kind="free",
+                backend="none",
+                amount_msats=0,
+                state="free",
+                model=t.model,
+                max_tokens=t.max_tokens,
+            )
+            return Charge("free", t.id, 0, payment_id=p.id)
+        check_bid(price, t.bid)
+        for p in await self.ledger.call(self.ledger.by_job, t.id):
+            if p.state == "paid":
+                return Charge("paid", t.id, p.amount_msats, payment_id=p.id)
+            if p.state == "unpaid" and p.kind == "invoice" and (p.expires_at or 0) > time.time():
+                return Charge("invoice", t.id, p.amount_msats, p.bolt11, p.id, p.expires_at,
+                              _waiter=self._watch(p))  # fmt: skip
+        if t.cashu:
+            return await self._take_cashu(t, price)
+        return await self._invoice(t, price)
 
     async def settle(self, job: Any, on_invoice: Any = None) -> Charge:
         """:meth:`charge`, then (for an invoice) ``await on_invoice(charge)`` and wait until it is paid."""
@@ -243,16 +260,28 @@ class PaymentGate:
     async def _poll(self, p: Payment) -> Payment:
         assert self.backend is not None and p.invoice_id and p.bolt11
         inv = Invoice(p.invoice_id, p.bolt11, p.amount_msats, p.expires_at or time.time())
+        paid, claim_failures = False, 0
         while True:
             try:
-                if await self.backend.is_paid(inv):
-                    proofs = await self.backend.claim(inv)
+                paid = paid or await self.backend.is_paid(inv)
+                if paid:
+                    try:
+                        proofs = await self.backend.claim(inv)
+                    except PaymentError as exc:
+                        claim_failures += 1
+                        if claim_failures < CLAIM_TRIES:
+                            raise
+                        # the customer paid: the job is owed its run even if the node's ecash could not be minted
+                        log.error("invoice %s paid, but claiming it failed: %s", p.id[:8], exc.message)
+                        return await self.ledger.call(
+                            self.ledger.set_state, p.id, "paid", note=f"paid; not claimed: {exc.message}"[:300]
+                        )
                     return await self.ledger.call(
                         self.ledger.set_state, p.id, "paid", proofs=proofs, note="invoice paid"
                     )
             except PaymentError as exc:  # a backend hiccup is not a verdict: ask again until the expiry
                 log.warning("checking invoice %s: %s", p.id[:8], exc.message)
-            if time.time() >= inv.expires_at:
+            if not paid and time.time() >= inv.expires_at:
                 await self.ledger.call(self.ledger.set_state, p.id, "expired", note="not paid in time")
                 raise InvoiceExpired(
                     f"the invoice of job {p.job_id[:16]} for {p.amount_msats} msats expired unpaid",
@@ -288,7 +317,7 @@ class PaymentGate:
     async def refund(self, job_id: str) -> str:
         """Give a paid job's money back as a cashu token (from the ecash the node holds at that mint); the
         payment becomes ``refunded``. The token goes to the customer (an encrypted 7000 feedback, or HTTP change)."""
-        async with self._lock:
+        async with self._wallet_lock:
             paid = [
                 p for p in await self.ledger.call(self.ledger.by_job, job_id) if p.state == "paid" and p.amount_msats
             ]

@@ -225,3 +225,33 @@ async def test_concurrent_payments_settle_each_job_once(tmp_path, mint, customer
         assert await gate.ledger.call(gate.ledger.held_msats) == 6000
     finally:
         await close(gate)
+
+
+async def test_the_same_job_charged_concurrently_gets_one_invoice(tmp_path, mint) -> None:
+    gate = make_gate(tmp_path / "p.db", mint.url)
+    try:
+        charges = await asyncio.gather(*(gate.charge(job("7" * 64)) for _ in range(4)))
+        assert len({c.bolt11 for c in charges}) == 1 and all(c.status == "invoice" for c in charges)
+        assert len(await gate.ledger.call(gate.ledger.by_job, "7" * 64)) == 1
+        assert gate._job_locks == {}  # no lock left behind per job
+    finally:
+        await close(gate)
+
+
+async def test_paid_invoice_whose_ecash_someone_else_minted_still_runs_the_job(tmp_path, mint, customer) -> None:
+    """Quote ids are bearer at this mint: whoever learns one may mint its ecash first. The customer paid, so
+    the job is owed its run; the ledger says the node's ecash was not claimed."""
+    gate = make_gate(tmp_path / "p.db", mint.url)
+    gate.poll_interval_s = 2.0  # the node checks at once (unpaid), then not for 2 s: the thief's window
+    try:
+        charge = await gate.charge(job())
+        [p] = await gate.ledger.call(gate.ledger.by_job, "a" * 64)
+        await customer.pay(charge.bolt11)
+        thief = await customer.mint.mint(p.invoice_id, 3)
+        assert sum(t.amount for t in thief) == 3
+        await charge.wait()
+        paid = await gate.ledger.call(gate.ledger.get, p.id)
+        assert paid.state == "paid" and await gate.ledger.call(gate.ledger.held_msats) == 0
+        assert (await gate.ledger.call(gate.ledger.events, p.id))[-1][1].startswith("paid; not claimed")
+    finally:
+        await close(gate)
