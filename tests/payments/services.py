@@ -128,12 +128,19 @@ class LNbits:
 
     def start(self) -> LNbits:
         venv = test_services.ensure("lnbits")
+        self.workdir.mkdir(parents=True, exist_ok=True)
         site = Path(
             subprocess.run(
-                [str(venv / "bin" / "python"), "-c", "import lnbits, os; print(os.path.dirname(lnbits.__file__))"],
+                # find_spec, not import: importing lnbits writes data/.lnbits_auth_key into the working directory
+                [
+                    str(venv / "bin" / "python"),
+                    "-c",
+                    "import importlib.util as u, os; print(os.path.dirname(u.find_spec('lnbits').origin))",
+                ],
                 check=True,
                 capture_output=True,
                 text=True,
+                cwd=self.workdir,
             ).stdout.strip()
         )
         (self.workdir / "lnbits").mkdir(parents=True, exist_ok=True)
