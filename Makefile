@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(PY) bench/serve.py --models large,gemma --repeat 5
 	$(PY) bench/fuzz_api.py --json
 	$(PY) bench/discovery.py
+	$(PY) bench/payments.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

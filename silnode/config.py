@@ -141,6 +141,22 @@ class NostrConfig:
     about: str = ""
 
 
+@dataclass(frozen=True)
+class PaymentsConfig:
+    # off: every job runs free (and is still recorded in the earnings ledger)
+    require_payment: bool = False
+    require_payment_http: bool = False  # /v1 requests must carry ecash too (X-Cashu or a cashu API key)
+    price_msats_per_job: int = 0
+    price_msats_per_1k_tokens: int = 0  # times the job's max_tokens / 1000; the sum is rounded up to whole sats
+    backend: str = "cashu"  # where invoices come from: cashu (a mint's NUT-04 quote) | lnbits | nwc
+    mint_url: str = ""  # the cashu backend's mint (default: the first of mints)
+    mints: tuple[str, ...] = ()  # allow-list: ecash prepayments (["cashu", token]) from these mints only
+    lnbits_url: str = ""  # the key is the keystore secret lnbits_invoice_key (`silnode secrets set`)
+    # nwc: the connection URI is the keystore secret nwc_uri
+    invoice_expiry: int = 600  # seconds a payment-required invoice stays open
+    poll_interval: float = 0.5  # seconds between checks of an open invoice (LNbits allows 200 requests/min)
+
+
 SECTIONS: dict[str, type] = {
     "daemon": DaemonConfig,
     "storage": StorageConfig,
@@ -150,6 +166,7 @@ SECTIONS: dict[str, type] = {
     "fit": FitConfig,
     "discovery": DiscoveryConfig,
     "nostr": NostrConfig,
+    "payments": PaymentsConfig,
 }
 
 
@@ -168,6 +185,7 @@ class Config:
     fit: FitConfig = field(default_factory=FitConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     nostr: NostrConfig = field(default_factory=NostrConfig)
+    payments: PaymentsConfig = field(default_factory=PaymentsConfig)
 
     # --- paths (all under home or storage.base_dir) ---
     @property
@@ -388,3 +406,25 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"nostr.{name} must be >= 1")
     if ns.partial_interval < 0 or ns.lookback < 0:
         raise ConfigError("nostr.partial_interval and nostr.lookback must be >= 0")
+    _validate_payments(config.payments)
+
+
+def _validate_payments(pc: PaymentsConfig) -> None:
+    if pc.backend not in ("cashu", "lnbits", "nwc"):
+        raise ConfigError(f"payments.backend must be cashu, lnbits or nwc, got {pc.backend!r}")
+    for name in ("price_msats_per_job", "price_msats_per_1k_tokens"):
+        if getattr(pc, name) < 0:
+            raise ConfigError(f"payments.{name} must be >= 0")
+    if pc.invoice_expiry < 1:
+        raise ConfigError("payments.invoice_expiry must be >= 1 second")
+    if pc.poll_interval <= 0:
+        raise ConfigError("payments.poll_interval must be > 0 seconds")
+    for url in (pc.mint_url, pc.lnbits_url, *pc.mints):
+        if url and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"payments: {url!r} is not an http(s) URL")
+    if pc.require_payment and pc.backend == "cashu" and not (pc.mint_url or pc.mints):
+        raise ConfigError("payments.backend cashu needs payments.mint_url or payments.mints")
+    if pc.require_payment_http and not (pc.mints or pc.mint_url):
+        raise ConfigError("payments.require_payment_http needs payments.mints (where the ecash may come from)")
+    if pc.require_payment and pc.backend == "lnbits" and not pc.lnbits_url:
+        raise ConfigError("payments.backend lnbits needs payments.lnbits_url")

@@ -396,6 +396,66 @@ class SellingOff(Conflict):
     hint = "selling needs an identity (`silnode identity new`) unlocked at daemon start (SILNODE_PASSWORD)"
 
 
+# ---- payments (silnode.payments) ------------------------------------------------------------------------
+#   PaymentError 502 payment_error · PaymentRequired 402 payment_required · InsufficientPayment 402
+#   insufficient_payment · BidTooLow 400 bid_too_low · InvalidCashuToken 400 invalid_cashu_token ·
+#   MintNotAllowed 400 mint_not_allowed · TokenSpent 409 token_spent · InvoiceExpired 410 invoice_expired ·
+#   PaymentsUnavailable 503 payments_unavailable. Messages name amounts and mints, never a token or a key.
+
+
+class PaymentError(SilnodeError):
+    """A payment backend (mint, LNbits, NWC wallet) failed or answered something we cannot read."""
+
+    status = 502
+    code = "payment_error"
+    hint = "check payments.backend and its URL in config.yaml; the backend's own log says more"
+
+
+class PaymentRequired(SilnodeError):
+    """The job or request must be paid first; ``details`` carry ``amount_msats`` (and a bolt11 when one exists)."""
+
+    status = 402
+    code = "payment_required"
+
+
+class InsufficientPayment(PaymentRequired):
+    code = "insufficient_payment"
+    hint = "send a token worth at least the price (details.price_msats, rounded up to whole sats)"
+
+
+class BidTooLow(BadRequest):
+    """A NIP-90 ``bid`` below the node's price; ``details["price_msats"]`` names the price."""
+
+    code = "bid_too_low"
+    hint = "bid at least the price named in the message"
+
+
+class InvalidCashuToken(BadRequest):
+    code = "invalid_cashu_token"
+    hint = "send a cashuA... or cashuB... token as your wallet exports it"
+
+
+class MintNotAllowed(BadRequest):
+    code = "mint_not_allowed"
+    hint = "pay with ecash from one of the node's mints (payments.mints)"
+
+
+class TokenSpent(Conflict):
+    code = "token_spent"
+    hint = "this ecash was already spent; send fresh proofs"
+
+
+class InvoiceExpired(SilnodeError):
+    status = 410
+    code = "invoice_expired"
+    hint = "ask again for a new invoice"
+
+
+class PaymentsUnavailable(SilnodeError):
+    status = 503
+    code = "payments_unavailable"
+
+
 def _all_subclasses(cls: type[SilnodeError]) -> list[type[SilnodeError]]:
     out: list[type[SilnodeError]] = []
     for sub in cls.__subclasses__():

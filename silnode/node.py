@@ -27,6 +27,7 @@ from silnode.fit.inspect import hardware_overrides
 from silnode.identity import Identity, Keystore
 from silnode.models import ModelsService
 from silnode.netpolicy import Policy
+from silnode.payments.service import PaymentsService
 from silnode.serving.service import ServingService
 from silnode.store import Store
 from silnode.tasks import Tasks
@@ -69,6 +70,7 @@ class Node:
         self.discovery = DiscoveryService(config, self.store, self.engine, identity)
         self.serving = ServingService(config, self.store)
         self.models = ModelsService(config, self.store, self.tasks, self.distribution, self.serving)
+        self.payments = PaymentsService(config, identity)  # the ledger and the PaymentGate the DVM calls
         # web seeds from elsewhere (a magnet's ws=) reach libtorrent only as URLs of this gate (webseed_gate.py)
         self.webseed_gate = WebSeedGate(
             Policy(lan_only=config.network.lan_only), timeout=config.network.web_seed_timeout
@@ -86,6 +88,7 @@ class Node:
             self.discovery,
             self.serving,
             self.models,
+            self.payments,
             self.dvm,
         ]
         self._started: list[Service] = []
@@ -139,6 +142,7 @@ class Node:
             "serving": self.serving.summary(),
             "discovery": self.discovery.summary(),
             "dvm": await self.dvm.status(),
+            "payments": self.payments.summary(),
         }
 
     async def hardware(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import click
 
 from silnode import __version__
 from silnode.cli import daemon_cmds, discover, dvm, fit, identity, models, serve, service, transfers, up
+from silnode.cli import payments as payments_cmds
 from silnode.cli import tokens as tokens_cmds
 from silnode.cli.context import Ctx, json_option
 from silnode.errors import SilnodeError
@@ -79,7 +80,20 @@ def cli(ctx: click.Context, home: str | None, api_url: str | None) -> None:
 
 
 def _register() -> None:
-    for mod in (daemon_cmds, models, transfers, identity, fit, serve, up, service, tokens_cmds, discover, dvm):
+    for mod in (
+        daemon_cmds,
+        models,
+        transfers,
+        identity,
+        fit,
+        serve,
+        up,
+        service,
+        tokens_cmds,
+        discover,
+        dvm,
+        payments_cmds,
+    ):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)
 

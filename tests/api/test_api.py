@@ -21,7 +21,18 @@ async def test_health_and_status(api):
         st["store"]["models"] == 0
         and st["uptime_s"] >= 0
         and st["services"]
-        == ["store", "tasks", "webseed-gate", "torrent-engine", "distribution", "discovery", "serving", "models", "dvm"]
+        == [
+            "store",
+            "tasks",
+            "webseed-gate",
+            "torrent-engine",
+            "distribution",
+            "discovery",
+            "serving",
+            "models",
+            "payments",
+            "dvm",
+        ]
     )
     assert st["dvm"]["state"] == "off" and "no identity" in st["dvm"]["reason"]  # no keys: selling says so
 
