@@ -20,6 +20,7 @@ from silnode import __version__
 from silnode.config import Config
 from silnode.discovery.service import DiscoveryService
 from silnode.distribution import DistributionService
+from silnode.dvm.payment import LedgerGate
 from silnode.dvm.service import DvmService
 from silnode.errors import IdentityNotFound
 from silnode.fit.hardware import probe
@@ -75,7 +76,8 @@ class Node:
         self.webseed_gate = WebSeedGate(
             Policy(lan_only=config.network.lan_only), timeout=config.network.web_seed_timeout
         )
-        self.dvm = DvmService(config, self.serving, identity)  # sells the served models on Nostr (NIP-90)
+        # sells the served models on Nostr (NIP-90), priced and paid through the payments service
+        self.dvm = DvmService(config, self.serving, identity, gate=LedgerGate(self.payments))
         self.dvm.catalog_magnet = lambda: self.discovery.catalog_magnet  # announced in NIP-89 content
         # dependency order: the store first, then what uses it (discovery joins after distribution, the DVM
         # after serving); stopped in reverse

@@ -14,7 +14,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -128,10 +128,13 @@ class Customer:
         input_type: str = "text",
         timeout: float = 120.0,
         on_status: Callable[[str, str, str], None] | None = None,
+        on_payment: Callable[[int, str], Awaitable[Any]] | None = None,
         request: Event | None = None,
     ) -> dict[str, Any]:
         """Publish a job and wait for its result. ``on_status(status, extra, content)`` sees each feedback
-        (partials decrypted). Raises JobRejected on an ``error`` feedback, NostrError on a timeout."""
+        (partials decrypted); ``await on_payment(msats, bolt11)`` pays a ``payment-required`` invoice (without
+        one, a priced job waits until its invoice expires). Raises JobRejected on an ``error`` feedback,
+        NostrError on a timeout."""
         job = request or build_request(
             self.keys,
             prompt,
@@ -179,6 +182,10 @@ class Customer:
                 content = self._open(ev, encryption) if ev.content() else ""
                 if on_status:
                     on_status(status, extra, content)
+                if status == "payment-required" and on_payment is not None:
+                    amt = next((t for t in tags_of(ev) if len(t) > 2 and t[0] == "amount" and t[1].isdigit()), None)
+                    if amt is not None:
+                        await on_payment(int(amt[1]), amt[2])
                 if status == "error":
                     raise JobRejected(f"the provider refused the job: {extra}", job=job.id().to_hex())
             elif kind == RESULT_KIND:

@@ -48,6 +48,8 @@ class Job:
     relays: list[str] = field(default_factory=list)
     encryption: str | None = None  # "nip44" | "nip04" | None
     targets: list[str] = field(default_factory=list)  # the p tags
+    cashu: str | None = None  # a ["cashu", token] prepayment (NIP-90 allows it; best sent encrypted)
+    max_tokens: int = 0  # what the job may generate, set once its request is built: the price's token part
 
     @property
     def customer_pk(self) -> PublicKey:
@@ -95,7 +97,7 @@ def parse(event: Event, keys: Keys, *, max_input_bytes: int) -> Job:
         if any(t and t[0] == "i" for t in tags):
             raise JobRejected("an encrypted request must not carry a clear-text 'i' tag")
         tags = tags + inner
-    inputs, params, relays, targets, bid = [], {}, [], [], None
+    inputs, params, relays, targets, bid, cashu = [], {}, [], [], None, None
     for t in tags:
         if not t:
             continue
@@ -110,6 +112,8 @@ def parse(event: Event, keys: Keys, *, max_input_bytes: int) -> Job:
             if len(t) < 2 or not t[1].isdigit():
                 raise JobRejected("'bid' must be a whole number of millisatoshis")
             bid = int(t[1])
+        elif name == "cashu" and len(t) > 1:
+            cashu = t[1]
         elif name == "relays":
             relays += [r for r in t[1:] if r.startswith(("wss://", "ws://"))]
         elif name == "p" and len(t) > 1:
@@ -130,7 +134,9 @@ def parse(event: Event, keys: Keys, *, max_input_bytes: int) -> Job:
     unknown = sorted(set(params) - set(PARAMS))
     if unknown:
         raise JobRejected(f"unknown param(s) {', '.join(unknown)}; known: {', '.join(sorted(PARAMS))}")
-    return Job(event, event.id().to_hex(), event.author().to_hex(), inputs, params, bid, relays, encryption, targets)
+    return Job(
+        event, event.id().to_hex(), event.author().to_hex(), inputs, params, bid, relays, encryption, targets, cashu
+    )
 
 
 def _number(name: str, text: str, integer: bool) -> Any:

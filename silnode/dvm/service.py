@@ -299,6 +299,7 @@ class DvmService:
         prompt = await resolve(job, self.pool, self.ns.max_input_bytes)
         chat = bool((model.info or {}).get("chat_template"))
         gen = generation(job, prompt, chat=chat, max_tokens_cap=self.ns.max_tokens, default_max=self.ns.max_tokens)
+        job.max_tokens = gen.max_tokens or 0  # the price's per-token part
         amount = await self.gate.quote(job)
         if amount is not None:
             if job.bid is not None and job.bid < amount:
@@ -350,6 +351,10 @@ class DvmService:
             prompt_tokens=int(done.get("prompt_tokens") or 0),
             completion_tokens=int(done.get("completion_tokens") or 0),
         )
+        try:  # the ledger learns what the job was paid for (never blocks the result)
+            await self.gate.finish(job, tokens=int(done.get("completion_tokens") or 0), model=model.name)
+        except SilnodeError as exc:
+            log.warning("job %s: the ledger did not take its tokens: %s", job.id[:12], exc)
         self._recent.append((time.time(), model.name))
         try:
             await self._deliver(job.event, job, relay, result)
