@@ -84,6 +84,7 @@ class ServeConfig:
     restart_limit: int = 3  # crashes within restart_window before a model stays down (`models load` again)
     restart_window: int = 300  # seconds
     starter_model: bool = True  # `serve` with an empty store imports and serves the Gemma-3-270M package
+    max_n: int = 4  # OpenAI `n`: the most choices one request may ask for (generated in turn)
 
 
 SECTIONS: dict[str, type] = {
