@@ -97,6 +97,7 @@ class ServeConfig:
     # 0 = CPU only; N = the last N layers (n_layer + 1 also puts the output layer there)
     n_gpu_layers: int = -1
     main_gpu: int = -1  # -1: the GPU with the most free memory, or a split over several; N pins CUDA<N>
+    max_n: int = 4  # OpenAI `n`: the most choices one request may ask for (generated in turn)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -25,19 +26,12 @@ from silnode.serving.service import Request, ServedModel
 
 # fields OpenAI clients send that only work at their default here: accepted at it, 400 otherwise
 AT_DEFAULT_ONLY = {
-    "n": 1,
     "echo": False,
     "best_of": 1,
-    "logprobs": None,
-    "top_logprobs": None,
-    "presence_penalty": 0,
-    "frequency_penalty": 0,
-    "logit_bias": None,
     "suffix": None,
     "tools": None,
     "tool_choice": None,
     "parallel_tool_calls": None,
-    "response_format": None,
     "store": None,
     "metadata": None,
     "service_tier": None,
@@ -49,12 +43,34 @@ COMMON = {
     "temperature",
     "top_p",
     "top_k",
+    "min_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "repeat_penalty",
+    "logit_bias",
+    "logprobs",
     "seed",
     "stop",
     "stream",
     "stream_options",
     "user",
+    "n",
 }
+CHAT_ONLY = {"messages", "response_format", "top_logprobs"}
+# passed to the generation request as they are (it checks types and ranges)
+SAMPLING = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "repeat_penalty",
+    "logit_bias",
+    "seed",
+    "stop",
+)
+MAX_COMPLETION_LOGPROBS = 5  # /v1/completions `logprobs` (OpenAI's limit)
 
 
 def OpenAIBadRequest(message: str, param: str | None = None) -> BadRequest:
@@ -64,7 +80,7 @@ def OpenAIBadRequest(message: str, param: str | None = None) -> BadRequest:
 
 async def _parse(request: web.Request, kind: str) -> dict[str, Any]:
     body = await json_object(request)
-    allowed = COMMON | ({"messages"} if kind == "chat" else {"prompt"})
+    allowed = COMMON | (CHAT_ONLY if kind == "chat" else {"prompt", "response_format"})
     for key, value in body.items():
         if key in allowed:
             continue
@@ -118,15 +134,43 @@ def _generation(body: dict, kind: str, model: ServedModel, default_max: int) -> 
         isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= model.n_ctx
     ):  # the model's context bounds it
         raise OpenAIBadRequest(f"'{field_name}' must be an integer from 1 to {model.n_ctx}", field_name)
-    given = {k: body[k] for k in ("temperature", "top_p", "top_k", "seed", "stop") if body.get(k) is not None}
+    given = {k: body[k] for k in SAMPLING if body.get(k) is not None}
     given["stream"] = body.get("stream") if body.get("stream") is not None else False
     given["max_tokens"] = max_tokens or default_max
+    given["response_format"] = body.get("response_format")
+    given.update(_logprobs(body, kind))
     try:
         if kind == "chat":
             return GenerationRequest.chat(_messages(body), **given)
         return GenerationRequest.completion(_prompt(body), **given)
     except InvalidGenerationRequest as exc:
         raise OpenAIBadRequest(exc.message, exc.details.get("param")) from None
+
+
+def _logprobs(body: dict, kind: str) -> dict[str, Any]:
+    """Chat: logprobs (bool) + top_logprobs (0-20). Completions: logprobs is the number of alternatives (0-5)."""
+    lp = body.get("logprobs")
+    if kind == "chat":
+        if lp is not None and not isinstance(lp, bool):
+            raise OpenAIBadRequest("'logprobs' must be a boolean", "logprobs")
+        top = body.get("top_logprobs")
+        if top is not None and not lp:
+            raise OpenAIBadRequest("'top_logprobs' needs 'logprobs': true", "top_logprobs")
+        return {"logprobs": bool(lp), "top_logprobs": top} if lp else {}
+    if lp is None:
+        return {}
+    if isinstance(lp, bool) or not isinstance(lp, int) or not 0 <= lp <= MAX_COMPLETION_LOGPROBS:
+        raise OpenAIBadRequest(f"'logprobs' must be an integer from 0 to {MAX_COMPLETION_LOGPROBS}", "logprobs")
+    return {"logprobs": True, "top_logprobs": lp}
+
+
+def _choices(body: dict, limit: int) -> int:
+    n = body.get("n")
+    if n is None:
+        return 1
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= limit:
+        raise OpenAIBadRequest(f"'n' must be an integer from 1 to {limit} (serve.max_n)", "n")
+    return n
 
 
 def _client_key(request: web.Request, body: dict) -> str:
@@ -154,54 +198,151 @@ async def _complete(request: web.Request, kind: str) -> web.StreamResponse:
     body = await _parse(request, kind)
     model = node.serving.get(body["model"])
     generation = _generation(body, kind, model, node.config.serve.max_tokens)
-    req = model.submit(_client_key(request, body), generation)  # QueueFull (429) carries its retry_after
-    watcher = asyncio.create_task(_watch_disconnect(request, req))
-    rid = ("chatcmpl-" if kind == "chat" else "cmpl-") + req.id
+    n = _choices(body, node.config.serve.max_n)
+    # n choices are generated in turn (one llama.cpp context, one sequence); with a seed, choice i uses seed + i
+    # so that they differ and each is still reproducible
+    gens = [
+        generation if i == 0 or generation.seed is None else replace(generation, seed=generation.seed + i)
+        for i in range(n)
+    ]
+    run = _Run(request, model, _client_key(request, body))
+    first = run.submit(gens[0])  # QueueFull (429) carries its retry_after
+    rid = ("chatcmpl-" if kind == "chat" else "cmpl-") + first.id
+    fmt = _Format(kind, generation, len(generation.prompt or ""))
     meta = {"id": rid, "created": int(time.time()), "model": model.name}
     try:
         if body.get("stream"):
             opts = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
-            return await _stream(request, req, kind, meta, bool(opts.get("include_usage")))
-        return await _whole(req, kind, meta)
+            return await _stream(request, run, gens, fmt, meta, bool(opts.get("include_usage")))
+        return await _whole(run, gens, fmt, meta)
     finally:
-        watcher.cancel()
-        req.cancel()  # a no-op once it is done; otherwise the client is gone or we failed: stop it
+        run.close()
 
 
-async def _whole(req: Request, kind: str, meta: dict[str, Any]) -> web.Response:
-    parts: list[str] = []
-    done: dict[str, Any] = {}
-    async for ev in req.stream():
-        if ev["type"] == "delta":
-            parts.append(ev["text"])
-        elif ev["type"] == "done":
-            done = ev
-    text = "".join(parts)
-    finish = done.get("finish_reason", "stop")
-    if kind == "chat":
-        choice = {
-            "index": 0,
-            "message": {"role": "assistant", "content": text},
-            "finish_reason": finish,
-            "logprobs": None,
+class _Run:
+    """The requests of one API call (one per choice, in turn), each cancelled when the client hangs up."""
+
+    def __init__(self, request: web.Request, model: ServedModel, client: str) -> None:
+        self.request, self.model, self.client = request, model, client
+        self.current: Request | None = None
+        self._watcher: asyncio.Task | None = None
+
+    def submit(self, generation: GenerationRequest) -> Request:
+        self.close()
+        self.current = self.model.submit(self.client, generation)
+        self._watcher = asyncio.create_task(_watch_disconnect(self.request, self.current))
+        return self.current
+
+    def events(self, generation: GenerationRequest) -> Any:
+        req = self.current if self.current is not None and self.current.generation is generation else None
+        return (req or self.submit(generation)).stream()
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if self.current is not None:
+            self.current.cancel()  # a no-op once it is done; otherwise the client is gone or we failed: stop it
+        self.current = self._watcher = None
+
+
+class _Format:
+    """OpenAI's shapes for one kind of request: choices, deltas, logprobs."""
+
+    def __init__(self, kind: str, generation: GenerationRequest, prompt_chars: int) -> None:
+        self.kind, self.generation, self.prompt_chars = kind, generation, prompt_chars
+
+    def logprobs(self, entries: list[dict[str, Any]] | None, offset: int = 0) -> dict[str, Any] | None:
+        if not self.generation.logprobs:
+            return None
+        entries = entries or []
+        if self.kind == "chat":
+            return {
+                "content": [
+                    {
+                        "token": e["token"],
+                        "logprob": e["logprob"],
+                        "bytes": e["bytes"],
+                        "top_logprobs": [
+                            {"token": t["token"], "logprob": t["logprob"], "bytes": t["bytes"]}
+                            for t in e["top_logprobs"]
+                        ],
+                    }
+                    for e in entries
+                ],
+                "refusal": None,
+            }
+        offsets, at = [], self.prompt_chars + offset
+        for e in entries:
+            offsets.append(at)
+            at += len(e["token"])
+        return {
+            "tokens": [e["token"] for e in entries],
+            "token_logprobs": [e["logprob"] for e in entries],
+            "top_logprobs": [{t["token"]: t["logprob"] for t in e["top_logprobs"]} for e in entries],
+            "text_offset": offsets,
         }
-        obj = "chat.completion"
-    else:
-        choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
-        obj = "text_completion"
-    return web.json_response({**meta, "object": obj, "choices": [choice], "usage": _usage(done)})
+
+    def choice(self, index: int, text: str, finish: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.kind == "chat":
+            message = {"role": "assistant", "content": text}
+            return {"index": index, "message": message, "finish_reason": finish, "logprobs": self.logprobs(entries)}
+        return {"index": index, "text": text, "finish_reason": finish, "logprobs": self.logprobs(entries)}
+
+    def chunk(
+        self, index: int, text: str | None, finish: str | None, entries: list[dict[str, Any]] | None, offset: int
+    ) -> dict[str, Any]:
+        lp = self.logprobs(entries, offset) if entries else None
+        if self.kind == "chat":
+            delta = {"content": text} if text is not None else {}
+            return {"index": index, "delta": delta, "finish_reason": finish, "logprobs": lp}
+        return {"index": index, "text": text or "", "finish_reason": finish, "logprobs": lp}
+
+
+def _add_usage(total: dict[str, int], done: dict[str, Any]) -> dict[str, int]:
+    u = _usage(done)
+    if not total:
+        return u
+    # the prompt is counted once, as OpenAI does for n > 1
+    return {
+        "prompt_tokens": total["prompt_tokens"],
+        "completion_tokens": total["completion_tokens"] + u["completion_tokens"],
+        "total_tokens": total["total_tokens"] + u["completion_tokens"],
+    }
+
+
+async def _whole(run: _Run, gens: list[GenerationRequest], fmt: _Format, meta: dict[str, Any]) -> web.Response:
+    choices, usage = [], {}
+    for index, gen in enumerate(gens):
+        parts: list[str] = []
+        entries: list[dict[str, Any]] = []
+        done: dict[str, Any] = {}
+        async for ev in run.events(gen):
+            entries += ev.get("logprobs") or []
+            if ev["type"] == "delta":
+                parts.append(ev["text"])
+            elif ev["type"] == "done":
+                done = ev
+        choices.append(fmt.choice(index, "".join(parts), done.get("finish_reason", "stop"), entries))
+        usage = _add_usage(usage, done)
+    obj = "chat.completion" if fmt.kind == "chat" else "text_completion"
+    return web.json_response({**meta, "object": obj, "choices": choices, "usage": usage})
 
 
 async def _stream(
-    request: web.Request, req: Request, kind: str, meta: dict[str, Any], include_usage: bool
+    request: web.Request,
+    run: _Run,
+    gens: list[GenerationRequest],
+    fmt: _Format,
+    meta: dict[str, Any],
+    include_usage: bool,
 ) -> web.StreamResponse:
-    events = req.stream()
+    events = run.events(gens[0])
     first = await anext(events, None)  # errors (context overflow, ...) still become a plain JSON error
     resp = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
     await resp.prepare(request)
-    obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
+    obj = "chat.completion.chunk" if fmt.kind == "chat" else "text_completion"
 
     async def send(choice: dict[str, Any] | None, usage: dict[str, int] | None = None) -> None:
         chunk = {**meta, "object": obj, "choices": [choice] if choice else []}
@@ -209,29 +350,38 @@ async def _stream(
             chunk["usage"] = usage
         await resp.write(b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n")
 
-    def choice(text: str | None, finish: str | None) -> dict[str, Any]:
-        if kind == "chat":
-            delta = {"content": text} if text is not None else {}
-            return {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-        return {"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}
-
+    usage: dict[str, int] = {}
     try:
-        if kind == "chat":
-            await send(
-                {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None, "logprobs": None}
-            )
-        ev = first
-        while ev is not None:
-            if ev["type"] == "delta" and ev["text"]:
-                await send(choice(ev["text"], None))
-            elif ev["type"] == "done":
-                await send(choice(None, ev.get("finish_reason", "stop")))
-                if include_usage:
-                    await send(None, _usage(ev))
-            ev = await anext(events, None)
+        for index, gen in enumerate(gens):
+            if index:
+                events = run.events(gen)
+                ev = await anext(events, None)
+            else:
+                ev = first
+            if fmt.kind == "chat":
+                await send(
+                    {
+                        "index": index,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                        "logprobs": None,
+                    }
+                )
+            offset = 0
+            while ev is not None:
+                entries = ev.get("logprobs")
+                if ev["type"] == "delta" and (ev["text"] or entries):
+                    await send(fmt.chunk(index, ev["text"], None, entries, offset))
+                    offset += len(ev["text"])
+                elif ev["type"] == "done":
+                    await send(fmt.chunk(index, None, ev.get("finish_reason", "stop"), entries, offset))
+                    usage = _add_usage(usage, ev)
+                ev = await anext(events, None)
+        if include_usage:
+            await send(None, usage)
         await resp.write(b"data: [DONE]\n\n")
     except (ConnectionResetError, ConnectionError):
-        req.cancel()  # the client hung up mid-stream
+        run.close()  # the client hung up mid-stream
         return resp
     except Exception as exc:  # the headers are out: report in-band, as OpenAI does
         err = {

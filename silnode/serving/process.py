@@ -49,7 +49,11 @@ _REQUEST_ERRORS = {cls.code: cls for cls in (RequestFailed, ContextOverflow, Inv
 
 def request_error(event: dict[str, Any]) -> RequestFailed:
     cls = _REQUEST_ERRORS.get(str(event.get("code")), RequestFailed)
-    return cls(str(event.get("message") or "the model worker could not run the request"))
+    param = event.get("param")  # the field at fault, for a 400 that names it
+    return cls(
+        str(event.get("message") or "the model worker could not run the request"),
+        **({"param": str(param)} if param else {}),
+    )
 
 
 def stderr_reasons(lines: list[str], n: int = 3, *, fallback: bool = True) -> list[str]:

@@ -11,7 +11,9 @@ text. Defaults and range checks live here, once; a value out of range raises
     GenerationRequest.from_wire(worker_line) == req
 
 Optional sampler fields (``min_p`` and the penalties) are ``None`` unless asked for: the worker then leaves
-llama.cpp's own default in place. Fields for structured output and tools (the OpenAI-parity work) join here.
+llama.cpp's own default in place. Structured output (``response_format``), ``logit_bias`` and
+``logprobs``/``top_logprobs`` are optional too; every field added here is optional with a default, so an
+older wire line (a DVM job written before them) still reads, and ``to_wire`` leaves unset fields out.
 This module is stdlib-only: the worker subprocess imports it before llama.cpp.
 """
 
@@ -45,7 +47,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "repeat_penalty": (0, 10),
     "seed": (-(2**63), 2**64 - 1),
 }
-INTEGER_FIELDS = {"max_tokens", "top_k", "seed"}
+INTEGER_FIELDS = {"max_tokens", "top_k", "seed", "top_logprobs"}
+RANGES["top_logprobs"] = (0, 20)  # OpenAI's limit
+MAX_LOGIT_BIAS = 300  # entries (OpenAI's limit)
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 # llama-cpp-python keyword for each sampler field the worker passes through
 SAMPLER_FIELDS = (
     "temperature",
@@ -96,6 +101,12 @@ class GenerationRequest:
     seed: int | None = None  # kept as llama.cpp's uint32 (any 64-bit value is accepted and reduced)
     stop: tuple[str, ...] = field(default=())
     stream: bool = True  # False: the worker sends the text in one piece at the end
+    # None, {"type": "json_object"} (any JSON object) or {"type": "json_schema", "schema": {...}, "strict": bool}
+    # (OpenAI's {"type": "json_schema", "json_schema": {"name", "schema", "strict"}} is read as that too)
+    response_format: Mapping[str, Any] | None = None
+    logit_bias: Mapping[int, float] | None = None  # token id -> added to its logit (-100..100)
+    logprobs: bool = False  # per generated token: its logprob (and top_logprobs alternatives)
+    top_logprobs: int | None = None  # 0..20 alternatives per token; implies logprobs
 
     def __post_init__(self) -> None:
         if self.kind not in ("chat", "completion"):
@@ -120,6 +131,12 @@ class GenerationRequest:
         object.__setattr__(self, "stop", tuple(stop))
         if not isinstance(self.stream, bool):
             raise _bad("'stream' must be a boolean", "stream")
+        if not isinstance(self.logprobs, bool):
+            raise _bad("'logprobs' must be a boolean", "logprobs")
+        if self.top_logprobs is not None:
+            object.__setattr__(self, "logprobs", True)
+        object.__setattr__(self, "response_format", check_response_format(self.response_format))
+        object.__setattr__(self, "logit_bias", check_logit_bias(self.logit_bias))
 
     def _check_messages(self) -> None:
         msgs = self.messages
@@ -150,6 +167,11 @@ class GenerationRequest:
         d = asdict(self)
         d["messages"] = [dict(m) for m in self.messages]
         d["stop"] = list(self.stop)
+        d["response_format"] = dict(self.response_format) if self.response_format else None
+        # JSON object keys are strings
+        d["logit_bias"] = {str(k): v for k, v in self.logit_bias.items()} if self.logit_bias else None
+        if not self.logprobs:
+            del d["logprobs"]  # the default: left out, as older lines do
         return {k: v for k, v in d.items() if v is not None and v != []}
 
     @classmethod
@@ -165,9 +187,67 @@ class GenerationRequest:
             raise _bad("'kind' must be 'chat' or 'completion', not None", "kind")
         return cls(**kw)
 
+    @property
+    def json_schema(self) -> Mapping[str, Any] | None:
+        """The JSON schema the answer must follow ({} for any JSON object), None when unconstrained."""
+        rf = self.response_format
+        if rf is None:
+            return None
+        schema: Mapping[str, Any] = rf.get("schema") or {"type": "object"}
+        return schema
+
     def sampling(self) -> dict[str, Any]:
         """Keyword arguments for llama-cpp-python's create_completion / create_chat_completion."""
         args = {name: getattr(self, name) for name in SAMPLER_FIELDS if getattr(self, name) is not None}
         args.setdefault("max_tokens", None)  # None: up to the end of the context
         args["stop"] = list(self.stop)
         return args
+
+
+def check_response_format(value: Any) -> Mapping[str, Any] | None:
+    """OpenAI's response_format reduced to None, {"type": "json_object"} or {"type": "json_schema", "schema",
+    "strict"}. Whether the grammar builder can handle the schema is the worker's check (it has llama.cpp)."""
+    if value is None:
+        return None
+    param = "response_format"
+    if not isinstance(value, Mapping) or value.get("type") not in RESPONSE_FORMATS:
+        raise _bad(f"'{param}' must be an object with a type of {', '.join(RESPONSE_FORMATS)}", param)
+    kind = value["type"]
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "json_object"}
+    spec = value.get("json_schema", value)  # OpenAI's nesting, or the reduced form itself
+    if not isinstance(spec, Mapping):
+        raise _bad(f"'{param}.json_schema' must be an object with a 'schema'", f"{param}.json_schema")
+    schema = spec.get("schema")
+    if not isinstance(schema, Mapping):
+        raise _bad(f"'{param}.json_schema.schema' must be a JSON schema object", f"{param}.json_schema.schema")
+    strict = spec.get("strict", False)
+    if not isinstance(strict, bool):
+        raise _bad(f"'{param}.json_schema.strict' must be a boolean", f"{param}.json_schema.strict")
+    return {"type": "json_schema", "schema": dict(schema), "strict": strict}
+
+
+def check_logit_bias(value: Any) -> Mapping[int, float] | None:
+    """{token id: bias}: ids as integers or decimal strings (JSON keys), biases from -100 to 100."""
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, Mapping) or len(value) > MAX_LOGIT_BIAS:
+        raise _bad(f"'logit_bias' must map up to {MAX_LOGIT_BIAS} token ids to numbers", "logit_bias")
+    out: dict[int, float] = {}
+    for key, bias in value.items():
+        try:
+            token = int(key)
+        except (TypeError, ValueError):
+            raise _bad(f"'logit_bias' key {key!r} is not a token id", "logit_bias") from None
+        if (
+            token < 0
+            or isinstance(bias, bool)
+            or not isinstance(bias, (int, float))
+            or not math.isfinite(bias)
+            or not -100 <= bias <= 100
+        ):
+            raise _bad(f"'logit_bias' needs token ids >= 0 and biases from -100 to 100 (at {key!r})", "logit_bias")
+        out[token] = float(bias)
+    return out

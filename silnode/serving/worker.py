@@ -162,12 +162,22 @@ class TokenCounter:
 
 
 def cancellable_llama_class() -> type:
-    """A Llama whose every completion also runs `self.stopping`, including the completions the chat handlers
+    """A Llama whose every completion also runs `self.stopping`, and tells `self.recorder` each sampled token,
+    including the completions the chat handlers
     start (create_chat_completion takes no stopping_criteria of its own in llama-cpp-python 0.3.36)."""
     from llama_cpp import Llama, StoppingCriteriaList
 
     class CancellableLlama(Llama):
         stopping: TokenCounter | None = None
+        recorder: TokenScores | None = None
+
+        def sample(self, *args: Any, **kwargs: Any) -> Any:
+            # the one place that sees each sampled token, the last one included (generate() never evaluates
+            # that one, so it never shows up in input_ids)
+            token = super().sample(*args, **kwargs)
+            if self.recorder is not None:
+                self.recorder.chosen(int(token))
+            return token
 
         def create_completion(self, *args: Any, stopping_criteria: Any = None, **kwargs: Any) -> Any:
             if self.stopping is not None:
@@ -250,9 +260,104 @@ def warm_up(llm: Any) -> None:
 # ---- requests -----------------------------------------------------------------------------------------------
 
 
-def stream(llm: Any, req: GenerationRequest) -> Iterator[tuple[str, str | None]]:
+class TokenScores:
+    """A logits processor (the first in llama-cpp-python's sampler chain, so it sees the model's raw logits):
+    records each step's log-softmax for logprobs, then adds `logit_bias`. llama-cpp-python's own logprobs need
+    Llama(logits_all=True), which keeps n_ctx x n_vocab floats (2 GiB for Gemma at 2k context); this keeps one
+    step's row until `chosen` names the sampled token. Its own `logit_bias` is not used: it drops any other
+    processor passed with it (LogitsProcessorList.extend returns None)."""
+
+    def __init__(self, llm: Any, logprobs: bool, top: int, bias: dict[int, float] | None) -> None:
+        import numpy as np
+
+        self.np, self.llm, self.logprobs, self.top = np, llm, logprobs, top
+        n_vocab = llm.n_vocab()
+        self.bias_ids = np.array([t for t in (bias or {}) if t < n_vocab], dtype=np.intc)
+        self.bias_values = np.array([bias[t] for t in self.bias_ids.tolist()], dtype=np.single) if bias else None
+        self._row: Any = None
+        self.entries: list[dict[str, Any]] = []  # per sampled token, in order
+        self.sent = 0  # entries already sent in deltas
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        np = self.np
+        if self.logprobs:
+            x = scores.astype(np.float64)
+            m = x.max()
+            self._row = x - (m + np.log(np.exp(x - m).sum()))
+        if self.bias_values is not None and len(self.bias_ids):
+            scores = scores.copy()
+            scores[self.bias_ids] += self.bias_values
+        return scores
+
+    def chosen(self, token: int) -> None:
+        if not self.logprobs or self._row is None:
+            return
+        row, self._row = self._row, None
+        import llama_cpp
+
+        if llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token):
+            return  # the end of the answer is not part of its text
+        top = []
+        if self.top:
+            ids = self.np.argpartition(-row, self.top - 1)[: self.top]
+            ids = ids[self.np.argsort(-row[ids], kind="stable")]
+            top = [self._entry(int(t), float(row[t])) for t in ids]
+        self.entries.append({**self._entry(token, float(row[token])), "top_logprobs": top})
+
+    def _entry(self, token: int, logprob: float) -> dict[str, Any]:
+        raw = self.llm.detokenize([token])
+        return {"token": raw.decode("utf-8", "replace"), "logprob": logprob, "bytes": list(raw), "id": token}
+
+    def unsent(self) -> list[dict[str, Any]]:
+        new, self.sent = self.entries[self.sent :], len(self.entries)
+        return new
+
+
+def grammar_for(req: GenerationRequest) -> Any:
+    """A llama.cpp grammar for the request's response_format (None when unconstrained). A schema that the
+    grammar builder cannot handle is the caller's error: InvalidGenerationRequest naming the part."""
+    schema = req.json_schema
+    if schema is None:
+        return None
+    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+
+    if req.response_format and req.response_format.get("strict"):
+        schema = strict_schema(schema)
+    param = "response_format.json_schema.schema" if req.response_format.get("schema") else "response_format"
+    try:
+        gbnf = json_schema_to_gbnf(json.dumps(schema))
+    except RecursionError:
+        raise InvalidGenerationRequest(
+            "the JSON schema nests too deeply for the grammar builder", param=param
+        ) from None
+    except (ValueError, AssertionError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        why = str(exc) or type(exc).__name__
+        raise InvalidGenerationRequest(
+            f"the grammar builder cannot handle this JSON schema: {why[:500]}", param=param
+        ) from None
+    return LlamaGrammar.from_string(gbnf, verbose=False)
+
+
+def strict_schema(schema: Any) -> Any:
+    """OpenAI's strict mode: no properties beyond those listed (unless the schema says otherwise)."""
+    if isinstance(schema, list):
+        return [strict_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict_schema(v) for k, v in schema.items()}
+    if out.get("type") == "object" and "properties" in out:
+        out.setdefault("additionalProperties", False)
+    return out
+
+
+def stream(llm: Any, req: GenerationRequest, scores: TokenScores | None = None) -> Iterator[tuple[str, str | None]]:
     """(text, finish_reason) per streamed chunk."""
     args = req.sampling()
+    grammar = grammar_for(req)
+    if grammar is not None:
+        args["grammar"] = grammar
+    if scores is not None:
+        args["logits_processor"] = [scores]
     if args.get("seed") is None:
         # else llama-cpp-python derives it from the previous request's seed, so a fresh worker would
         # write the same "random" texts in the same order after every load
@@ -278,9 +383,13 @@ def run_request(
     rid = str(req.get("id", ""))
     counter = TokenCounter(cancel)
     finish = None
+    scores: TokenScores | None = None
     try:
         greq = GenerationRequest.from_wire(req)
         llm.stopping = counter
+        if greq.logprobs or greq.logit_bias:
+            scores = TokenScores(llm, greq.logprobs, greq.top_logprobs or 0, dict(greq.logit_bias or {}))
+            llm.recorder = scores
         if cancel.is_set():  # cancelled while it waited in the queue: nothing to run
             counter.cancelled = True
         else:
@@ -288,23 +397,26 @@ def run_request(
             # daemon a JSON parse and a queue hop per token, CPU time taken from the decode on a small machine
             per_token = greq.stream
             held: list[str] = []
-            for text, reason in stream(llm, greq):
+            for text, reason in stream(llm, greq, scores):
                 if text and per_token:
-                    send({"type": "delta", "id": rid, "text": text})
+                    send(delta(rid, text, scores))
                 elif text:
                     held.append(text)
                 finish = reason or finish
             if held:
-                send({"type": "delta", "id": rid, "text": "".join(held)})
+                send(delta(rid, "".join(held), scores))
     except InvalidGenerationRequest as exc:
-        return {"type": "error", "id": rid, "code": exc.code, "message": str(exc)}
+        return {"type": "error", "id": rid, "code": exc.code, "message": exc.message, **exc.details}
     except Exception as exc:  # noqa: BLE001 - any failure is this request's; the worker serves the next
         return request_error(rid, exc)
     finally:
         llm.stopping = None
+        llm.recorder = None
     end = time.monotonic()
     first = counter.first_token_at or end
+    extra = {"logprobs": scores.unsent()} if scores is not None and scores.logprobs else {}
     return {
+        **extra,
         "type": "done",
         "id": rid,
         "finish_reason": "cancelled" if counter.cancelled else finish or "stop",
@@ -313,6 +425,13 @@ def run_request(
         "prompt_seconds": round(first - counter.started, 4),
         "gen_seconds": round(end - first, 4),
     }
+
+
+def delta(rid: str, text: str, scores: TokenScores | None) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": "delta", "id": rid, "text": text}
+    if scores is not None and scores.logprobs:
+        event["logprobs"] = scores.unsent()
+    return event
 
 
 def request_error(rid: str, exc: Exception) -> dict[str, Any]:

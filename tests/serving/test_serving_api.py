@@ -234,7 +234,7 @@ async def test_openai_python_client(served):
             "bad_request",
         ),
         (
-            json.dumps({"model": TINY, "messages": [{"role": "user", "content": "x"}], "n": 3}).encode(),
+            json.dumps({"model": TINY, "messages": [{"role": "user", "content": "x"}], "n": 99}).encode(),
             400,
             "bad_request",
         ),
