@@ -15,7 +15,7 @@ from silnode.api import (
     routes,  # noqa: F401  (registers every /api/v1 route)
 )
 from silnode.api.base import NODE, ROUTES, ok, route
-from silnode.api.security import Guard, guard_middleware
+from silnode.api.security import Guard, guard_middleware, set_payment_verifier
 from silnode.errors import SilnodeError
 from silnode.home import ensure_token
 from silnode.node import Node
@@ -77,17 +77,13 @@ async def error_middleware(
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.path, exc)
         retry_after = getattr(exc, "retry_after", None)
-        return openai_error(
-            request,
-            exc.message,
-            exc.code,
-            exc.status,
-            param=exc.details.get("param"),
-            hint=exc.hint,
-            retry_after=retry_after,
-        ) or web.json_response(
-            exc.to_json(), status=exc.status, headers={"Retry-After": str(retry_after)} if retry_after else None
-        )
+        # ecash for the caller (NUT-24): a 402's payment request, or a paid request's money back after a
+        # failure; a header, as the payer's wallet expects it, and never in a log
+        cashu = exc.details.pop("x_cashu", None)
+        resp = _error_response(request, exc, retry_after)
+        if cashu:
+            resp.headers["X-Cashu"] = cashu
+        return resp
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -99,6 +95,20 @@ async def error_middleware(
         log.exception("unhandled error in %s %s", request.method, request.path)
         message = "internal error (see the daemon log)"
         return openai_error(request, message, "internal", 500) or envelope(message, "internal", 500)
+
+
+def _error_response(request: web.Request, exc: SilnodeError, retry_after: Any) -> web.Response:
+    return openai_error(
+        request,
+        exc.message,
+        exc.code,
+        exc.status,
+        param=exc.details.get("param"),
+        hint=exc.hint,
+        retry_after=retry_after,
+    ) or web.json_response(
+        exc.to_json(), status=exc.status, headers={"Retry-After": str(retry_after)} if retry_after else None
+    )
 
 
 def openapi_document() -> dict[str, Any]:
@@ -223,6 +233,9 @@ def make_app(node: Node) -> web.Application:
 
     for method, path, handler, _ in openai.ROUTES:
         app.router.add_route(method, path, handler)
+    http = getattr(getattr(node, "payments", None), "http", None)
+    if http is not None and http.gate.ecash.allowed:  # ecash pays for one /v1 request (the table's "or ecash")
+        set_payment_verifier(app, http.verify)
     return app
 
 

@@ -20,7 +20,8 @@ from aiohttp import web
 from silnode.api.base import NODE, json_object
 from silnode.api.metrics import node_metrics
 from silnode.api.security import client_key
-from silnode.errors import BadRequest, InvalidGenerationRequest
+from silnode.errors import BadRequest, InvalidGenerationRequest, SilnodeError
+from silnode.payments.http import token_from_headers
 from silnode.serving.request import GenerationRequest
 from silnode.serving.service import Request, ServedModel
 
@@ -206,17 +207,38 @@ async def _complete(request: web.Request, kind: str) -> web.StreamResponse:
         for i in range(n)
     ]
     run = _Run(request, model, _client_key(request, body))
-    first = run.submit(gens[0])  # QueueFull (429) carries its retry_after
-    rid = ("chatcmpl-" if kind == "chat" else "cmpl-") + first.id
-    fmt = _Format(kind, generation, len(generation.prompt or ""))
-    meta = {"id": rid, "created": int(time.time()), "model": model.name}
+    paid = await _charge(request, node, model.name, generation, n)
     try:
+        first = run.submit(gens[0])  # QueueFull (429) carries its retry_after
+        rid = ("chatcmpl-" if kind == "chat" else "cmpl-") + first.id
+        fmt = _Format(kind, generation, len(generation.prompt or ""))
+        meta = {"id": rid, "created": int(time.time()), "model": model.name}
+        headers = paid.headers() if paid is not None else {}  # X-Cashu: the change of a paid request
         if body.get("stream"):
             opts = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
-            return await _stream(request, run, gens, fmt, meta, bool(opts.get("include_usage")))
-        return await _whole(run, gens, fmt, meta)
+            resp = await _stream(request, run, gens, fmt, meta, bool(opts.get("include_usage")), headers)
+        else:
+            resp = await _whole(run, gens, fmt, meta)
+            resp.headers.update(headers)
+    except SilnodeError as exc:
+        if paid is not None and paid.status == "paid":  # failed after it was paid: the money goes back
+            exc.details["x_cashu"] = await request.app[NODE].payments.http.refund(paid)
+        raise
     finally:
         run.close()
+    if paid is not None:
+        await request.app[NODE].payments.http.finish(paid, run.completion_tokens)
+    return resp
+
+
+async def _charge(request: web.Request, node: Any, model: str, generation: GenerationRequest, n: int) -> Any:
+    """Ecash for this request (payments/http.py): redeemed before any work when the caller sent some, or when
+    payments.require_payment_http asks every caller to (402 with a NUT-18 payment request otherwise)."""
+    http = getattr(getattr(node, "payments", None), "http", None)
+    if http is None or not (http.required or token_from_headers(request.headers)):
+        return None
+    max_tokens = (generation.max_tokens or node.config.serve.max_tokens) * n
+    return await http.charge(request.headers, model, max_tokens)
 
 
 class _Run:
@@ -226,6 +248,7 @@ class _Run:
         self.request, self.model, self.client = request, model, client
         self.current: Request | None = None
         self._watcher: asyncio.Task | None = None
+        self.completion_tokens = 0  # over every choice: what a paid request is recorded with
 
     def submit(self, generation: GenerationRequest) -> Request:
         self.close()
@@ -233,9 +256,12 @@ class _Run:
         self._watcher = asyncio.create_task(_watch_disconnect(self.request, self.current))
         return self.current
 
-    def events(self, generation: GenerationRequest) -> Any:
+    async def events(self, generation: GenerationRequest) -> Any:
         req = self.current if self.current is not None and self.current.generation is generation else None
-        return (req or self.submit(generation)).stream()
+        async for ev in (req or self.submit(generation)).stream():
+            if ev.get("type") == "done":
+                self.completion_tokens += int(ev.get("completion_tokens") or 0)
+            yield ev
 
     def close(self) -> None:
         if self._watcher is not None:
@@ -335,11 +361,17 @@ async def _stream(
     fmt: _Format,
     meta: dict[str, Any],
     include_usage: bool,
+    headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     events = run.events(gens[0])
     first = await anext(events, None)  # errors (context overflow, ...) still become a plain JSON error
     resp = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            **(headers or {}),
+        }
     )
     await resp.prepare(request)
     obj = "chat.completion.chunk" if fmt.kind == "chat" else "text_completion"

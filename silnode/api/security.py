@@ -72,6 +72,7 @@ ANONYMOUS = Principal("anonymous", None, "")
 PRINCIPAL = web.RequestKey("principal", Principal)  # request[PRINCIPAL], set by the guard
 PaymentVerifier = Callable[[web.Request], Awaitable[str | None]]
 PAYMENT_VERIFIER = web.AppKey("payment_verifier", object)
+CASHU_PREFIXES = ("cashuA", "cashuB")  # a cashu token (NUT-00); a real API token matched first still wins
 
 
 def set_payment_verifier(app: web.Application, verifier: PaymentVerifier) -> None:
@@ -167,7 +168,9 @@ class Guard:
                 f"{request.method} {request.path} needs the admin token",
                 hint="use the admin token (SILNODE_HOME/api.token) or `silnode tokens create --scope admin`",
             )
-        if cls == INFER and not gave_bearer and PAYMENT_HEADER in request.headers:
+        # ecash in X-Cashu, or as the API key (an OpenAI client has nowhere else to put it)
+        cashu_key = request.headers.get("Authorization", "").partition(" ")[2].strip().startswith(CASHU_PREFIXES)
+        if cls == INFER and ((not gave_bearer and PAYMENT_HEADER in request.headers) or cashu_key):
             paid = await self._paid(request)
             if paid is not None:
                 return paid

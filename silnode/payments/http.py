@@ -22,11 +22,13 @@ import base64
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import cbor2
 
 from silnode.errors import PaymentRequired
 from silnode.payments.cashu.token import Token, decode
+from silnode.payments.ecash import normalize_mint_url
 from silnode.payments.gate import JobTerms, PaymentGate
 from silnode.payments.pricing import whole_sats
 
@@ -68,6 +70,23 @@ class HttpPayments:
     def __init__(self, gate: PaymentGate, *, required: bool) -> None:
         self.gate = gate
         self.required = required
+
+    async def verify(self, request: Any) -> str | None:
+        """The auth table's ecash credential (api/security.py): a /v1 request whose X-Cashu holds a well-formed
+        token from an allowed mint may run with inference scope; the token is spent only by :meth:`charge`,
+        once the price (model, max_tokens) is known, so a refused request never costs the customer."""
+        token = token_from_headers(request.headers)
+        if token is None:
+            return None
+        try:
+            parsed = decode(token)
+        except Exception as exc:  # noqa: BLE001 - any undecodable token is the customer's mistake
+            raise PaymentRequired(f"X-Cashu is not a cashu token: {exc}") from None
+        if normalize_mint_url(parsed.mint) not in self.gate.ecash.allowed:
+            raise PaymentRequired(
+                f"this node takes ecash from {', '.join(self.gate.ecash.allowed) or 'no mint'}, not {parsed.mint}"
+            )
+        return "cashu:" + secrets.token_hex(8)
 
     def price_msats(self, max_tokens: int) -> int:
         return self.gate.pricing.quote(max_tokens)
