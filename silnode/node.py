@@ -79,6 +79,7 @@ class Node:
         # sells the served models on Nostr (NIP-90), priced and paid through the payments service
         self.dvm = DvmService(config, self.serving, identity, gate=LedgerGate(self.payments))
         self.dvm.catalog_magnet = lambda: self.discovery.catalog_magnet  # announced in NIP-89 content
+        self.dvm.on_catalog = lambda key: self.discovery.learn_publisher(key, "nip89")  # and learned from it
         # dependency order: the store first, then what uses it (discovery joins after distribution, the DVM
         # after serving); stopped in reverse
         self.services: list[Service] = [

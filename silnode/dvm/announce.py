@@ -81,3 +81,17 @@ def parse_announcement(event: Event) -> dict[str, Any]:
         "created_at": event.created_at().as_secs(),
         "id": event.id().to_hex(),
     }
+
+
+def catalog_key(magnet: object) -> str | None:
+    """The catalog public key (64 hex) of a BEP 46 magnet in an announcement (``magnet:?xs=urn:btpk:<hex>&s=…``),
+    or None when there is none or it is malformed (content from strangers: checked, never trusted)."""
+    if not isinstance(magnet, str) or not magnet.startswith("magnet:?"):
+        return None
+    for part in magnet[len("magnet:?") :].split("&"):
+        name, _, value = part.partition("=")
+        if name == "xs" and value.startswith("urn:btpk:"):
+            key = value[len("urn:btpk:") :].lower()
+            if len(key) == 64 and all(c in "0123456789abcdef" for c in key):
+                return key
+    return None

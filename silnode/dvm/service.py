@@ -45,6 +45,7 @@ from silnode.fsutil import atomic_write_json
 log = logging.getLogger(__name__)
 
 SUB_TARGETED, SUB_UNTARGETED, SUB_DELETIONS = "dvm-jobs", "dvm-jobs-any", "dvm-deletions"
+SUB_PROVIDERS = "dvm-providers"  # other providers' NIP-89 announcements: their catalog keys feed discovery
 SERVED_POLL = 2.0
 MODEL_WAIT = 600.0  # seconds a job waits for its model to finish loading  # seconds between looks at the served set (re-announce when it changed)
 
@@ -59,6 +60,9 @@ class DvmService:
         # this node's BEP 46 catalog magnet for the NIP-89 content (the Node wires discovery in): buyers who
         # find the node on Nostr can follow its catalog, and a catalog's nostr signature binds the two
         self.catalog_magnet: Callable[[], str | None] = lambda: None
+        # and the other way: a catalog key read from another provider's announcement, for discovery to check
+        # through its own signed pointer (a hint, never trusted for content)
+        self.on_catalog: Callable[[str], Any] = lambda publisher: None
         self.state = "off"
         self.reason: str | None = None
         self.keys: Any = None
@@ -170,6 +174,8 @@ class DvmService:
         k = SingleLetterTag.from_byte(ord("k"))
         deletions = Filter().kind(Kind(DELETION_KIND)).custom_tag(k, str(JOB_KIND)).since(since)
         await client.subscribe(ReqTarget.auto([deletions]), id=SUB_DELETIONS)
+        providers = Filter().kind(Kind(announce.HANDLER_KIND)).custom_tag(k, str(JOB_KIND))
+        await client.subscribe(ReqTarget.auto([providers]), id=SUB_PROVIDERS)
 
     # ------------------------------------------------------------------ the notification loop
     async def _notifications(self) -> None:
@@ -186,6 +192,10 @@ class DvmService:
                     self._spawn(self._handle(ev, relay), f"dvm:job:{ev.id().to_hex()[:12]}")
                 elif kind == DELETION_KIND:
                     await self._deletion(ev)
+                elif kind == announce.HANDLER_KIND and ev.author().to_hex() != self.keys.public_key().to_hex():
+                    publisher = announce.catalog_key(announce.parse_announcement(ev).get("catalog"))
+                    if publisher is not None:
+                        self.on_catalog(publisher)
             except Exception:  # one odd event must not end the loop
                 log.exception("dropping a notification")
 
