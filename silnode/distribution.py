@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,8 @@ class DistributionService:
         self.engine = engine
         self.transfers: dict[str, Transfer] = {}
         self.seeds: dict[str, str] = {}  # torrent id -> model name
+        # how a web seed reaches libtorrent (the Node sets the web-seed gate's route); as it is without one
+        self.route_web_seed: Callable[..., str] = lambda url, trusted: url
         self._state_file = config.state_dir / "transfers.json"
         self._resume_dir = config.state_dir / "resume"
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -337,7 +340,8 @@ class DistributionService:
         if have:
             raise Conflict(f"{have} is already in the store (infohash {tid})", hint=f"`silnode show {have}`")
         link = target_magnet(parsed) if not target.startswith("magnet:") else target
-        web_seeds = tuple(dict.fromkeys([*web_seeds, *parsed.get("web_seeds", [])]))
+        untrusted = [u for u in parsed.get("web_seeds", []) if u not in web_seeds]  # from the magnet, not the user
+        web_seeds = tuple(dict.fromkeys([*web_seeds, *untrusted]))
         wanted_name = name or (parsed.get("name") if is_valid_name(parsed.get("name")) else None)
         if wanted_name and self.store.exists(wanted_name):
             raise Conflict(
@@ -354,6 +358,7 @@ class DistributionService:
             target=link,
             peers=list(peers),
             web_seeds=list(web_seeds),
+            untrusted_web_seeds=untrusted,
             license=license,
             work_id=work_id,
             force=force,
@@ -370,10 +375,24 @@ class DistributionService:
             self.transfers[real] = self.transfers.pop(tid)
             self._done[real] = self._done.pop(tid)
             t.id = real
-        for url in web_seeds:
-            self.session.add_web_seed(t.id, url)
+        self._add_web_seeds(t)
         self._save_state()
         return t
+
+    def _routed(self, t: Transfer) -> list[str]:
+        """The web seeds as libtorrent gets them: the user's own URLs as typed, others through the gate. A URL
+        the gate refuses outright (not http(s)) is left out, with a log line."""
+        out = []
+        for url in t.web_seeds:
+            try:
+                out.append(self.route_web_seed(url, trusted=url not in t.untrusted_web_seeds))
+            except SilnodeError as exc:
+                log.warning("%s: web seed %s left out: %s", t.id[:12], url[:80], exc)
+        return out
+
+    def _add_web_seeds(self, t: Transfer) -> None:
+        for url in self._routed(t):
+            self.session.add_web_seed(t.id, url)
 
     def _name_of_infohash(self, tid: str) -> str | None:
         for name in self.store.names():
@@ -793,7 +812,7 @@ class DistributionService:
         for t in self.transfers.values():
             if t.web_seeds and t.state == "downloading" and t.id in self.session.ids():
                 if self.session.status(t.id).num_seeds >= cap:
-                    for url in t.web_seeds:
+                    for url in self._routed(t):  # the gate's routing is deterministic: the URLs added
                         self.session.remove_web_seed(t.id, url)
                     log.info("%s: %d peers seed it, dropped the HTTP origin", t.id[:12], cap)
                     t.web_seeds = []
@@ -862,8 +881,7 @@ class DistributionService:
                     continue
                 log.warning("resume data for %s unusable (%s); starting from the magnet", t.id[:12], exc)
                 await self.session.add_download(t.target, work, peers=t.peers, hold=t.files is None)
-            for url in t.web_seeds:
-                self.session.add_web_seed(t.id, url)
+            self._add_web_seeds(t)
             if t.state == "paused" and t.paused_by_user:
                 self.session.pause(t.id)
             elif t.state == "error":

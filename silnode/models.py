@@ -218,7 +218,7 @@ class ModelsService:
         loop = asyncio.get_running_loop()
 
         def run(progress: Callable[[int, int], None]) -> dict[str, Any]:
-            found = sources.fetch_hf(ref)
+            found = sources.fetch_hf(ref, progress=progress)  # bytes as they arrive; stops on cancel
             target = name or found.suggested_name
             if not self.store.exists(target):
                 srcs = [ImportSource(p, n) for p, n in zip(found.files, found.display_names)]

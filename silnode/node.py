@@ -78,6 +78,7 @@ class Node:
         )
         # sells the served models on Nostr (NIP-90), priced and paid through the payments service
         self.dvm = DvmService(config, self.serving, identity, gate=LedgerGate(self.payments))
+        self.distribution.route_web_seed = self.webseed_gate.route  # a magnet's ws= URLs: through the gate
         self.dvm.catalog_magnet = lambda: self.discovery.catalog_magnet  # announced in NIP-89 content
         self.dvm.on_catalog = lambda key: self.discovery.learn_publisher(key, "nip89")  # and learned from it
         # dependency order: the store first, then what uses it (discovery joins after distribution, the DVM

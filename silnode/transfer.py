@@ -23,6 +23,9 @@ class Transfer:
     error: str | None = None
     peers: list[str] = field(default_factory=list)
     web_seeds: list[str] = field(default_factory=list)
+    # those of web_seeds that came from elsewhere (a magnet's ws=), not typed by the user: each reaches
+    # libtorrent only through the web-seed gate (webseed_gate.py), which checks every address it connects to
+    untrusted_web_seeds: list[str] = field(default_factory=list)
     license: str | None = None
     added: float = field(default_factory=time.time)
     finished: float | None = None

@@ -658,6 +658,9 @@ def download_params(
             raise BadTorrent("the resume data belongs to another torrent")
         if atp.ti is None and ti is not None:
             atp.ti = ti
+        # web seeds are added by the distribution on every start (through the web-seed gate, whose port
+        # changes between runs): the ones the resume data remembers are stale, so none come from there
+        atp.url_seeds = []
         # the saved flags may carry auto_managed (ours never do, a foreign file might); keep "paused"
         atp.flags = (atp.flags & ~lt.torrent_flags.auto_managed) | flags
         v1, v2 = have[0] or want[0], have[1] or want[1]
