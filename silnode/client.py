@@ -115,9 +115,11 @@ class Client:
     def serving(self) -> list[dict[str, Any]]:
         return self.request("GET", "/api/v1/serving")["models"]
 
-    def load(self, name: str, *, n_ctx: int | None = None, force: bool = False) -> dict[str, Any]:
+    def load(
+        self, name: str, *, n_ctx: int | None = None, force: bool = False, embeddings: bool = False
+    ) -> dict[str, Any]:
         """Returns when the model is ready (a big model on a slow disk takes minutes: no 60 s timeout)."""
-        body = {"name": name, "ctx": n_ctx, "force": force or None}
+        body = {"name": name, "ctx": n_ctx, "force": force or None, "embeddings": embeddings or None}
         return self.request("POST", "/api/v1/serving/load", body, timeout=3600)["model"]
 
     def unload(self, name: str) -> dict[str, Any]:

@@ -10,7 +10,9 @@ client that hangs up — while waiting or while streaming — cancels its reques
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import struct
 import time
 from dataclasses import replace
 from typing import Any
@@ -22,7 +24,7 @@ from silnode.api.metrics import node_metrics
 from silnode.api.security import client_key
 from silnode.errors import BadRequest, InvalidGenerationRequest, SilnodeError
 from silnode.payments.http import token_from_headers
-from silnode.serving.request import GenerationRequest
+from silnode.serving.request import EmbeddingRequest, GenerationRequest
 from silnode.serving.service import Request, ServedModel
 
 # fields OpenAI clients send that only work at their default here: accepted at it, 400 otherwise
@@ -454,9 +456,68 @@ async def list_models(request: web.Request) -> web.Response:
                 "state": m["state"],
                 "n_ctx": m["n_ctx"],
                 "chat_template": info.get("chat_template"),
+                "embedding": bool(m.get("embedding")),
             }
         )
     return web.json_response({"object": "list", "data": data})
+
+
+EMBED_FIELDS = {"model", "input", "encoding_format", "dimensions", "user"}
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    """One vector per input, from a model loaded with --embeddings; float lists or base64 float32 (little endian)."""
+    node = request.app[NODE]
+    body = await json_object(request)
+    for key in body:
+        if key not in EMBED_FIELDS:
+            raise OpenAIBadRequest(f"unknown field '{key}'", key)
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise OpenAIBadRequest("'model' is required: a model loaded with --embeddings (GET /v1/models)", "model")
+    model = node.serving.get(body["model"])
+    if not model.embedding:
+        raise OpenAIBadRequest(
+            f"{model.name} is loaded for generation: `silnode serve {model.name} --embeddings` loads it for this",
+            "model",
+        )
+    fmt = body.get("encoding_format") or "float"
+    if fmt not in ("float", "base64"):
+        raise OpenAIBadRequest("'encoding_format' must be 'float' or 'base64'", "encoding_format")
+    n_embd = int((model.info or {}).get("n_embd") or 0)
+    dims = body.get("dimensions")
+    if dims is not None and dims != n_embd:
+        raise OpenAIBadRequest(f"this model's vectors have {n_embd} dimensions; it cannot shorten them", "dimensions")
+    try:
+        req = model.submit(_client_key(request, body), EmbeddingRequest(body.get("input")))
+    except InvalidGenerationRequest as exc:
+        raise OpenAIBadRequest(exc.message, exc.details.get("param")) from None
+    watcher = asyncio.create_task(_watch_disconnect(request, req))
+    vectors: dict[int, list[float]] = {}
+    done: dict[str, Any] = {}
+    try:
+        async for ev in req.stream():
+            if ev["type"] == "delta" and "embedding" in ev:
+                vectors[int(ev["index"])] = ev["embedding"]
+            elif ev["type"] == "done":
+                done = ev
+    finally:
+        watcher.cancel()
+        req.cancel()
+    data = []
+    for i in sorted(vectors):
+        vec: Any = vectors[i]
+        if fmt == "base64":
+            vec = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": vec})
+    tokens = int(done.get("prompt_tokens") or 0)
+    return web.json_response(
+        {
+            "object": "list",
+            "data": data,
+            "model": model.name,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -473,5 +534,6 @@ ROUTES = [
     ("GET", "/v1/models", list_models, "OpenAI: the loaded models"),
     ("POST", "/v1/chat/completions", chat_completions, "OpenAI: chat completion (SSE with stream=true)"),
     ("POST", "/v1/completions", completions, "OpenAI: text completion (SSE with stream=true)"),
+    ("POST", "/v1/embeddings", embeddings, "OpenAI: embeddings (a model loaded with --embeddings)"),
     ("GET", "/metrics", metrics, "Prometheus: per-model requests, tokens, tokens/s, queue depth, restarts"),
 ]

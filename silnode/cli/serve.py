@@ -15,11 +15,13 @@ from silnode.errors import SilnodeError
 pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
 
 
-def _load_all(ctx: Ctx, client: Any, names: list[str], n_ctx: int | None, force: bool) -> list[dict[str, Any]]:
+def _load_all(
+    ctx: Ctx, client: Any, names: list[str], n_ctx: int | None, force: bool, embeddings: bool = False
+) -> list[dict[str, Any]]:
     loaded = []
     for name in names:
         ctx.out.info(f"loading {name} ...")
-        loaded.append(client.load(name, n_ctx=n_ctx, force=force))
+        loaded.append(client.load(name, n_ctx=n_ctx, force=force, embeddings=embeddings))
     return loaded
 
 
@@ -89,9 +91,12 @@ def _show(ctx: Ctx, models: list[dict[str, Any]], url: str) -> None:
 @click.option("--ctx", "n_ctx", type=click.IntRange(min=1), help="Context size (default: serve.n_ctx).")
 @click.option("--force", is_flag=True, help="Load even when the memory estimate says it won't fit.")
 @click.option("--no-sell", is_flag=True, help="Keep the models local: do not sell them on Nostr (NIP-90).")
+@click.option("--embeddings", is_flag=True, help="Load for POST /v1/embeddings (embedding mode), not generation.")
 @json_option
 @pass_ctx
-def serve(ctx: Ctx, models: tuple[str, ...], auto: bool, n_ctx: int | None, force: bool, no_sell: bool) -> None:
+def serve(
+    ctx: Ctx, models: tuple[str, ...], auto: bool, n_ctx: int | None, force: bool, no_sell: bool, embeddings: bool
+) -> None:
     """Load models into the daemon and return when they are ready; the daemon keeps serving them
     (OpenAI-compatible /v1 on its port) and serves them again after a restart.
 
@@ -109,7 +114,7 @@ def serve(ctx: Ctx, models: tuple[str, ...], auto: bool, n_ctx: int | None, forc
         names = [result["model"]]
     elif not names:
         names = _default_models(ctx, client, n_ctx)
-    _load_all(ctx, client, names, n_ctx, force)
+    _load_all(ctx, client, names, n_ctx, force, embeddings)
     _show_selling(ctx, client.set_selling(not no_sell))
     _show(ctx, client.serving(), client.base_url)
 
@@ -139,12 +144,13 @@ def loaded(ctx: Ctx) -> None:
 @click.argument("name")
 @click.option("--ctx", "n_ctx", type=click.IntRange(min=1), help="Context size (default: serve.n_ctx).")
 @click.option("--force", is_flag=True, help="Load even when the memory estimate says it won't fit.")
+@click.option("--embeddings", is_flag=True, help="Load for POST /v1/embeddings (embedding mode), not generation.")
 @json_option
 @pass_ctx
-def load(ctx: Ctx, name: str, n_ctx: int | None, force: bool) -> None:
+def load(ctx: Ctx, name: str, n_ctx: int | None, force: bool, embeddings: bool) -> None:
     """Load one model (also: start a model again after it failed)."""
     client = ctx.client()
-    m = client.load(name, n_ctx=n_ctx, force=force)
+    m = client.load(name, n_ctx=n_ctx, force=force, embeddings=embeddings)
     ctx.out.data(m, f"{m['name']} is {m['state']} (ctx {m['n_ctx']}, pid {m.get('pid')})")
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from silnode.errors import ContextOverflow, InvalidGenerationRequest, ModelLoadError, RequestFailed, WorkerCrashed
-from silnode.serving.request import GenerationRequest
+from silnode.serving.request import EmbeddingRequest, GenerationRequest
 
 STDERR_TAIL = 200  # stderr lines kept in memory
 LINE_LIMIT = 16 << 20  # longest protocol line (a delta is small; this only bounds a broken worker)
@@ -76,6 +76,7 @@ class WorkerProcess:
         main_gpu: int | None = None,
         tensor_split: list[float] | None = None,
         chat_format_fallback: str = "chatml",
+        embedding: bool = False,
         log_path: Path | None = None,
         python: str = sys.executable,
     ) -> None:
@@ -92,6 +93,7 @@ class WorkerProcess:
             "main_gpu": main_gpu,
             "tensor_split": tensor_split,
             "chat_format_fallback": chat_format_fallback,
+            "embedding": embedding,
         }
         self.info: dict[str, Any] | None = None  # the worker's "ready" info
         self.last_done: dict[str, Any] | None = None  # the latest done event, also of a request abandoned early
@@ -209,7 +211,9 @@ class WorkerProcess:
 
     # ---- requests ---------------------------------------------------------------------------------------
 
-    async def generate(self, request: GenerationRequest | dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def generate(
+        self, request: GenerationRequest | EmbeddingRequest | dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
         """Yield the request's delta events, then its done event. A dict goes to the worker as it is (the
         worker checks it: tests send malformed ones on purpose). Raises RequestFailed (and subclasses) when
         the worker rejects it, WorkerCrashed when the worker dies. Closing the iterator early cancels the
@@ -219,8 +223,8 @@ class WorkerProcess:
         if not self.alive:
             await self._exited.wait()  # the pump has the exit status and the last stderr lines
             raise self._crashed("before the request")
-        if isinstance(request, GenerationRequest):
-            request = request.to_wire()
+        if isinstance(request, (GenerationRequest, EmbeddingRequest)):
+            request = request.to_wire()  # an EmbeddingRequest's line says op "embed"; its vectors come as deltas
         rid = str(request.get("id") or uuid.uuid4().hex)
         if rid in self._streams:
             raise ValueError(f"request id {rid!r} is already running")
@@ -229,7 +233,7 @@ class WorkerProcess:
         finished = False
         try:
             try:
-                await self._write({**request, "op": "generate", "id": rid})
+                await self._write({"op": "generate", **request, "id": rid})
             except ConnectionError:
                 await self._exited.wait()
                 finished = True

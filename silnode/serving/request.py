@@ -251,3 +251,33 @@ def check_logit_bias(value: Any) -> Mapping[int, float] | None:
             raise _bad(f"'logit_bias' needs token ids >= 0 and biases from -100 to 100 (at {key!r})", "logit_bias")
         out[token] = float(bias)
     return out
+
+
+MAX_EMBED_INPUTS = 2048  # OpenAI's limit per request
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    """Texts to embed (POST /v1/embeddings), for a worker loaded in embedding mode."""
+
+    input: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        inputs = self.input
+        if isinstance(inputs, str):
+            inputs = (inputs,)
+        if not (
+            isinstance(inputs, (list, tuple))
+            and 0 < len(inputs) <= MAX_EMBED_INPUTS
+            and all(isinstance(s, str) and s for s in inputs)
+        ):
+            raise _bad(f"'input' must be a non-empty string or a list of up to {MAX_EMBED_INPUTS} of them", "input")
+        object.__setattr__(self, "input", tuple(inputs))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"op": "embed", "input": list(self.input)}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> EmbeddingRequest:
+        inputs: Any = data.get("input")  # checked in __post_init__
+        return cls(input=inputs)

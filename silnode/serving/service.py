@@ -34,7 +34,7 @@ from silnode.fit.inspect import inspect_model
 from silnode.fsutil import atomic_write_json
 from silnode.serving.process import WorkerProcess
 from silnode.serving.queue import FairQueue
-from silnode.serving.request import GenerationRequest
+from silnode.serving.request import EmbeddingRequest, GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Request:
     """One inference request on its way through a model's queue."""
 
     client: str
-    generation: GenerationRequest
+    generation: GenerationRequest | EmbeddingRequest
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:24])  # unique across restarts (OpenAI ids)
     events: asyncio.Queue = field(default_factory=asyncio.Queue)  # worker events, then None
     cancelled: bool = False
@@ -90,8 +90,9 @@ class Counters:
 
 
 class ServedModel:
-    def __init__(self, name: str, path: Path, n_ctx: int, config: Config) -> None:
+    def __init__(self, name: str, path: Path, n_ctx: int, config: Config, embedding: bool = False) -> None:
         self.name, self.path, self.n_ctx, self.config = name, path, n_ctx, config
+        self.embedding = embedding  # loaded for /v1/embeddings (llama.cpp's embedding mode), not generation
         self.state = "loading"  # loading, ready, restarting, failed, unloading
         self.error: str | None = None
         self.info: dict[str, Any] = {}
@@ -124,6 +125,7 @@ class ServedModel:
             n_threads=sv.n_threads or None,
             n_batch=sv.n_batch,
             chat_format_fallback=sv.chat_format,
+            embedding=self.embedding,
             log_path=log_path,
         )
 
@@ -192,7 +194,7 @@ class ServedModel:
         return True
 
     # ------------------------------------------------------------------ requests
-    def submit(self, client: str, generation: GenerationRequest) -> Request:
+    def submit(self, client: str, generation: GenerationRequest | EmbeddingRequest) -> Request:
         if self.state in ("failed", "unloading"):
             raise ModelUnavailable(
                 f"{self.name} is {self.state}" + (f": {self.error}" if self.error else ""),
@@ -279,6 +281,7 @@ class ServedModel:
             "state": self.state,
             "error": self.error,
             "n_ctx": self.n_ctx,
+            "embedding": self.embedding,
             "pid": getattr(self._worker, "pid", None) if self.state != "failed" else None,
             "loaded_at": self.loaded_at,
             "queue_depth": len(self.queue),
@@ -306,7 +309,7 @@ class ServingService:
             name = entry.get("name")
             if isinstance(name, str) and self.store.exists(name):
                 n_ctx = entry.get("n_ctx") if isinstance(entry.get("n_ctx"), int) else None
-                self._spawn_load(name, n_ctx)
+                self._spawn_load(name, n_ctx, embedding=entry.get("embedding") is True)
             else:
                 log.warning("not serving %r again: it is no longer in the store", name)
 
@@ -318,28 +321,35 @@ class ServingService:
 
     # ------------------------------------------------------------------ load / unload
     def _spawn_load(
-        self, name: str, n_ctx: int | None, *, force: bool = False, keep_failed: bool = True
+        self, name: str, n_ctx: int | None, *, force: bool = False, keep_failed: bool = True, embedding: bool = False
     ) -> asyncio.Task:
-        task = asyncio.create_task(self._load(name, n_ctx, force=force, keep_failed=keep_failed), name=f"load:{name}")
+        task = asyncio.create_task(
+            self._load(name, n_ctx, force=force, keep_failed=keep_failed, embedding=embedding), name=f"load:{name}"
+        )
         self._loading[name] = task
         task.add_done_callback(lambda t: self._loading.pop(name, None) if self._loading.get(name) is t else None)
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # logged in _load; don't warn
         return task
 
-    async def load(self, name: str, *, n_ctx: int | None = None, force: bool = False) -> dict[str, Any]:
-        """Load `name` (a store model) and return when it is ready. Refused when it won't fit, unless force."""
+    async def load(
+        self, name: str, *, n_ctx: int | None = None, force: bool = False, embedding: bool = False
+    ) -> dict[str, Any]:
+        """Load `name` (a store model) and return when it is ready. Refused when it won't fit, unless force.
+        embedding: load it for /v1/embeddings (llama.cpp's embedding mode) instead of generation."""
         if name in self._loading:
             await asyncio.shield(self._loading[name])
             return self.models[name].describe()
         current = self.models.get(name)
         if current is not None and current.state in ("ready", "restarting"):
-            if n_ctx is None or n_ctx == current.n_ctx:
+            if (n_ctx is None or n_ctx == current.n_ctx) and embedding == current.embedding:
                 return current.describe()
             await self.unload(name)
-        await asyncio.shield(self._spawn_load(name, n_ctx, force=force, keep_failed=False))
+        await asyncio.shield(self._spawn_load(name, n_ctx, force=force, keep_failed=False, embedding=embedding))
         return self.models[name].describe()
 
-    async def _load(self, name: str, n_ctx: int | None, *, force: bool, keep_failed: bool = True) -> None:
+    async def _load(
+        self, name: str, n_ctx: int | None, *, force: bool, keep_failed: bool = True, embedding: bool = False
+    ) -> None:
         """Check the fit, then start the worker. keep_failed: a model that can't load stays listed (state
         failed, with the reason) and in the served set, as after a restart; an interactive load drops it."""
 
@@ -353,7 +363,7 @@ class ServingService:
         if n_ctx is None and train and (want is None or want > train) and data["estimate"]["n_ctx"] != train:
             # the default never exceeds what the model was trained for (an explicit --ctx may)
             data = await asyncio.to_thread(inspect_model, self.config, name, n_ctx=train, held=held)
-        model = ServedModel(name, Path(data["path"]), data["estimate"]["n_ctx"], self.config)
+        model = ServedModel(name, Path(data["path"]), data["estimate"]["n_ctx"], self.config, embedding=embedding)
         model.estimate = data["estimate"]
         model.offload = data.get("offload")
         self.models[name] = model
@@ -419,7 +429,10 @@ class ServingService:
             return []
 
     def _write_served(self) -> None:
-        entries = [{"name": m.name, "n_ctx": m.n_ctx} for m in self.models.values()]
+        entries = [
+            {"name": m.name, "n_ctx": m.n_ctx, **({"embedding": True} if m.embedding else {})}
+            for m in self.models.values()
+        ]
         self._file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self._file, {"models": entries})
 

@@ -44,8 +44,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from silnode.errors import InvalidGenerationRequest
-from silnode.serving.request import GenerationRequest
+from silnode.serving.request import EmbeddingRequest, GenerationRequest
 
+POOLING = {0: "none", 1: "mean", 2: "cls", 3: "last", 4: "rank"}  # llama.cpp's enum llama_pooling_type
 CTX_PAD = 256  # llama.cpp rounds the context up to a multiple of this
 # llama-cpp-python's own prompt-length check (Llama._create_completion)
 OVERFLOW_RE = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
@@ -100,7 +101,7 @@ class Inbox:
                 log(f"ignoring a line that is not JSON: {line[:200]!r}")
                 continue
             op = msg.get("op") if isinstance(msg, dict) else None
-            if op == "generate":
+            if op in ("generate", "embed"):
                 self.cancel_event(str(msg.get("id", "")))
                 self.requests.put(msg)
             elif op == "cancel":
@@ -207,21 +208,36 @@ def load(config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     gpu = offload and n_gpu_layers != 0
     n_threads = config.get("n_threads") or len(os.sched_getaffinity(0))
     started = time.monotonic()
-    # verbose: on a failed load, llama.cpp's stderr names the reason (the exception only says "Failed to load")
-    llm = cancellable_llama_class()(
-        model_path=str(config["path"]),
-        n_ctx=padded_ctx(int(config.get("n_ctx") or 0)),
-        n_batch=int(config.get("n_batch") or 512),
-        n_threads=n_threads,
-        n_threads_batch=n_threads,
-        n_gpu_layers=n_gpu_layers,
-        # the daemon's placement (fit/offload.py): which GPU holds the KV cache and scratch, and the share of
-        # layers per GPU when one is too small
-        **({"main_gpu": int(config["main_gpu"])} if gpu and config.get("main_gpu") is not None else {}),
-        **({"tensor_split": [float(x) for x in config["tensor_split"]]} if gpu and config.get("tensor_split") else {}),
-        flash_attn=gpu,
-        verbose=True,
-    )
+    embedding = bool(config.get("embedding"))
+
+    def make(**extra: Any) -> Any:
+        # verbose: on a failed load, llama.cpp's stderr names the reason (the exception only says "Failed to load")
+        return cancellable_llama_class()(
+            model_path=str(config["path"]),
+            n_ctx=padded_ctx(int(config.get("n_ctx") or 0)),
+            n_batch=int(config.get("n_batch") or 512),
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            n_gpu_layers=n_gpu_layers,
+            # the daemon's placement (fit/offload.py): which GPU holds the KV cache and scratch, and the share
+            # of layers per GPU when one is too small
+            **({"main_gpu": int(config["main_gpu"])} if gpu and config.get("main_gpu") is not None else {}),
+            **(
+                {"tensor_split": [float(x) for x in config["tensor_split"]]}
+                if gpu and config.get("tensor_split")
+                else {}
+            ),
+            flash_attn=gpu,
+            verbose=True,
+            **extra,
+        )
+
+    llm = make(embedding=embedding)
+    if embedding and llama_cpp.llama_pooling_type(llm.ctx) == llama_cpp.LLAMA_POOLING_TYPE_NONE:
+        # a generative GGUF names no pooling: it would give one vector per token; /v1/embeddings answers one
+        # vector per input, so such a model is loaded with mean pooling (llama-server's --pooling mean)
+        llm.close()
+        llm = make(embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN)
     loaded = time.monotonic()
     if len(llm.input_ids) != llm.n_ctx():  # n_ctx 0 took an unpadded training context
         raise ValueError(
@@ -232,8 +248,14 @@ def load(config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     if not chat_template:
         llm.chat_format = config.get("chat_format_fallback") or "chatml"
         log(f"the GGUF has no tokenizer.chat_template; chat uses chat_format={llm.chat_format!r}")
-    warm_up(llm)
+    if embedding:
+        llm.embed("Hello")
+    else:
+        warm_up(llm)
     info = {
+        "embedding": embedding,
+        "pooling": POOLING.get(llama_cpp.llama_pooling_type(llm.ctx), "other") if embedding else None,
+        "n_embd": llm.n_embd(),
         "pid": os.getpid(),
         "n_ctx": llm.n_ctx(),
         "n_ctx_train": llama_cpp.llama_model_n_ctx_train(llm.model),
@@ -427,6 +449,39 @@ def run_request(
     }
 
 
+def wrong_mode(rid: str, what: str) -> dict[str, Any]:
+    return {"type": "error", "id": rid, "code": "invalid_request", "message": f"this model {what}", "param": "model"}
+
+
+def run_embed(llm: Any, req: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """One vector per input, each in its own event (a batch of big vectors must not make one huge line),
+    straight from llama-cpp-python's create_embedding; then done with the token count."""
+    rid = str(req.get("id", ""))
+    if not llm.context_params.embeddings:
+        return wrong_mode(rid, "is loaded for generation: load it with --embeddings for POST /v1/embeddings")
+    try:
+        greq = EmbeddingRequest.from_wire(req)
+        started = time.monotonic()
+        result = llm.create_embedding(list(greq.input))
+    except InvalidGenerationRequest as exc:
+        return {"type": "error", "id": rid, "code": exc.code, "message": exc.message, **exc.details}
+    except Exception as exc:  # noqa: BLE001 - this request's failure; the worker serves the next
+        return request_error(rid, exc)
+    for item in result["data"]:
+        send({"type": "delta", "id": rid, "index": item["index"], "embedding": item["embedding"], "text": ""})
+    tokens = int(result["usage"]["prompt_tokens"])
+    seconds = round(time.monotonic() - started, 4)
+    return {
+        "type": "done",
+        "id": rid,
+        "finish_reason": "stop",
+        "prompt_tokens": tokens,
+        "completion_tokens": 0,
+        "prompt_seconds": seconds,
+        "gen_seconds": 0.0,
+    }
+
+
 def delta(rid: str, text: str, scores: TokenScores | None) -> dict[str, Any]:
     event: dict[str, Any] = {"type": "delta", "id": rid, "text": text}
     if scores is not None and scores.logprobs:
@@ -452,7 +507,16 @@ def serve(llm: Any, inbox: Inbox, out: Output) -> None:
     while (req := inbox.requests.get()) is not None:
         rid = str(req.get("id", ""))
         try:
-            out.send(run_request(llm, req, inbox.cancel_event(rid), out.send))
+            if req.get("op") == "embed":
+                out.send(run_embed(llm, req, out.send))
+            elif llm.context_params.embeddings:
+                out.send(
+                    wrong_mode(
+                        rid, "is loaded for embeddings (POST /v1/embeddings); load it without --embeddings to generate"
+                    )
+                )
+            else:
+                out.send(run_request(llm, req, inbox.cancel_event(rid), out.send))
         finally:
             inbox.finish(rid)
 

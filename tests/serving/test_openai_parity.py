@@ -312,3 +312,41 @@ async def test_sampling_fields_out_of_range_are_400s_naming_them(tiny):
         r = await tiny.post("/v1/chat/completions", json=body)
         assert r.status == 400, (field, await r.text())
         assert (await r.json())["error"]["param"] == field
+
+
+# ------------------------------------------------------------------------------ embeddings
+
+
+async def test_embeddings_equal_llama_cpp_pythons(clean_env, gemma_gguf, tiny_gguf, aiohttp_client):
+    client = await _node(clean_env, aiohttp_client, {})
+    try:
+        for name, path in ((TINY, tiny_gguf), (GEMMA, gemma_gguf)):
+            task = client.node.models.import_file(str(path), name, license="mit")
+            await client.node.tasks.wait(task)
+            await client.node.serving.load(name, embedding=True)
+            inputs = ["hello world", "the model"]
+            floats = await client.oai.embeddings.create(model=name, input=inputs, encoding_format="float")
+            b64 = await client.oai.embeddings.create(model=name, input=inputs)  # the client asks for base64
+            llm = llama_cpp.Llama(
+                str(path),
+                embedding=True,
+                n_ctx=512,
+                verbose=False,
+                n_threads=2,
+                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,  # neither GGUF names a pooling: the worker loads them so
+            )
+            try:
+                direct = llm.create_embedding(inputs)["data"]
+            finally:
+                llm.close()
+            for ours, packed, theirs in zip(floats.data, b64.data, direct, strict=True):
+                assert isinstance(ours.embedding[0], float) and len(ours.embedding) == len(theirs["embedding"])
+                assert ours.embedding == pytest.approx(theirs["embedding"], abs=1e-4)
+                assert packed.embedding == pytest.approx(ours.embedding, abs=1e-6)
+            assert floats.usage.prompt_tokens > 0
+        with pytest.raises(openai.BadRequestError) as e:  # an embedding model does not generate
+            await client.oai.completions.create(model=TINY, prompt="x", max_tokens=2)
+        assert e.value.body["param"] == "model"
+    finally:
+        await client.oai.close()
+        await client.node.stop()

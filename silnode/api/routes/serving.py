@@ -11,6 +11,7 @@ LOAD_BODY = {
     "name": Field("string", required=True, description="a store model, org/model"),
     "ctx": Field("integer", description="context size (default: serve.n_ctx, at most the model's trained one)"),
     "force": Field("boolean", description="load even when the memory estimate says it won't fit"),
+    "embeddings": Field("boolean", description="load for POST /v1/embeddings (embedding mode), not generation"),
 }
 
 
@@ -35,7 +36,9 @@ async def load_model(request: web.Request) -> web.Response:
     body = await read_body(request, LOAD_BODY)
     validate_name(body["name"])
     check_ctx(body["ctx"])
-    model = await request.app[NODE].serving.load(body["name"], n_ctx=body["ctx"], force=bool(body["force"]))
+    model = await request.app[NODE].serving.load(
+        body["name"], n_ctx=body["ctx"], force=bool(body["force"]), embedding=bool(body["embeddings"])
+    )
     return ok({"model": model})
 
 
