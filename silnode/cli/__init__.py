@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from silnode import __version__
-from silnode.cli import daemon_cmds, discover, dvm, fit, identity, models, serve, service, transfers, up
+from silnode.cli import daemon_cmds, discover, dvm, fit, identity, models, serve, service, status, transfers, up
 from silnode.cli import payments as payments_cmds
 from silnode.cli import tokens as tokens_cmds
 from silnode.cli.context import Ctx, json_option
@@ -93,6 +93,7 @@ def _register() -> None:
         discover,
         dvm,
         payments_cmds,
+        status,
     ):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)

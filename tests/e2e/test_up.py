@@ -59,6 +59,11 @@ def test_up_from_nothing_then_again(clean_env):
         assert json.loads(r.read())["identity"]["unlocked"] is True  # the daemon found the saved password
     reply = post(f"{base}/v1/completions", {"model": starter.NAME, "prompt": "Once upon a time", "max_tokens": 8})
     assert reply["usage"]["completion_tokens"] > 0 and reply["choices"][0]["text"]
+    screen = run_cli(home, "status").stdout  # the one-screen view of the running node
+    assert f"identity   {ident['npub']} (unlocked)" in screen
+    assert f"serving    {starter.NAME}: ready, 1 request(s)" in screen and "selling" in screen
+    full = json.loads(run_cli(home, "status", "--json").stdout)
+    assert full["identity"]["unlocked"] is True and full["status"]["serving"][starter.NAME]["requests"] == 1
     doctor = run_cli(home, "doctor", "--json", check=False)
     checks = {c["check"]: c for c in json.loads(doctor.stdout)["checks"]}
     assert checks["keystore password"]["status"] == "warn"
