@@ -5,10 +5,11 @@ once, plus the KV cache so far. Decode is memory-bound, so
 
     seconds per token = bytes on the GPU / GPU bandwidth + bytes on the CPU / CPU bandwidth + a fixed cost
 
-Measured here (bench/speed_estimate.py prints the error table): on a 2-vCPU Xeon, numpy's single-thread read
-rate (12.5 GB/s) times llama.cpp's 2-thread generation matches within about 20 % from 0.2 to 0.4 GiB of
-weights; on an H100 (research/gpu-notes.md) a 1.1 GiB q8_0 model ran at 639 tok/s, which 70 % of the
-card's 3.35 TB/s plus a 1 ms launch floor per token predicts within 5 %.
+Measured here (bench/speed_estimate.py prints the error table, README): on an idle 2-vCPU Xeon the estimate
+from numpy's one-core read rate (10.6 GB/s) is 13-38 % below llama.cpp's 2-thread generation for 0.2-0.4 GiB
+of weights: low, the safe side for the fit.min_tokens_per_s cut. On an H100 (research/gpu-notes.md) a 1.1 GiB
+q8_0 model ran at 639 tok/s, which 70 % of the card's 3.35 TB/s plus a 1 ms launch floor per token predicts
+within 5 %.
 
 * The CPU bandwidth is measured once (a numpy reduction over a buffer far larger than the caches, best of 3,
   ~0.1 s) and cached in SILNODE_HOME/cache/bandwidth.json, keyed by the CPU's name and count.
