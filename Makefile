@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/identity_unlock.py
 	$(PY) bench/estimate.py
 	$(PY) bench/speed_estimate.py --runs 5
+	$(PY) bench/cpu_variants.py --runs 5
 	$(PY) bench/serve.py --models large,gemma --repeat 5
 	$(PY) bench/fuzz_api.py --json
 	$(PY) bench/discovery.py

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import ggufgen  # noqa: E402
 
 from silnode.fit.estimate import model_shape  # noqa: E402
-from silnode.fit.speed import measure_cpu_bandwidth, tokens_per_second  # noqa: E402
+from silnode.fit.speed import measure_cpu_bandwidth, probe_threads, tokens_per_second  # noqa: E402
 from silnode.gguf import read_header  # noqa: E402
 
 
@@ -50,8 +50,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--tokens", type=int, default=64)
     args = ap.parse_args()
+    one = measure_cpu_bandwidth(threads=1)
     bw = measure_cpu_bandwidth()
-    print(f"CPU read bandwidth (numpy, one core, best of 3): {bw / 1e9:.1f} GB/s; {os.cpu_count()} CPUs")
+    print(
+        f"CPU read bandwidth (numpy, best of 3): {bw / 1e9:.1f} GB/s with {probe_threads()} threads "
+        f"(the estimate's), {one / 1e9:.1f} GB/s with one; {os.cpu_count()} CPUs"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         models = {
             "tiny f32": ggufgen.make_gguf(Path(tmp) / "tiny.gguf", preset="tiny"),
