@@ -32,21 +32,10 @@ test: $(STAMP)
 
 # every figure in the README's bench section comes from here: each script runs its anchor in the same run and
 # reports median and min-max of 5 runs (bench/netns.py needs root for its network namespaces)
+# every bench in one run, each with its anchor; the report (date, machine, load) lands in bench/results/latest.md
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,bench]'
-	$(PY) bench/gguf_header.py
-	$(PY) bench/import_speed.py --runs 5
-	$(PY) bench/transfer.py --runs 5
-	@if [ "$$(id -u)" = 0 ]; then $(PY) bench/netns.py --runs 5; \
-	 else echo "bench/netns.py: not run (needs root for network namespaces and tc)"; fi
-	$(PY) bench/identity_unlock.py
-	$(PY) bench/estimate.py
-	$(PY) bench/speed_estimate.py --runs 5
-	$(PY) bench/cpu_variants.py --runs 5
-	$(PY) bench/serve.py --models large,gemma --repeat 5
-	$(PY) bench/fuzz_api.py --json
-	$(PY) bench/discovery.py
-	$(PY) bench/payments.py
+	$(PY) bench/all.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

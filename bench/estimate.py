@@ -107,7 +107,7 @@ def measure(
     prompt_tokens: int | None = None,
     gen_tokens: int = 4,
     threads: int = 2,
-    timeout: float = 120,
+    timeout: float = 900,  # a 4k-token prompt on 2 busy vCPUs takes minutes
 ) -> dict[str, Any]:
     """Load `path` with llama-cpp-python in a subprocess and return llama.cpp's buffer sizes (MiB, as logged)
     and the subprocess's memory (bytes) before load / after load / at the end. `prompt_tokens` defaults to
