@@ -33,7 +33,9 @@ def setup_logging(config: Config, *, to_stderr: bool = True) -> None:
     root = logging.getLogger()
     root.setLevel(level)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    fh = logging.handlers.RotatingFileHandler(config.log_file, maxBytes=10 * 2**20, backupCount=3)
+    fh = logging.handlers.RotatingFileHandler(
+        config.log_file, maxBytes=config.daemon.log_max_bytes, backupCount=config.daemon.log_backups
+    )
     fh.setFormatter(fmt)
     root.addHandler(fh)
     if to_stderr and not _stderr_is(config.log_file):  # a background daemon's stderr IS the log file
