@@ -3,8 +3,8 @@
 
 Past ``max_bytes`` the file is renamed ``.1`` (``.1`` to ``.2``, ..., up to ``backups`` old files; the oldest
 is dropped), the same scheme as the daemon log's RotatingFileHandler, so one rule covers every log:
-daemon.log_max_bytes and daemon.log_backups. A write is never split, so a file may pass the cap by the last
-chunk (the reader hands at most 64 KiB at a time).
+daemon.log_max_bytes and daemon.log_backups. No file passes the cap: a write is split after its last line
+that fits (a single line longer than the cap is cut).
 """
 
 from __future__ import annotations
@@ -21,11 +21,21 @@ class RotatingLog:
         self.size = self._file.tell()
 
     def write(self, data: bytes) -> None:
-        if self.size and self.size + len(data) > self.max_bytes:
+        while self.size + len(data) > self.max_bytes:
+            room = self.max_bytes - self.size
+            cut = data.rfind(b"\n", 0, room) + 1  # the whole lines that still fit
+            if not cut and not self.size:
+                cut = room  # one line longer than the cap: cut it
+            self._put(data[:cut])
+            data = data[cut:]
             self.rotate()
-        self._file.write(data)
-        self._file.flush()
-        self.size += len(data)
+        self._put(data)
+
+    def _put(self, data: bytes) -> None:
+        if data:
+            self._file.write(data)
+            self._file.flush()
+            self.size += len(data)
 
     def rotate(self) -> None:
         self._file.close()
