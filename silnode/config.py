@@ -74,7 +74,7 @@ class NetworkConfig:
     dht_private: bool = False  # relax DHT anti-abuse limits for a private/LAN DHT where nodes share an IP
     # a web seed from elsewhere (a magnet's ws=) is fetched through the gate: seconds to connect and per read
     web_seed_timeout: int = 30
-    recheck_timeout: int = 600  # seconds `recheck` waits for libtorrent's re-hash before answering 504
+    recheck_timeout: float = 600.0  # seconds `recheck` waits for libtorrent's re-hash before answering 504
 
 
 @dataclass(frozen=True)
@@ -426,8 +426,8 @@ def _validate_watchdogs(config: Config) -> None:
             raise ConfigError(f"{section}.{name} must be >= 0")
     if config.daemon.log_max_bytes < 4096:
         raise ConfigError("daemon.log_max_bytes must be >= 4096")
-    if config.network.recheck_timeout < 1:
-        raise ConfigError("network.recheck_timeout must be >= 1 second")
+    if not config.network.recheck_timeout > 0:
+        raise ConfigError("network.recheck_timeout must be > 0 seconds")
 
 
 def _validate_payments(pc: PaymentsConfig) -> None:
