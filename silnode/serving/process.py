@@ -260,9 +260,9 @@ class WorkerProcess:
         self._stderr_task = asyncio.create_task(self._read_stderr(), name=f"worker-stderr:{self.model}")
         self._pump_task = asyncio.create_task(self._pump(), name=f"worker-stdout:{self.model}")
         try:
-            self.info = await asyncio.wait_for(asyncio.shield(self._ready), self.load_timeout)
+            # on a timeout (or our own cancel) wait_for cancels _ready too: the pump then leaves it alone
+            self.info = await asyncio.wait_for(self._ready, self.load_timeout)
         except asyncio.TimeoutError:
-            self._ready.cancel()  # nobody waits for it any more: the pump must not set an error on it
             self._kill()  # llama.cpp's load cannot be interrupted politely
             await self.stop(timeout=1.0)
             raise LoadTimeout(
