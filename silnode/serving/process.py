@@ -375,8 +375,9 @@ class WorkerProcess:
         if self._stalled is None:
             self._stalled = GenerationStalled(
                 f"the worker for {self.model} (pid {self.pid}) made no progress for {self.stall_timeout:g} s "
-                "(serve.stall_timeout); it was killed and the model is restarted",
-                hint=f"the worker's log is {self.log_path}" if self.log_path else None,
+                "(serve.stall_timeout); it was killed",
+                hint="a served model starts a new worker (up to serve.restart_limit times in serve.restart_window)"
+                + (f"; the stuck worker's log is {self.log_path}" if self.log_path else ""),
             )
             self._kill()
         await self._exited.wait()
