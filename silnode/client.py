@@ -271,6 +271,9 @@ class Client:
     def task(self, task_id: str) -> dict[str, Any]:
         return self.request("GET", f"/api/v1/tasks/{quote(task_id, safe='')}")["task"]
 
+    def cancel_task(self, task_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/tasks/{quote(task_id, safe='')}/cancel", {})["task"]
+
     def follow(self, task: dict[str, Any], interval: float = 0.2) -> Iterator[dict[str, Any]]:
         """Yield the task's state until it ends."""
         while True:
@@ -286,7 +289,7 @@ class Client:
         for last in self.follow(task):
             if on_progress:
                 on_progress(last)
-        if last["state"] == "failed":
+        if last["state"] in ("failed", "cancelled"):
             raise SilnodeError.from_json(last["error"] or {"error": "task failed"})
         return last["result"]
 

@@ -22,6 +22,7 @@ from silnode.errors import ConfigError
 ENV_PREFIX = "SILNODE_"
 # SILNODE_* names that are not config keys (see design.md, Conventions)
 RESERVED_ENV = {"SILNODE_HOME", "SILNODE_PASSWORD", "SILNODE_NEW_PASSWORD", "SILNODE_DEBUG", "SILNODE_API_URL"}
+RESERVED_ENV.add("SILNODE_TEST_HANG_FILE")  # test-only: makes a model worker hang (silnode/serving/hang.py)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class DaemonConfig:
     idle_timeout: int = 15
     body_timeout: int = 30
     max_body_bytes: int = 1 << 20  # a bigger request body gets 413
+    # the daemon's log and each model worker's log rotate past log_max_bytes, keeping log_backups old files
+    log_max_bytes: int = 10 << 20
+    log_backups: int = 3
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class NetworkConfig:
     dht_private: bool = False  # relax DHT anti-abuse limits for a private/LAN DHT where nodes share an IP
     # a web seed from elsewhere (a magnet's ws=) is fetched through the gate: seconds to connect and per read
     web_seed_timeout: int = 30
+    recheck_timeout: float = 600.0  # seconds `recheck` waits for libtorrent's re-hash before answering 504
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,10 @@ class ServeConfig:
     n_gpu_layers: int = -1
     main_gpu: int = -1  # -1: the GPU with the most free memory, or a split over several; N pins CUDA<N>
     max_n: int = 4  # OpenAI `n`: the most choices one request may ask for (generated in turn)
+    # watchdogs (0 = off): a worker not "ready" after load_timeout seconds is killed; a generation that makes
+    # no progress (no prompt batch, no token) for stall_timeout seconds is cancelled (504) and its worker restarted
+    load_timeout: int = 600
+    stall_timeout: int = 120
 
 
 @dataclass(frozen=True)
@@ -408,6 +417,17 @@ def _validate(config: Config) -> None:
     if ns.partial_interval < 0 or ns.lookback < 0:
         raise ConfigError("nostr.partial_interval and nostr.lookback must be >= 0")
     _validate_payments(config.payments)
+    _validate_watchdogs(config)
+
+
+def _validate_watchdogs(config: Config) -> None:
+    for section, name in (("serve", "load_timeout"), ("serve", "stall_timeout"), ("daemon", "log_backups")):
+        if getattr(getattr(config, section), name) < 0:
+            raise ConfigError(f"{section}.{name} must be >= 0")
+    if config.daemon.log_max_bytes < 4096:
+        raise ConfigError("daemon.log_max_bytes must be >= 4096")
+    if not config.network.recheck_timeout > 0:
+        raise ConfigError("network.recheck_timeout must be > 0 seconds")
 
 
 def _validate_payments(pc: PaymentsConfig) -> None:

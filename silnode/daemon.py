@@ -33,7 +33,12 @@ def setup_logging(config: Config, *, to_stderr: bool = True) -> None:
     root = logging.getLogger()
     root.setLevel(level)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    fh = logging.handlers.RotatingFileHandler(config.log_file, maxBytes=10 * 2**20, backupCount=3)
+    # a background daemon's stdout and stderr are the log file too (C libraries, stray prints): they follow it
+    # when it rotates, else they would grow the renamed file without bound
+    stdio = tuple(fd for fd in (1, 2) if _fd_is(fd, config.log_file))
+    fh = StdioFollowingHandler(
+        config.log_file, maxBytes=config.daemon.log_max_bytes, backupCount=config.daemon.log_backups, stdio=stdio
+    )
     fh.setFormatter(fmt)
     root.addHandler(fh)
     if to_stderr and not _stderr_is(config.log_file):  # a background daemon's stderr IS the log file
@@ -44,11 +49,30 @@ def setup_logging(config: Config, *, to_stderr: bool = True) -> None:
 
 
 def _stderr_is(path: Path) -> bool:
+    return _fd_is(2, path)
+
+
+def _fd_is(fd: int, path: Path) -> bool:
     try:
-        a, b = os.fstat(2), os.stat(path)
+        a, b = os.fstat(fd), os.stat(path)
     except OSError:
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+class StdioFollowingHandler(logging.handlers.RotatingFileHandler):
+    """A RotatingFileHandler that, after each rollover, points the given file descriptors (a background
+    daemon's stdout and stderr, opened on the log file) at the new file."""
+
+    def __init__(self, *args: object, stdio: tuple[int, ...] = (), **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.stdio = stdio
+
+    def doRollover(self) -> None:  # noqa: N802 - logging's name
+        super().doRollover()
+        if self.stream is not None:
+            for fd in self.stdio:
+                os.dup2(self.stream.fileno(), fd)
 
 
 def unlock_identity(config: Config, password: str | None) -> Identity | None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from silnode.config import Config
-from silnode.errors import BadTorrent, Conflict, NotFound, SilnodeError
+from silnode.errors import BadTorrent, Conflict, NotFound, RecheckTimeout, SilnodeError
 from silnode.fit.recommend import metadata_fit_check
 from silnode.fsutil import atomic_write_bytes, atomic_write_json
 from silnode.names import is_valid_name, validate_name
@@ -294,7 +294,15 @@ class DistributionService:
             raise NotFound(f"model {name} is not being seeded", hint=f"run `silnode share {name}`")
         waiter = self.session.expect(lambda e: isinstance(e, TorrentChecked) and e.id == tid)
         self.session.force_recheck(tid)
-        await asyncio.wait_for(waiter, 600)
+        limit = self.config.network.recheck_timeout
+        try:
+            await asyncio.wait_for(waiter, limit)
+        except asyncio.TimeoutError:
+            raise RecheckTimeout(
+                f"libtorrent did not finish re-hashing {name} within {limit:g} s (network.recheck_timeout); "
+                "the check goes on in the background",
+                hint="`silnode transfers` shows it; a big model on a slow disk needs a higher network.recheck_timeout",
+            ) from None
         st = self.session.status(tid)
         return {"name": name, "infohash": tid, "complete": st.progress >= 1.0, "progress": st.progress}
 

@@ -456,6 +456,31 @@ class PaymentsUnavailable(SilnodeError):
     code = "payments_unavailable"
 
 
+# ---- watchdogs --------------------------------------------------------------------------------------------
+
+
+class LoadTimeout(ModelLoadError):
+    """A model worker did not say "ready" within serve.load_timeout: it was killed."""
+
+    status = 504
+    code = "load_timeout"
+    hint = "a big model on a slow disk needs a higher serve.load_timeout (config.yaml, or SILNODE_SERVE__LOAD_TIMEOUT)"
+
+
+class GenerationStalled(WorkerCrashed):
+    """A generation made no progress for serve.stall_timeout: its worker was killed (and is started again)."""
+
+    status = 504
+    code = "generation_stalled"
+
+
+class RecheckTimeout(SilnodeError):
+    """libtorrent did not finish re-hashing a model within network.recheck_timeout."""
+
+    status = 504
+    code = "recheck_timeout"
+
+
 def _all_subclasses(cls: type[SilnodeError]) -> list[type[SilnodeError]]:
     out: list[type[SilnodeError]] = []
     for sub in cls.__subclasses__():

@@ -19,7 +19,7 @@ from typing import Any
 from silnode import sources
 from silnode.config import Config
 from silnode.distribution import DistributionService
-from silnode.errors import BadRequest, Conflict, DoesNotFit, NotFound, SilnodeError
+from silnode.errors import BadRequest, Conflict, DoesNotFit, NotFound, RecheckTimeout, SilnodeError
 from silnode.fit.inspect import inspect_model
 from silnode.fit.recommend import pick_auto, rank
 from silnode.fit.seed import load_seed_catalog
@@ -274,7 +274,12 @@ class ModelsService:
                     asyncio.run_coroutine_threadsafe(self.distribution.unshare(n), loop).result()
                     report["seeding"] = "stopped: damaged"
                 elif seeded:
-                    report["torrent"] = asyncio.run_coroutine_threadsafe(self.distribution.recheck(n), loop).result()
+                    try:
+                        report["torrent"] = asyncio.run_coroutine_threadsafe(
+                            self.distribution.recheck(n), loop
+                        ).result()
+                    except RecheckTimeout as exc:  # the files hashed right; libtorrent's own check goes on
+                        report["torrent"] = {"name": n, "error": exc.message}
                 reports.append(report)
             return {"ok": all(r["ok"] for r in reports), "models": reports}
 

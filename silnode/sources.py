@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 SOURCES = ("hf", "ollama")
 
 MAX_NAME_PART = 96
+HF_CHUNK = 1 << 20  # huggingface_hub download chunk: a progress step and a chance to cancel per MiB
 _NAME_BAD = re.compile(r"[^a-z0-9._-]+")
 
 # -- HF ---------------------------------------------------------------------------------------------
@@ -679,8 +680,8 @@ def parse_hf_ref(ref: str) -> tuple[str, str, str | None]:
 def _reporting_tqdm(progress: Callable[[int, int], None], before: int) -> type:
     """A tqdm class for hf_hub_download that draws nothing and hands the bytes to ``progress(done, total)``
     (``before``: bytes of the earlier parts of a split model). ``progress`` may raise (TaskCancelled when the
-    daemon stops): the exception leaves hf_hub_download at once, and the ``.incomplete`` file stays in the cache
-    so the next try resumes."""
+    daemon stops or the user cancels): the exception leaves hf_hub_download at once. huggingface_hub 2.x then
+    deletes its partial file (each try downloads into a file of its own), so the next try starts again."""
     from tqdm.auto import tqdm
 
     class Reporting(tqdm):  # type: ignore[misc, valid-type]
@@ -710,6 +711,7 @@ def fetch_hf(
     ``HF_ENDPOINT`` selects the Hub (read at call time); ``HF_TOKEN`` is used by huggingface_hub itself.
     """
     # huggingface_hub is costly to import: only for hf:// and the HF cache
+    import huggingface_hub.constants as hf_constants
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -727,6 +729,9 @@ def fetch_hf(
     if m:
         n = int(m.group("n"))
         names = [f"{m.group('stem')}-{i:05d}-of-{n:05d}.gguf" for i in range(1, n + 1)]
+    # huggingface_hub reports (and so lets a cancel land) once per chunk, 10 MiB by default: a minute apart on
+    # a slow link; 1 MiB chunks cost nothing and keep the progress bar moving and a cancel prompt
+    hf_constants.DOWNLOAD_CHUNK_SIZE = min(hf_constants.DOWNLOAD_CHUNK_SIZE, HF_CHUNK)
     try:
         before = 0
         for name in names:

@@ -1,8 +1,10 @@
 """Long operations (import, verify, share) as tasks: run on worker threads, followed with a progress bar.
 
 Blocking work (hashing, copying) runs on threads so the event loop keeps answering health checks while a
-20 GB import hashes. A task's progress callback raises TaskCancelled once the daemon is stopping, so the job's
-own cleanup (the store deleting its partial dir) runs before the daemon exits.
+20 GB import hashes. A task's progress callback raises TaskCancelled once the daemon is stopping, or once the
+user cancelled the task (POST /api/v1/tasks/{id}/cancel, `silnode tasks cancel ID`), so the job's own cleanup
+(the store deleting its partial dir; huggingface_hub deleting its partial download) runs, and the task
+ends in state "cancelled". The cancel lands at the job's next progress call: for a download, the next chunk.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from silnode.errors import NotFound, SilnodeError, TaskCancelled
+from silnode.errors import Conflict, NotFound, SilnodeError, TaskCancelled
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +31,14 @@ class Task:
     id: str
     kind: str
     description: str
-    state: str = "running"  # running | done | failed
+    state: str = "running"  # running | done | failed | cancelled
     done_bytes: int = 0
     total_bytes: int = 0
     result: Any = None
     error: dict[str, Any] | None = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
+    cancel_requested: bool = False  # the user asked to cancel it: its next progress call raises TaskCancelled
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +52,7 @@ class Task:
             "error": self.error,
             "started": self.started,
             "finished": self.finished,
+            "cancelling": self.cancel_requested and self.state == "running",
         }
 
 
@@ -90,12 +94,17 @@ class Tasks:
         def progress(done: int, total: int) -> None:  # called from the worker thread; plain int writes
             if self._stopping:
                 raise TaskCancelled(f"{task.description}: cancelled, the daemon is stopping")
+            if task.cancel_requested:
+                raise TaskCancelled(f"{task.description}: cancelled by the user")
             task.done_bytes, task.total_bytes = done, total
 
         async def run() -> None:
             try:
                 task.result = await asyncio.to_thread(fn, progress)
                 task.state = "done"
+            except TaskCancelled as exc:
+                log.info("task %s: %s", task.id, exc.message)
+                task.state, task.error = "cancelled", exc.to_json()
             except SilnodeError as exc:
                 task.state, task.error = "failed", exc.to_json()
             except Exception as exc:  # a bug: keep the node up, report it
@@ -108,6 +117,14 @@ class Tasks:
         fut = asyncio.ensure_future(run())
         self._futures.add(fut)
         fut.add_done_callback(self._futures.discard)
+        return task
+
+    def cancel(self, task_id: str) -> Task:
+        """Ask a running task to stop; it ends (state "cancelled") at its next progress call."""
+        task = self.get(task_id)
+        if task.state != "running":
+            raise Conflict(f"task {task_id} is {task.state}: nothing to cancel")
+        task.cancel_requested = True
         return task
 
     async def wait(self, task: Task) -> Task:

@@ -40,6 +40,7 @@ class FakeHub:
         self.ranges: list[tuple[str, str | None]] = []  # (path, Range header) of every GET
         self.served: dict[str, int] = {}  # path -> body bytes sent
         self.cut_after: dict[str, int] = {}  # path -> drop the connection after this many bytes, once
+        self.slow: dict[str, float] = {}  # path -> seconds to wait before each 64 KiB piece of its body (a slow link)
 
     def publish(
         self, repo_id: str, commit: str, files: dict[str, bytes], *, branch: str = "main", repo_type: str = "model"
@@ -89,6 +90,13 @@ class FakeHub:
             await resp.write(body[:cut])
             self.served[request.path] = self.served.get(request.path, 0) + cut
             request.transport.close()  # an interrupted download: the connection drops mid-body
+            return resp
+        if request.path in self.slow:
+            for i in range(0, len(body), 1 << 16):
+                await asyncio.sleep(self.slow.get(request.path, 0))
+                await resp.write(body[i : i + (1 << 16)])
+                self.served[request.path] = self.served.get(request.path, 0) + len(body[i : i + (1 << 16)])
+            await resp.write_eof()
             return resp
         for i in range(0, len(body), 1 << 20):
             await resp.write(body[i : i + (1 << 20)])

@@ -126,7 +126,7 @@ async def task_reply(node: Node, task: Task, wait: bool | None) -> web.Response:
     if not wait:
         return ok({"task": task.to_json()}, status=202)
     await node.tasks.wait(task)
-    if task.state == "failed" and task.error:
+    if task.state in ("failed", "cancelled") and task.error:
         raise SilnodeError.from_json(task.error)
     return ok({"task": task.to_json()})
 

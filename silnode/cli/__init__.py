@@ -16,6 +16,7 @@ import click
 from silnode import __version__
 from silnode.cli import daemon_cmds, discover, dvm, fit, identity, models, serve, service, status, transfers, up
 from silnode.cli import payments as payments_cmds
+from silnode.cli import tasks as tasks_cmds
 from silnode.cli import tokens as tokens_cmds
 from silnode.cli.context import Ctx, json_option
 from silnode.errors import SilnodeError
@@ -94,6 +95,7 @@ def _register() -> None:
         dvm,
         payments_cmds,
         status,
+        tasks_cmds,
     ):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)

@@ -30,7 +30,9 @@ def _run_task(ctx: Ctx, client: Any, task: dict[str, Any], desc: str) -> Any:
 
         return client.wait(task, update)
     except KeyboardInterrupt:
-        ctx.out.info(f"\ndetached; the daemon goes on with task {task['id']}")
+        ctx.out.info(
+            f"\ndetached; the daemon goes on with task {task['id']} (`silnode tasks cancel {task['id']}` stops it)"
+        )
         sys.exit(130)
     finally:
         bar.close()

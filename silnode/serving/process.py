@@ -10,6 +10,11 @@ A pump task reads the worker's stdout and routes each event to its request's que
 always drained; a second task keeps the worker's stderr (log file + the last lines in memory) so that a
 chatty llama.cpp can never block on a full pipe. Requests sent while one runs wait in the worker's queue.
 
+Watchdogs: a worker that is not ready after `load_timeout` s is killed (LoadTimeout, 504); a generation with
+no event from the worker (a delta, or the progress event it sends after each prompt batch and token) for
+`stall_timeout` s gets the worker killed and GenerationStalled (504; a WorkerCrashed, so the served model
+restarts it). The worker runs with a minimal environment (worker_env): no secret of the daemon's reaches it.
+
 Its errors (ModelLoadError, WorkerCrashed, RequestFailed and its subclasses) are in silnode.errors.
 """
 
@@ -19,15 +24,27 @@ import asyncio
 import collections
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from silnode.errors import ContextOverflow, InvalidGenerationRequest, ModelLoadError, RequestFailed, WorkerCrashed
+from silnode.errors import (
+    ContextOverflow,
+    GenerationStalled,
+    InvalidGenerationRequest,
+    LoadTimeout,
+    ModelLoadError,
+    RequestFailed,
+    WorkerCrashed,
+)
+from silnode.serving import hang
+from silnode.serving.logfile import RotatingLog
 from silnode.serving.request import EmbeddingRequest, GenerationRequest
 
 STDERR_TAIL = 200  # stderr lines kept in memory
@@ -42,6 +59,57 @@ SIGILL_FIX = (
     "(scripts/install_llama.py builds with GGML_NATIVE=OFF)"
 )
 STDERR_WAIT = 5.0  # after the worker exits: how long to wait for the rest of its stderr
+
+# What a worker inherits of the daemon's environment: what Python, llama.cpp and its GPU and threading
+# back ends read, nothing else. A foreground daemon holds SILNODE_PASSWORD (and maybe HF_TOKEN, cloud keys):
+# a model worker runs third-party C code on files from strangers and must not hold them.
+ENV_KEEP = {
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "LD_LIBRARY_PATH",
+    "DYLD_LIBRARY_PATH",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "SYSTEMROOT",
+    "XDG_CACHE_HOME",
+    hang.ENV,  # test-only: serving/hang.py
+}
+ENV_KEEP_PREFIXES = (
+    "LC_",
+    "PYTHON",
+    "OMP_",
+    "GOMP_",
+    "KMP_",
+    "MKL_",
+    "OPENBLAS_",
+    "BLIS_",
+    "GGML_",
+    "LLAMA_",
+    "CUDA_",
+    "NVIDIA_",
+    "HIP_",
+    "ROCR_",
+    "HSA_",
+    "GPU_",
+    "ZE_",
+    "ONEAPI_",
+    "SYCL_",
+    "VK_",
+    "MESA_",
+    "METAL_",
+)
+
+
+def worker_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a model worker starts with: ENV_KEEP and ENV_KEEP_PREFIXES of ``environ`` only."""
+    environ = dict(os.environ) if environ is None else environ
+    return {k: v for k, v in environ.items() if k in ENV_KEEP or k.startswith(ENV_KEEP_PREFIXES)}
 
 
 _REQUEST_ERRORS = {cls.code: cls for cls in (RequestFailed, ContextOverflow, InvalidGenerationRequest)}
@@ -77,12 +145,20 @@ class WorkerProcess:
         tensor_split: list[float] | None = None,
         chat_format_fallback: str = "chatml",
         embedding: bool = False,
+        heartbeat: float | None = None,
         log_path: Path | None = None,
+        log_max_bytes: int = 10 << 20,
+        log_backups: int = 3,
+        load_timeout: float | None = None,
+        stall_timeout: float | None = None,
         python: str = sys.executable,
     ) -> None:
         self.model = model
         self.path = Path(path)
         self.log_path = Path(log_path) if log_path is not None else None
+        self.log_max_bytes, self.log_backups = log_max_bytes, log_backups
+        self.load_timeout = load_timeout or None  # 0 / None: no limit
+        self.stall_timeout = stall_timeout or None
         self.python = python
         self.config = {
             "path": str(self.path),
@@ -94,6 +170,7 @@ class WorkerProcess:
             "tensor_split": tensor_split,
             "chat_format_fallback": chat_format_fallback,
             "embedding": embedding,
+            "heartbeat": heartbeat,  # None: the worker's default (HEARTBEAT_S)
         }
         self.info: dict[str, Any] | None = None  # the worker's "ready" info
         self.last_done: dict[str, Any] | None = None  # the latest done event, also of a request abandoned early
@@ -106,6 +183,8 @@ class WorkerProcess:
         self._stderr_task: asyncio.Task | None = None
         self._exited = asyncio.Event()  # set once the worker is reaped and both pipes are drained
         self._stopping = False
+        self._last_event = time.monotonic()  # when the worker last sent anything (the stall watchdog)
+        self._stalled: GenerationStalled | None = None  # set when the stall watchdog killed the worker
 
     # ---- state ------------------------------------------------------------------------------------------
 
@@ -138,6 +217,8 @@ class WorkerProcess:
         return self.returncode == -signal.SIGILL
 
     def _crashed(self, when: str) -> WorkerCrashed:
+        if self._stalled is not None:
+            return self._stalled
         if self._stopping:
             return WorkerCrashed(f"the worker for {self.model} was stopped {when}")
         lines = stderr_reasons(self.stderr_tail())
@@ -172,13 +253,22 @@ class WorkerProcess:
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # a Ctrl-C meant for the daemon must not kill its workers mid-request
                 limit=LINE_LIMIT,
+                env=worker_env(),
             )
         except OSError as exc:
             raise ModelLoadError(f"cannot start a worker for {self.model}: {exc}") from None
         self._stderr_task = asyncio.create_task(self._read_stderr(), name=f"worker-stderr:{self.model}")
         self._pump_task = asyncio.create_task(self._pump(), name=f"worker-stdout:{self.model}")
         try:
-            self.info = await self._ready
+            # on a timeout (or our own cancel) wait_for cancels _ready too: the pump then leaves it alone
+            self.info = await asyncio.wait_for(self._ready, self.load_timeout)
+        except asyncio.TimeoutError:
+            self._kill()  # llama.cpp's load cannot be interrupted politely
+            await self.stop(timeout=1.0)
+            raise LoadTimeout(
+                f"the worker for {self.model} did not finish loading {self.path.name} within "
+                f"{self.load_timeout:g} s (serve.load_timeout); it was killed"
+            ) from None
         except BaseException:
             await self.stop(timeout=1.0)
             raise
@@ -228,18 +318,25 @@ class WorkerProcess:
         rid = str(request.get("id") or uuid.uuid4().hex)
         if rid in self._streams:
             raise ValueError(f"request id {rid!r} is already running")
+        # embeddings send nothing until every vector is made (a big batch may take long): no stall watchdog
+        watch = request.get("op") != "embed"
         events: asyncio.Queue = asyncio.Queue()
         self._streams[rid] = events
         finished = False
         try:
             try:
+                self._last_event = time.monotonic()  # an idle worker's silence so far is not a stall
                 await self._write({"op": "generate", **request, "id": rid})
             except ConnectionError:
                 await self._exited.wait()
                 finished = True
                 raise self._crashed("before the request") from None
             while True:
-                event = await events.get()
+                try:
+                    event = await self._next_event(events, watch)
+                except GenerationStalled:
+                    finished = True
+                    raise
                 if event is None:
                     finished = True
                     raise self._crashed("during the request")
@@ -258,6 +355,33 @@ class WorkerProcess:
             else:
                 # shielded: even if our task is cancelled again, the drain completes and frees the stream
                 await asyncio.shield(asyncio.ensure_future(self._abandon(rid, events)))
+
+    async def _next_event(self, events: asyncio.Queue, watch: bool) -> dict[str, Any] | None:
+        """The request's next event; with the watchdog on, GenerationStalled once the worker has sent nothing
+        (for any request) for stall_timeout s: the worker is killed first."""
+        if not watch or self.stall_timeout is None:
+            return await events.get()
+        while True:
+            left = self.stall_timeout - (time.monotonic() - self._last_event)
+            if left <= 0 and events.empty():
+                raise await self._stall()
+            try:
+                return await asyncio.wait_for(events.get(), max(left, 0.01))
+            except asyncio.TimeoutError:
+                continue
+
+    async def _stall(self) -> GenerationStalled:
+        """Kill a worker that stopped making progress; every request on it ends with the same error."""
+        if self._stalled is None:
+            self._stalled = GenerationStalled(
+                f"the worker for {self.model} (pid {self.pid}) made no progress for {self.stall_timeout:g} s "
+                "(serve.stall_timeout); it was killed",
+                hint="a served model starts a new worker (up to serve.restart_limit times in serve.restart_window)"
+                + (f"; the stuck worker's log is {self.log_path}" if self.log_path else ""),
+            )
+            self._kill()
+        await self._exited.wait()
+        return self._stalled
 
     async def cancel(self) -> None:
         """Cancel the running request (and any sent after it): their iterators end with "cancelled"."""
@@ -318,7 +442,10 @@ class WorkerProcess:
         if not isinstance(event, dict):
             self._tail.append(f"silnode: not a protocol line: {line[:200]!r}")
             return
+        self._last_event = time.monotonic()
         kind = event.get("type")
+        if kind == "progress":  # the worker is alive: that is all it says
+            return
         if kind == "ready" and self._ready is not None and not self._ready.done():
             self._ready.set_result({k: v for k, v in event.items() if k != "type"})
         elif kind == "error" and event.get("phase") == "load":
@@ -345,14 +472,17 @@ class WorkerProcess:
         """Keep every stderr byte flowing: into the log file (if any) and the last lines into the tail."""
         assert self._proc is not None and self._proc.stderr is not None
         pending = b""
-        # a local append-only file: blocking writes cost what the pipe reads do
-        with open(self.log_path, "ab") if self.log_path else contextlib.nullcontext() as log:  # noqa: ASYNC230
+        # a local append-only file: blocking writes cost what the pipe reads do; it rotates past its cap
+        log = RotatingLog(self.log_path, self.log_max_bytes, self.log_backups) if self.log_path else None
+        try:
             while chunk := await self._proc.stderr.read(1 << 16):
                 if log is not None:
                     log.write(chunk)
-                    log.flush()
                 *lines, pending = (pending + chunk).split(b"\n")
                 pending = pending[-STDERR_LINE_MAX:]
                 self._tail.extend(line[:STDERR_LINE_MAX].decode("utf-8", "replace").rstrip("\r") for line in lines)
+        finally:
+            if log is not None:
+                log.close()
         if pending:
             self._tail.append(pending.decode("utf-8", "replace"))

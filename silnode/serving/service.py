@@ -23,6 +23,7 @@ from silnode.config import Config
 from silnode.errors import (
     Conflict,
     DoesNotFit,
+    GenerationStalled,
     ModelNotLoaded,
     ModelUnavailable,
     QueueFull,
@@ -79,6 +80,7 @@ class Counters:
     gen_seconds: float = 0.0
     prompt_seconds: float = 0.0
     restarts: int = 0
+    stalled: int = 0  # requests the stall watchdog ended (504)
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -127,6 +129,10 @@ class ServedModel:
             chat_format_fallback=sv.chat_format,
             embedding=self.embedding,
             log_path=log_path,
+            log_max_bytes=self.config.daemon.log_max_bytes,
+            log_backups=self.config.daemon.log_backups,
+            load_timeout=sv.load_timeout,
+            stall_timeout=sv.stall_timeout,
         )
 
     async def start(self) -> None:
@@ -248,6 +254,7 @@ class ServedModel:
                 req.events.put_nowait(exc)
             except WorkerCrashed as exc:
                 self.counters.failed += 1
+                self.counters.stalled += isinstance(exc, GenerationStalled)
                 req.events.put_nowait(exc)
                 self.running = None
                 if not await self._restart(str(exc)):
@@ -452,6 +459,7 @@ class ServingService:
             ("generation_seconds_total", "counter", "seconds spent generating", "gen_seconds"),
             ("prompt_seconds_total", "counter", "seconds spent on prompts", "prompt_seconds"),
             ("worker_restarts_total", "counter", "worker processes restarted after a crash", "restarts"),
+            ("requests_stalled_total", "counter", "requests ended by the stall watchdog (504)", "stalled"),
             ("queue_depth", "gauge", "requests waiting", "queue_depth"),
             ("tokens_per_second", "gauge", "generation speed over the model's life", "tokens_per_second"),
             ("up", "gauge", "1 when the model is ready", None),

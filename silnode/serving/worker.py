@@ -3,7 +3,8 @@
     python -m silnode.serving.worker '<config JSON>'
 
 The config (argv[1]) holds: path (a .gguf; part 1 of a split model, llama.cpp finds the rest), n_ctx
-(0 = the model's training context), n_threads (default: the CPUs this process may run on), n_batch,
+(0 = the model's training context), n_threads (default: the CPUs this process may run on), n_batch, heartbeat
+(seconds between progress events, default HEARTBEAT_S; 0: after every evaluation),
 n_gpu_layers (default: all when this llama.cpp build can offload, else 0), chat_format_fallback (used when the
 GGUF has no tokenizer.chat_template; default "chatml").
 
@@ -21,6 +22,8 @@ Protocol, one JSON object per line:
              "completion_tokens", "prompt_seconds", "gen_seconds"}
             {"type": "error", "id", "code": "context_overflow"|"invalid_request"|"generation_failed", "message"}
             {"type": "error", "phase": "load", "message"}         then exit 1
+            {"type": "progress", "id"}      the request is alive (a prompt batch or a token was evaluated);
+            at most one per HEARTBEAT_S, so a non-streamed request and a long prompt also show progress
     stderr  llama.cpp's log (verbose) and anything C code prints; the parent keeps and logs it.
 
 `llama_cpp.Llama` is created and called on the main thread only: calling it from another thread costs
@@ -44,12 +47,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from silnode.errors import InvalidGenerationRequest
+from silnode.serving import hang
 from silnode.serving.request import EmbeddingRequest, GenerationRequest
 
 POOLING = {0: "none", 1: "mean", 2: "cls", 3: "last", 4: "rank"}  # llama.cpp's enum llama_pooling_type
 CTX_PAD = 256  # llama.cpp rounds the context up to a multiple of this
 # llama-cpp-python's own prompt-length check (Llama._create_completion)
 OVERFLOW_RE = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+HEARTBEAT_S = 1.0  # a running request sends a progress event at most this often (the daemon's stall watchdog)
 
 
 def log(message: str) -> None:
@@ -139,13 +144,29 @@ def stdin_lines() -> Iterator[bytes]:
         yield pending
 
 
+class Heartbeat:
+    """Called after every llama.cpp evaluation (a prompt batch, a sampled token): sends a progress event at most
+    once per HEARTBEAT_S, so the daemon can tell a slow request from a stuck one."""
+
+    def __init__(self, rid: str, send: Callable[[dict[str, Any]], None], every: float = HEARTBEAT_S) -> None:
+        self.rid, self.send, self.every = rid, send, every
+        self.last = time.monotonic()
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            self.send({"type": "progress", "id": self.rid})
+
+
 class TokenCounter:
     """The stopping criterion: llama-cpp-python calls it once per sampled token with the token ids evaluated
     so far. At the first call those are the prompt, so the k-th call sees prompt + k - 1 ids. It calls it once
     more after its loop with the same ids, hence the max() rather than counting calls."""
 
-    def __init__(self, cancel: threading.Event) -> None:
+    def __init__(self, cancel: threading.Event, hang_after: int | None = None) -> None:
         self.cancel = cancel
+        self.hang_after = hang_after  # test-only (serving/hang.py): hang after this many sampled tokens
         self.started = time.monotonic()
         self.first_token_at: float | None = None
         self.prompt_tokens = 0
@@ -157,6 +178,8 @@ class TokenCounter:
             self.first_token_at = time.monotonic()
             self.prompt_tokens = len(input_ids)
         self.sampled = max(self.sampled, len(input_ids) - self.prompt_tokens + 1)
+        if self.hang_after is not None and self.sampled >= self.hang_after:
+            hang.hang()
         if self.cancel.is_set():
             self.cancelled = True
         return self.cancelled
@@ -171,6 +194,16 @@ def cancellable_llama_class() -> type:
     class CancellableLlama(Llama):
         stopping: TokenCounter | None = None
         recorder: TokenScores | None = None
+        heartbeat: Heartbeat | None = None
+
+        def eval(self, tokens: Any) -> None:
+            if self.heartbeat is None:
+                return super().eval(tokens)
+            # batch by batch as Llama.eval itself does (each call decodes n_batch at most), with a beat after each
+            for i in range(0, len(tokens), self.n_batch):
+                super().eval(tokens[i : i + self.n_batch])
+                self.heartbeat()
+            return None
 
         def sample(self, *args: Any, **kwargs: Any) -> Any:
             # the one place that sees each sampled token, the last one included (generate() never evaluates
@@ -199,6 +232,8 @@ def padded_ctx(n_ctx: int) -> int:
 
 
 def load(config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    if hang.take("load") is not None:  # test-only (SILNODE_TEST_HANG_FILE)
+        hang.hang()
     import llama_cpp
 
     offload = llama_cpp.llama_supports_gpu_offload()
@@ -399,16 +434,21 @@ def stream(llm: Any, req: GenerationRequest, scores: TokenScores | None = None) 
 
 
 def run_request(
-    llm: Any, req: dict[str, Any], cancel: threading.Event, send: Callable[[dict[str, Any]], None]
+    llm: Any,
+    req: dict[str, Any],
+    cancel: threading.Event,
+    send: Callable[[dict[str, Any]], None],
+    heartbeat: float = HEARTBEAT_S,
 ) -> dict[str, Any]:
     """Stream one request's deltas through `send`; return its final event (done or error)."""
     rid = str(req.get("id", ""))
-    counter = TokenCounter(cancel)
+    counter = TokenCounter(cancel, hang.take("token"))
     finish = None
     scores: TokenScores | None = None
     try:
         greq = GenerationRequest.from_wire(req)
         llm.stopping = counter
+        llm.heartbeat = Heartbeat(rid, send, heartbeat)
         if greq.logprobs or greq.logit_bias:
             scores = TokenScores(llm, greq.logprobs, greq.top_logprobs or 0, dict(greq.logit_bias or {}))
             llm.recorder = scores
@@ -434,6 +474,7 @@ def run_request(
     finally:
         llm.stopping = None
         llm.recorder = None
+        llm.heartbeat = None
     end = time.monotonic()
     first = counter.first_token_at or end
     extra = {"logprobs": scores.unsent()} if scores is not None and scores.logprobs else {}
@@ -503,7 +544,7 @@ def request_error(rid: str, exc: Exception) -> dict[str, Any]:
     return {"type": "error", "id": rid, "code": "generation_failed", "message": f"{type(exc).__name__}: {exc}"}
 
 
-def serve(llm: Any, inbox: Inbox, out: Output) -> None:
+def serve(llm: Any, inbox: Inbox, out: Output, heartbeat: float = HEARTBEAT_S) -> None:
     while (req := inbox.requests.get()) is not None:
         rid = str(req.get("id", ""))
         try:
@@ -516,7 +557,7 @@ def serve(llm: Any, inbox: Inbox, out: Output) -> None:
                     )
                 )
             else:
-                out.send(run_request(llm, req, inbox.cancel_event(rid), out.send))
+                out.send(run_request(llm, req, inbox.cancel_event(rid), out.send, heartbeat))
         finally:
             inbox.finish(rid)
 
@@ -525,15 +566,17 @@ def main(argv: list[str]) -> int:
     out = Output()  # first: nothing may reach the protocol stream but protocol lines
     inbox = Inbox()
     inbox.start()
+    config = json.loads(argv[1])
     try:
-        llm, info = load(json.loads(argv[1]))
+        llm, info = load(config)
     except Exception as exc:  # noqa: BLE001 - whatever stops the load is reported, then the worker exits
         out.send({"type": "error", "phase": "load", "message": f"{type(exc).__name__}: {exc}"})
         return 1
     inbox.loaded.set()
     try:
         out.send({"type": "ready", **info})
-        serve(llm, inbox, out)
+        heartbeat = config.get("heartbeat")
+        serve(llm, inbox, out, HEARTBEAT_S if heartbeat is None else float(heartbeat))
     except BrokenPipeError:
         pass  # the daemon is gone: nobody to answer
     finally:

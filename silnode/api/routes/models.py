@@ -105,6 +105,17 @@ async def task(request: web.Request) -> web.Response:
 
 
 @route(
+    "POST",
+    "/api/v1/tasks/{task_id}/cancel",
+    "Cancel a running long operation (import, share hf://, get from the seed catalog, verify)",
+    responses={200: "cancelling: it ends at its next progress step", 404: "no such task", 409: "not running"},
+)
+async def cancel_task(request: web.Request) -> web.Response:
+    await read_body(request, {})
+    return ok({"task": request.app[NODE].tasks.cancel(request.match_info["task_id"]).to_json()})
+
+
+@route(
     "GET",
     "/api/v1/inspect",
     "GGUF facts, memory need (weights, KV, compute, overhead) and fit of a model",

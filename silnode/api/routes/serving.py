@@ -30,6 +30,7 @@ async def serving(request: web.Request) -> web.Response:
         404: "no such model",
         409: "won't fit (does_not_fit)",
         500: "llama.cpp could not load it (its reason in the message)",
+        504: "not ready within serve.load_timeout (load_timeout): the worker was killed",
     },
 )
 async def load_model(request: web.Request) -> web.Response:

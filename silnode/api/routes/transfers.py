@@ -69,7 +69,7 @@ async def seeding(request: web.Request) -> web.Response:
     "POST",
     "/api/v1/models/{org}/{model}/recheck",
     "Re-hash a seeded model's pieces (libtorrent recheck)",
-    responses={200: "OK", 404: "not seeded"},
+    responses={200: "OK", 404: "not seeded", 504: "not done within network.recheck_timeout (recheck_timeout)"},
 )
 async def recheck(request: web.Request) -> web.Response:
     await read_body(request, {})
