@@ -292,7 +292,17 @@ class DistributionService:
         tid = next((t for t, n in self.seeds.items() if n == name), None)
         if tid is None:
             raise NotFound(f"model {name} is not being seeded", hint=f"run `silnode share {name}`")
-        waiter = self.session.expect(lambda e: isinstance(e, TorrentChecked) and e.id == tid)
+        seen: dict[str, Any] = {}
+
+        def checked(e: Any) -> bool:
+            if not (isinstance(e, TorrentChecked) and e.id == tid):
+                return False
+            # read the result while the event is dispatched (waiters come before subscribers): the seed-check
+            # handler that runs next removes a damaged torrent from the session, and its status with it
+            seen["status"] = self.session.status(tid)
+            return True
+
+        waiter = self.session.expect(checked)
         self.session.force_recheck(tid)
         limit = self.config.network.recheck_timeout
         try:
@@ -303,7 +313,7 @@ class DistributionService:
                 "the check goes on in the background",
                 hint="`silnode transfers` shows it; a big model on a slow disk needs a higher network.recheck_timeout",
             ) from None
-        st = self.session.status(tid)
+        st = seen["status"]
         return {"name": name, "infohash": tid, "complete": st.progress >= 1.0, "progress": st.progress}
 
     async def _restore_seeds(self) -> None:
