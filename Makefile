@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.silnode-installed
 # portable CPU build) or one of cpu, cuda, rocm, metal. scripts/install_llama.py is the one place that decides.
 LLAMA_BACKEND ?= auto
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean demo
 
 $(STAMP): pyproject.toml scripts/install_llama.py
 	@echo "[install] creating $(VENV) and installing silnode (the llama.cpp build prints its own progress)"
@@ -46,6 +46,11 @@ bench: $(STAMP)
 	$(PY) bench/fuzz_api.py --json
 	$(PY) bench/discovery.py
 	$(PY) bench/payments.py
+
+# three nodes on loopback (private DHT, one relay, a cashu mint when built): A publishes, B discovers, downloads
+# from A and C and serves, C's customer buys a job from B; prints the story with timings, then tears it all down
+demo: $(STAMP)
+	$(PY) scripts/demo.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -34,9 +34,16 @@ def render(st: dict[str, Any], ident: dict[str, Any] | None, earned: dict[str, A
     if serving:
         for name, m in serving.items():
             tps = m.get("tokens_per_second")
+            rate = ((m.get("demand") or {}).get("per_minute")) or {}
             lines.append(
                 f"serving    {name}: {m.get('state')}, {m.get('requests', 0)} request(s)"
                 + (f", {tps} tok/s" if tps else "")
+                + (
+                    f"; demand {rate.get('total', 0):g}/min (HTTP {rate.get('http', 0):g}, "
+                    f"NIP-90 {rate.get('nip90', 0):g}, last 5 min)"
+                    if rate
+                    else ""
+                )
             )
     else:
         lines.append("serving    nothing (`silnode serve`)")

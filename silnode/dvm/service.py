@@ -462,7 +462,7 @@ class DvmService:
         out = []
         for m in self.serving.models.values():
             if m.state == "ready":
-                out.append({"name": m.name, "context": m.n_ctx, "price_msats": None})
+                out.append({"name": m.name, "context": m.n_ctx, "price_msats": None, **announce.demand_of(m)})
         return sorted(out, key=lambda m: m["name"])
 
     async def announce_now(self) -> str | None:
@@ -471,7 +471,13 @@ class DvmService:
             return None
         name = self.ns.name or f"silnode {self.identity.npub[:16]}"
         about = self.ns.about or "Text generation (NIP-90 kind 5050) with GGUF models on llama.cpp"
-        content = announce.content(name=name, about=about, models=served, catalog_magnet=self.catalog_magnet())
+        content = announce.content(
+            name=name,
+            about=about,
+            models=served,
+            catalog_magnet=self.catalog_magnet(),
+            pricing=announce.pricing_of(self.config),
+        )
         ev = announce.announcement(self.keys, content)
         await self.pool.publish(ev, attempts=4)
         self._announced.append(ev.id().to_hex())
