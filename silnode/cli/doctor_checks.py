@@ -116,6 +116,7 @@ async def _connect(urls: list[str]) -> dict[str, str]:
             out[match] = st
     finally:
         await client.shutdown()
+        await asyncio.sleep(0.05)  # let nostr-sdk's dropped futures call back before the loop closes
     return out
 
 

@@ -76,6 +76,7 @@ class DvmService:
         self._rate: dict[str, deque[float]] = defaultdict(deque)
         self._recent: deque[tuple[float, str]] = deque()  # (finished at, model): jobs per minute per model
         self._announced: list[str] = []
+        self.announcement: dict[str, Any] | None = None  # the last NIP-89 one: {id, at, models} (dashboard)
         self._served_key: tuple[str, ...] | None = None
         self.inferences = 0  # generations started by this process (tests read it: no double work)
         self._state_file = config.state_dir / "dvm.json"
@@ -482,6 +483,7 @@ class DvmService:
         await self.pool.publish(ev, attempts=4)
         self._announced.append(ev.id().to_hex())
         self._announced = self._announced[-16:]
+        self.announcement = {"id": ev.id().to_hex(), "at": int(time.time()), "models": [m["name"] for m in served]}
         log.info("announced (NIP-89) %s", ", ".join(m["name"] for m in served))
         return ev.id().to_hex()
 
@@ -516,6 +518,7 @@ class DvmService:
             "jobs_running": len(self._running),
             "inferences": self.inferences,  # generations this process started for jobs
             "jobs_per_minute": {k: round(v, 2) for k, v in per_model.items()},
+            "announcement": self.announcement,
         }
 
     async def status(self) -> dict[str, Any]:

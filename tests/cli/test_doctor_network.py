@@ -55,7 +55,8 @@ def config(home: Path, **over):
 async def test_dht_check_pings_the_bootstrap_nodes(clean_env, dht_node):
     dead = f"127.0.0.1:{closed_port()}"
     cfg = config(
-        clean_env, **{"network.dht_enabled": True, "network.dht_private": True, "network.dht_bootstrap": [dead, dht_node]}
+        clean_env,
+        **{"network.dht_enabled": True, "network.dht_private": True, "network.dht_bootstrap": [dead, dht_node]},
     )
     status, detail, hint = await asyncio.to_thread(dht_check, cfg)
     assert (status, detail, hint) == ("ok", f"private DHT: 1 of 2 bootstrap node(s) answer ({dht_node})", None)

@@ -81,7 +81,8 @@ async def test_demand_in_status_announcement_and_providers(clean_env, tiny_gguf,
     with socket.socket() as s:  # the CLI's `ask` and `providers` find the embedded relay at nostr.relay_port
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    write_config(home, relay_port=port, announce_interval=1)  # re-announce every second, so the announced demand is fresh
+    # re-announce every second, so the announced demand is fresh
+    write_config(home, relay_port=port, announce_interval=1)
     Keystore.for_home(home, kdf=FAST_TEST_KDF).save(identity, PW)
     prep = Node(node_config(home))
     await prep.start()
