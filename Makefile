@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(PY) bench/fuzz_api.py --json
 	$(PY) bench/discovery.py
 	$(PY) bench/payments.py
+	$(PY) bench/first_token.py
 
 # three nodes on loopback (private DHT, one relay, a cashu mint when built): A publishes, B discovers, downloads
 # from A and C and serves, C's customer buys a job from B; prints the story with timings, then tears it all down
