@@ -416,6 +416,9 @@ class Demo:
         s.step("B", "record the job and the earnings", self.books)
 
     def teardown(self) -> None:
+        # a second Ctrl-C must not cut the teardown short and leave daemons behind
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print(f"[{time.monotonic() - self.story.t0:6.1f} s] teardown  stopping everything ...", flush=True)
         if self.wallet is not None:
             try:

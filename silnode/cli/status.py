@@ -90,7 +90,10 @@ def status(ctx: Ctx) -> None:
         earned = client.request("GET", "/api/v1/earnings")["earnings"]
     except Exception:  # noqa: BLE001 - an older daemon without payments: the line is left out
         earned = None
-    ctx.out.data({"status": st, "identity": ident, "earnings": earned}, render(st, ident, earned))
+    screen = render(st, ident, earned) + (
+        f"\ndashboard  {client.base_url}/ (read-only; `silnode dashboard login` prints a one-time login link)"
+    )
+    ctx.out.data({"status": st, "identity": ident, "earnings": earned}, screen)
 
 
 COMMANDS = [status]

@@ -78,7 +78,9 @@ async def test_dashboard_read_only_then_login_chart_and_action(seller, customer,
         assert token not in await browser.eval("document.documentElement.outerHTML")
 
         # an action from the page: stop selling
-        await browser.wait_for("!!document.querySelector('button[data-action=\"sell-off\"]')", "the Stop selling button")
+        await browser.wait_for(
+            "!!document.querySelector('button[data-action=\"sell-off\"]')", "the Stop selling button"
+        )
         await browser.eval("document.querySelector('button[data-action=\"sell-off\"]').click()")
         await browser.wait_for("document.getElementById('action-result').dataset.last === 'ok'", "the action")
         assert seller.dvm.state == "off"

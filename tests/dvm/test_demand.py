@@ -104,6 +104,7 @@ async def test_demand_in_status_announcement_and_providers(clean_env, tiny_gguf,
         screen = run_cli(home, "status").stdout
         assert f"serving    {TINY}: ready, 3 request(s)" in screen
         assert "demand 0.6/min (HTTP 0.4, NIP-90 0.2, last 5 min)" in screen
+        assert f"dashboard  {d.url}/ (read-only; `silnode dashboard login`" in screen
 
         deadline = time.monotonic() + 60
         while True:  # the next announcement carries the demand
