@@ -94,6 +94,10 @@ async def test_demand_in_status_announcement_and_providers(clean_env, tiny_gguf,
         run_cli(home, "serve", TINY)
         for _ in range(2):  # two HTTP requests
             post(f"{d.url}/v1/completions", {"model": TINY, "prompt": "hello", "max_tokens": 2})
+        deadline = time.monotonic() + 60
+        while not json.loads(run_cli(home, "providers", "--json").stdout)["providers"]:  # announced: ask finds it
+            assert time.monotonic() < deadline, "no announcement"
+            time.sleep(0.5)
         reply = json.loads(run_cli(home, "ask", "hi", "--model", TINY, "--max-tokens", "2", "--json").stdout)
         assert reply["text"]  # one NIP-90 job
 
