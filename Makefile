@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.silnode-installed
 # portable CPU build) or one of cpu, cuda, rocm, metal. scripts/install_llama.py is the one place that decides.
 LLAMA_BACKEND ?= auto
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean demo
 
 $(STAMP): pyproject.toml scripts/install_llama.py
 	@echo "[install] creating $(VENV) and installing silnode (the llama.cpp build prints its own progress)"
@@ -30,12 +30,15 @@ test: $(STAMP)
 	    silnode/serving/request.py silnode/manifest.py
 	$(PY) -m pytest -q -rs
 
-# every figure in the README's bench section comes from here: each script runs its anchor in the same run and
-# reports median and min-max of 5 runs (bench/netns.py needs root for its network namespaces)
 # every bench in one run, each with its anchor; the report (date, machine, load) lands in bench/results/latest.md
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/all.py
+
+# three nodes on loopback (private DHT, one relay, a cashu mint when built): A publishes, B discovers, downloads
+# from A and C and serves, C's customer buys a job from B; prints the story with timings, then tears it all down
+demo: $(STAMP)
+	$(PY) scripts/demo.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

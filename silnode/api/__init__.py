@@ -15,7 +15,7 @@ from silnode.api import (
     routes,  # noqa: F401  (registers every /api/v1 route)
 )
 from silnode.api.base import NODE, ROUTES, ok, route
-from silnode.api.security import Guard, guard_middleware, set_payment_verifier
+from silnode.api.security import GUARD, Guard, guard_middleware, set_payment_verifier
 from silnode.errors import SilnodeError
 from silnode.home import ensure_token
 from silnode.node import Node
@@ -228,6 +228,7 @@ def make_app(node: Node) -> web.Application:
         middlewares=[error_middleware, guard_middleware(guard)], client_max_size=node.config.daemon.max_body_bytes
     )
     app[NODE] = node
+    app[GUARD] = guard  # the dashboard's login routes issue and redeem its one-time links
     for r in ROUTES:
         app.router.add_route(r.method, r.path, r.handler)
 

@@ -11,6 +11,13 @@ credentials itself. The table (also in the README, "API access"):
     admin    POST/PUT/PATCH/DELETE   admin token                   admin token
              /api/v1/tokens*, and a
              path argument (inspect?model=/a/file.gguf)
+    open     GET /login?code=…       anyone (the code is the       anyone (the code is the credential)
+                                     credential)
+
+Credentials also include the dashboard's login cookie (``silnode_session``: HttpOnly, SameSite=Strict), set
+by a one-time login link (``silnode dashboard login``: single use, 2 minutes). It counts as the admin token,
+for the browser that opened the link; a mutating call it authenticates must carry our own Origin (CSRF:
+SameSite=Strict keeps the cookie off cross-site requests, the Origin check covers the rest).
 
 Credentials: the admin token (``api.token``, or a token made with ``--scope admin``), an inference token
 (``silnode tokens create --scope inference``: /v1 only), an ecash payment for one /v1 request (header
@@ -28,7 +35,10 @@ Origin other than our own is refused, and no CORS headers are ever sent.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,19 +66,25 @@ NEEDS: dict[str, tuple[str | None, str | None]] = {
 }
 # GET routes whose query names something on disk: a store name is a read, anything else a path (admin)
 PATH_QUERIES = {"/api/v1/inspect": "model"}
+# the dashboard's login: a one-time link opens a session kept in a cookie (in memory: a restart logs out)
+SESSION_COOKIE = "silnode_session"
+LOGIN_PATH = "/login"
+LOGIN_TTL_S = 120  # a login link works once, within 2 minutes
+SESSION_TTL_S = 12 * 3600
 
 
 @dataclass(frozen=True)
 class Principal:
     """Who a request is, once the guard let it in."""
 
-    kind: str  # "admin" | "token" | "paid" | "anonymous"
+    kind: str  # "admin" | "token" | "session" (the dashboard's login cookie) | "paid" | "anonymous"
     scope: str | None  # "admin" | "inference" | None
     key: str  # for fairness and logs: "admin", "token:<id>", "paid:<ref>", "" (anonymous); never a secret
     name: str = ""
 
 
 ANONYMOUS = Principal("anonymous", None, "")
+GUARD = web.AppKey("guard", object)  # app[GUARD]: the Guard (the dashboard's login routes use its Logins)
 PRINCIPAL = web.RequestKey("principal", Principal)  # request[PRINCIPAL], set by the guard
 PaymentVerifier = Callable[[web.Request], Awaitable[str | None]]
 PAYMENT_VERIFIER = web.AppKey("payment_verifier", object)
@@ -91,7 +107,7 @@ def route_class(request: web.Request) -> str:
     path, method = request.path, request.method
     if path.startswith("/v1/") or path == "/v1":
         return INFER
-    if path == "/api/v1/health" and method in ("GET", "HEAD"):
+    if path in ("/api/v1/health", LOGIN_PATH) and method in ("GET", "HEAD"):
         return OPEN
     if method in MUTATING or path == "/api/v1/tokens" or path.startswith("/api/v1/tokens/"):
         return ADMIN
@@ -113,8 +129,54 @@ def _host_only(value: str) -> str:
     return value
 
 
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Logins:
+    """One-time login links and the sessions they open. Only SHA-256 digests are kept; all in memory."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._codes: dict[str, float] = {}  # digest -> expiry
+        self._sessions: dict[str, float] = {}
+
+    def _prune(self) -> None:
+        now = self.clock()
+        for table in (self._codes, self._sessions):
+            for k in [k for k, exp in table.items() if exp < now]:
+                del table[k]
+
+    def issue(self) -> str:
+        """A new login code (the secret part of the link)."""
+        self._prune()
+        code = secrets.token_urlsafe(32)
+        self._codes[_digest(code)] = self.clock() + LOGIN_TTL_S
+        return code
+
+    def redeem(self, code: str) -> str | None:
+        """A session id for a live code, once; None for an unknown, used or expired one."""
+        expiry = self._codes.pop(_digest(code), None)  # single use: gone whatever happens next
+        if expiry is None or expiry < self.clock():
+            return None
+        sid = secrets.token_urlsafe(32)
+        self._sessions[_digest(sid)] = self.clock() + SESSION_TTL_S
+        return sid
+
+    def valid(self, sid: str | None) -> bool:
+        if not sid:
+            return False
+        expiry = self._sessions.get(_digest(sid))
+        return expiry is not None and expiry >= self.clock()
+
+    def end(self, sid: str | None) -> None:
+        if sid:
+            self._sessions.pop(_digest(sid), None)
+
+
 class Guard:
     def __init__(self, config: Config, admin_token: str, tokens: TokenStore | None = None) -> None:
+        self.logins = Logins()
         self.admin_token = admin_token
         self.tokens = tokens or TokenStore.for_config(config)
         self.loopback = config.loopback_bind
@@ -143,6 +205,8 @@ class Guard:
         """(who the bearer token says the caller is, whether a bearer was given at all)."""
         auth = request.headers.get("Authorization")
         if auth is None:
+            if self.logins.valid(request.cookies.get(SESSION_COOKIE)):
+                return Principal("session", "admin", "session", "dashboard login"), False
             return ANONYMOUS, False
         scheme, _, given = auth.partition(" ")
         given = given.strip()
@@ -160,6 +224,9 @@ class Guard:
         cls = route_class(request)
         need = NEEDS[cls][0 if self.loopback else 1]
         who, gave_bearer = self.identify(request)
+        if who.kind == "session" and request.method in MUTATING and "Origin" not in request.headers:
+            # a browser sends Origin on every POST; one without it is not our page (check_host_origin vetted it)
+            raise Forbidden("a dashboard action must come from the dashboard (no Origin header)")
         if need is None or who.scope == "admin" or who.scope == need:
             return who
         if who.scope is not None:  # a real token, too narrow

@@ -15,6 +15,7 @@ import click
 
 from silnode import __version__
 from silnode.cli import daemon_cmds, discover, dvm, fit, identity, models, serve, service, status, transfers, up
+from silnode.cli import dashboard as dashboard_cmds
 from silnode.cli import payments as payments_cmds
 from silnode.cli import tasks as tasks_cmds
 from silnode.cli import tokens as tokens_cmds
@@ -96,6 +97,7 @@ def _register() -> None:
         payments_cmds,
         status,
         tasks_cmds,
+        dashboard_cmds,
     ):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)

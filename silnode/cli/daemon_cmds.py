@@ -374,8 +374,13 @@ def doctor(ctx: Ctx) -> None:
         else:
             add("store", "warn", f"{models} not created yet", "run `silnode init`")
     state, info = daemon_state(config)
+    daemon_relays: list[dict[str, Any]] | None = None  # the running daemon's view of its relays
     if state == "running" and info:
         add("daemon", "ok", f"running, pid {info.pid}, {info.url}")
+        try:
+            daemon_relays = ctx.client().dvm().get("relays") or []
+        except SilnodeError:
+            daemon_relays = None
         try:
             bt = ctx.client().status().get("torrents") or {}
             if bt.get("dht_enabled"):
@@ -434,10 +439,14 @@ def doctor(ctx: Ctx) -> None:
     from silnode.fit.backend import build_info, judge
     from silnode.fit.hardware import probe as probe_hardware
 
-    gpus = [
-        d.name for d in probe_hardware(probes={"cpu": None, "ggml": None}).gpus
-    ]  # NVML, AMD sysfs, Apple: no VRAM used
+    report = probe_hardware(probes={"cpu": None, "ggml": None})  # NVML, AMD sysfs, Apple: no VRAM used
+    gpus = [d.name for d in report.gpus]
     add("llama.cpp", *judge(build_info(), gpus))
+    from silnode.cli.doctor_checks import dht_check, gpu_check, relay_check
+
+    add("gpu", *gpu_check(report))
+    add("dht bootstrap", *dht_check(config))
+    add("relays", *relay_check(config, daemon_relays))
     _doctor_report(ctx, checks)
 
 

@@ -154,12 +154,16 @@ async def _pick_provider(ctx: Ctx, customer: Any, model: str | None) -> Any:
 
 @click.command()
 @click.option("--timeout", type=click.FloatRange(min=0.5), default=3, show_default=True, help="Seconds to listen.")
+@click.option("--model", help="Rank those serving this model (org/model) first.")
 @relay_option
 @json_option
 @pass_ctx
-def providers(ctx: Ctx, timeout: float, relays: tuple[str, ...]) -> None:
-    """Kind-5050 sellers announced (NIP-89) on the relays: name, models, encryption, age."""
-    rows = asyncio.run(_providers(ctx, timeout, relays))
+def providers(ctx: Ctx, timeout: float, model: str | None, relays: tuple[str, ...]) -> None:
+    """Kind-5050 sellers announced (NIP-89) on the relays, best first: serving --model, then uptime (in steps:
+    10 min, 1 h, 1 day), then the price of a 256-token job; with their models, demand and encryption."""
+    from silnode.dvm.announce import rank
+
+    rows = rank(asyncio.run(_providers(ctx, timeout, relays)), model)
     now = time.time()
     text = (
         table(
@@ -168,17 +172,29 @@ def providers(ctx: Ctx, timeout: float, relays: tuple[str, ...]) -> None:
                     p["name"] or "-",
                     p["npub"][:24] + "…",
                     ", ".join(m.get("name", "?") for m in p["models"] if isinstance(m, dict)) or ", ".join(p["topics"]),
+                    _age(p["uptime_s"]),
+                    f"{p['price_msats'] / 1000:g} sat" if p["price_msats"] else "free",
+                    f"{p['requests_per_minute']:g}",
                     ",".join(p["encryption"]) or "-",
                     f"{int(now - p['created_at'])} s",
                 )
                 for p in rows
             ],
-            ["NAME", "NPUB", "MODELS", "ENCRYPTION", "AGE"],
+            ["NAME", "NPUB", "MODELS", "UPTIME", "PRICE/JOB", "REQ/MIN", "ENCRYPTION", "AGE"],
         )
         if rows
         else "no kind-5050 providers announced on these relays"
     )
     ctx.out.data({"providers": rows}, text)
+
+
+def _age(seconds: int | None) -> str:
+    if seconds is None:
+        return "?"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds} s"
 
 
 async def _providers(ctx: Ctx, timeout: float, relays: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -34,9 +34,16 @@ def render(st: dict[str, Any], ident: dict[str, Any] | None, earned: dict[str, A
     if serving:
         for name, m in serving.items():
             tps = m.get("tokens_per_second")
+            rate = ((m.get("demand") or {}).get("per_minute")) or {}
             lines.append(
                 f"serving    {name}: {m.get('state')}, {m.get('requests', 0)} request(s)"
                 + (f", {tps} tok/s" if tps else "")
+                + (
+                    f"; demand {rate.get('total', 0):g}/min (HTTP {rate.get('http', 0):g}, "
+                    f"NIP-90 {rate.get('nip90', 0):g}, last 5 min)"
+                    if rate
+                    else ""
+                )
             )
     else:
         lines.append("serving    nothing (`silnode serve`)")
@@ -83,7 +90,10 @@ def status(ctx: Ctx) -> None:
         earned = client.request("GET", "/api/v1/earnings")["earnings"]
     except Exception:  # noqa: BLE001 - an older daemon without payments: the line is left out
         earned = None
-    ctx.out.data({"status": st, "identity": ident, "earnings": earned}, render(st, ident, earned))
+    screen = render(st, ident, earned) + (
+        f"\ndashboard  {client.base_url}/ (read-only; `silnode dashboard login` prints a one-time login link)"
+    )
+    ctx.out.data({"status": st, "identity": ident, "earnings": earned}, screen)
 
 
 COMMANDS = [status]

@@ -132,6 +132,7 @@ def up(ctx: Ctx, auto: bool, detach: bool, port: int | None, password_file: str 
         ctx.out.info(
             f"node up: API {url}/api/v1, OpenAI-compatible {url}/v1" + (f", npub {npub}" if npub else ", no identity")
         )
+        ctx.out.info(_dashboard_line(client, url))
     if detach or not started:
         return
     ctx.out.info("Ctrl-C stops the node")
@@ -154,6 +155,18 @@ def up(ctx: Ctx, auto: bool, detach: bool, port: int | None, password_file: str 
     while daemon_state(config)[0] == "running" and time.monotonic() < deadline:
         time.sleep(0.1)
     ctx.out.info("stopped")
+
+
+def _dashboard_line(client: Any, url: str) -> str:
+    """The dashboard's URL, and a one-time login link for its actions (works once, within 2 minutes)."""
+    try:
+        link = client.request("POST", "/api/v1/dashboard/login")
+    except Exception:  # noqa: BLE001 - an older daemon without the login: the read-only URL still helps
+        return f"dashboard: {url}/ (read-only)"
+    return (
+        f"dashboard: {url}/ (read-only); to log in for its actions open {link['url']} "
+        f"within {link['expires_in']} s (once; `silnode dashboard login` makes another)"
+    )
 
 
 COMMANDS = [up]

@@ -76,6 +76,7 @@ class DvmService:
         self._rate: dict[str, deque[float]] = defaultdict(deque)
         self._recent: deque[tuple[float, str]] = deque()  # (finished at, model): jobs per minute per model
         self._announced: list[str] = []
+        self.announcement: dict[str, Any] | None = None  # the last NIP-89 one: {id, at, models} (dashboard)
         self._served_key: tuple[str, ...] | None = None
         self.inferences = 0  # generations started by this process (tests read it: no double work)
         self._state_file = config.state_dir / "dvm.json"
@@ -462,7 +463,7 @@ class DvmService:
         out = []
         for m in self.serving.models.values():
             if m.state == "ready":
-                out.append({"name": m.name, "context": m.n_ctx, "price_msats": None})
+                out.append({"name": m.name, "context": m.n_ctx, "price_msats": None, **announce.demand_of(m)})
         return sorted(out, key=lambda m: m["name"])
 
     async def announce_now(self) -> str | None:
@@ -471,11 +472,18 @@ class DvmService:
             return None
         name = self.ns.name or f"silnode {self.identity.npub[:16]}"
         about = self.ns.about or "Text generation (NIP-90 kind 5050) with GGUF models on llama.cpp"
-        content = announce.content(name=name, about=about, models=served, catalog_magnet=self.catalog_magnet())
+        content = announce.content(
+            name=name,
+            about=about,
+            models=served,
+            catalog_magnet=self.catalog_magnet(),
+            pricing=announce.pricing_of(self.config),
+        )
         ev = announce.announcement(self.keys, content)
         await self.pool.publish(ev, attempts=4)
         self._announced.append(ev.id().to_hex())
         self._announced = self._announced[-16:]
+        self.announcement = {"id": ev.id().to_hex(), "at": int(time.time()), "models": [m["name"] for m in served]}
         log.info("announced (NIP-89) %s", ", ".join(m["name"] for m in served))
         return ev.id().to_hex()
 
@@ -510,6 +518,7 @@ class DvmService:
             "jobs_running": len(self._running),
             "inferences": self.inferences,  # generations this process started for jobs
             "jobs_per_minute": {k: round(v, 2) for k, v in per_model.items()},
+            "announcement": self.announcement,
         }
 
     async def status(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from silnode.errors import (
 )
 from silnode.fit.inspect import inspect_model
 from silnode.fsutil import atomic_write_json
+from silnode.serving.demand import Demand, channel_of
 from silnode.serving.process import WorkerProcess
 from silnode.serving.queue import FairQueue
 from silnode.serving.request import EmbeddingRequest, GenerationRequest
@@ -100,6 +101,7 @@ class ServedModel:
         self.info: dict[str, Any] = {}
         self.queue: FairQueue[Request] = FairQueue(config.serve.queue_size)
         self.counters = Counters()
+        self.demand = Demand()  # requests per minute by channel (HTTP, NIP-90): status, dashboard, NIP-89
         self.running: Request | None = None
         self.loaded_at: float | None = None
         self.estimate: dict[str, Any] | None = None  # the memory estimate it was loaded under
@@ -207,6 +209,7 @@ class ServedModel:
                 hint=f"`silnode models load {self.name}` loads it again",
             )
         req = Request(client, generation)
+        self.demand.record(channel_of(client))
         try:
             self.queue.put(client, req)
         except QueueFull as exc:
@@ -296,6 +299,7 @@ class ServedModel:
             "info": self.info,
             "offload": self.offload,
             **self.counters.to_dict(),
+            "demand": self.demand.to_dict(),
         }
 
 

@@ -40,7 +40,9 @@ async def test_announce_reannounce_and_delete(tmp_path, clean_env, tiny_gguf, ti
         assert p["topics"] == [TINY] and p["encryption"] == ["nip44", "nip04"]
         # the announcement carries the node's catalog magnet: a buyer can follow what it shares
         assert p["catalog"] == node.discovery.catalog_magnet and p["catalog"].startswith("magnet:?xs=urn:btpk:")
-        assert p["models"] == [{"name": TINY, "context": 512, "price_msats": None}]
+        assert p["models"] == [{"name": TINY, "context": 512, "price_msats": None, "requests_per_minute": 0.0}]
+        assert p["pricing"] == {"msats_per_job": 0, "msats_per_1k_tokens": 0, "required": False}
+        assert p["online_since"] is not None and p["online_since"] <= p["created_at"]
         raw = (await customer.client.fetch_events(ReqTarget.auto([Filter().kind(Kind(31990))]), timedelta(seconds=2)))[
             0
         ]

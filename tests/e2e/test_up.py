@@ -53,6 +53,8 @@ def test_up_from_nothing_then_again(clean_env):
     saved = home / "identity.password"
     assert saved.stat().st_mode & 0o777 == 0o600 and len(saved.read_text()) >= 24
     assert any("identity.password" in line for line in err)
+    # the dashboard's URL and a one-time login link for its actions
+    assert any(f"dashboard: {base}/ (read-only)" in line and f"{base}/login?code=" in line for line in err)
     ident = json.loads(run_cli(home, "identity", "show", "--json").stdout)
     assert ident["npub"].startswith("npub1")
     with urllib.request.urlopen(f"{base}/api/v1/identity", timeout=30) as r:
