@@ -23,7 +23,7 @@ from silnode.api.base import NODE, json_object
 from silnode.api.metrics import node_metrics
 from silnode.api.security import client_key
 from silnode.errors import BadRequest, InvalidGenerationRequest, SilnodeError
-from silnode.payments.http import token_from_headers
+from silnode.payments.http import carries_payment
 from silnode.serving.request import EmbeddingRequest, GenerationRequest
 from silnode.serving.service import Request, ServedModel
 
@@ -223,8 +223,10 @@ async def _complete(request: web.Request, kind: str) -> web.StreamResponse:
             resp = await _whole(run, gens, fmt, meta)
             resp.headers.update(headers)
     except SilnodeError as exc:
-        if paid is not None and paid.status == "paid":  # failed after it was paid: the money goes back
-            exc.details["x_cashu"] = await request.app[NODE].payments.http.refund(paid)
+        if paid is not None and paid.status != "free":  # failed after it was paid: the money goes back
+            back = await request.app[NODE].payments.http.refund(paid)  # a token, or credited to the balance
+            if back:
+                exc.details["x_cashu"] = back
         raise
     finally:
         run.close()
@@ -237,7 +239,7 @@ async def _charge(request: web.Request, node: Any, model: str, generation: Gener
     """Ecash for this request (payments/http.py): redeemed before any work when the caller sent some, or when
     payments.require_payment_http asks every caller to (402 with a NUT-18 payment request otherwise)."""
     http = getattr(getattr(node, "payments", None), "http", None)
-    if http is None or not (http.required or token_from_headers(request.headers)):
+    if http is None or not (http.required or carries_payment(request.headers)):
         return None
     max_tokens = (generation.max_tokens or node.config.serve.max_tokens) * n
     return await http.charge(request.headers, model, max_tokens)
