@@ -447,6 +447,10 @@ async def completions(request: web.Request) -> web.StreamResponse:
 
 async def list_models(request: web.Request) -> web.Response:
     data = []
+    http = getattr(getattr(request.app[NODE], "payments", None), "http", None)
+    # what a request costs, per model, when /v1 is sold for ecash (payments/http.py); None when it is free
+    sold = http is not None and not http.gate.pricing.free and (http.required or bool(http.gate.ecash.allowed))
+    pricing = http.prices() if sold else None
     for m in request.app[NODE].serving.list():
         info = m.get("info") or {}
         data.append(
@@ -459,6 +463,7 @@ async def list_models(request: web.Request) -> web.Response:
                 "n_ctx": m["n_ctx"],
                 "chat_template": info.get("chat_template"),
                 "embedding": bool(m.get("embedding")),
+                **({"pricing": pricing} if pricing else {}),
             }
         )
     return web.json_response({"object": "list", "data": data})

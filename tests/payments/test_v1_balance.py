@@ -94,6 +94,20 @@ async def test_a_balance_key_pays_for_requests_until_it_runs_out(clean_env, tiny
         r = await client.get("/v1/balance", headers={"Authorization": f"Bearer {key}"})
         assert (await r.json())["balance_msats"] == 4000
 
+        # /v1/models lists what a request costs
+        r = await client.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
+        (entry,) = (await r.json())["data"]
+        assert entry["pricing"] == {"unit": "msats", "per_job": 2000, "per_1k_tokens": 0, "mints": [mint.url],
+                                    "required": True}  # fmt: skip
+
+        # the balance survives a restart of the node (the ledger is SQLite, synchronous=FULL)
+        await node.stop()
+        node = Node(config, identity=Identity.from_mnemonic(PHRASE))
+        await node.start()
+        client = await aiohttp_client(make_app(node))
+        r = await client.get("/v1/balance", headers={"Authorization": f"Bearer {key}"})
+        assert (await r.json())["balance_msats"] == 4000
+
         # withdraw it all: one token the customer redeems at the mint
         r = await client.delete("/v1/balance", headers={"Authorization": f"Bearer {key}"})
         assert r.status == 200 and (await r.json())["withdrawn_msats"] == 4000
