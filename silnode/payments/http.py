@@ -1,5 +1,5 @@
-"""Selling over HTTP the way Routstr does, for the lead to wire into /v1 (silnode/api/openai.py is not part of
-this change): any OpenAI client pays a request with ecash.
+"""Selling over HTTP the way Routstr does (silnode/api/openai.py calls it): any OpenAI client pays a request with
+ecash, or with the key of a balance the node keeps (``POST /v1/balance``; see :meth:`HttpPayments.deposit`).
 
 A request carries a Cashu token in ``X-Cashu: <token>`` (NUT-24) or as its bearer API key
 (``api_key="cashuB…"`` in the openai client). :meth:`HttpPayments.charge` redeems it at an allow-listed mint
