@@ -493,9 +493,12 @@ class DvmService:
     # ------------------------------------------------------------------ NIP-89
     def _served(self) -> list[dict[str, Any]]:
         out = []
+        price = self.gate.pricing()  # the rule and the mints a ["cashu", token] may come from; None: free
         for m in self.serving.models.values():
             if m.state == "ready":
-                out.append({"name": m.name, "context": m.n_ctx, "price_msats": None, "price": self.gate.pricing()})
+                out.append(
+                    {"name": m.name, "context": m.n_ctx, "price_msats": None, **({"price": price} if price else {})}
+                )
         return sorted(out, key=lambda m: m["name"])
 
     async def announce_now(self) -> str | None:
