@@ -16,7 +16,7 @@ import click
 from silnode.cli.context import Ctx, json_option
 from silnode.cli.identity import password_option, read_password
 from silnode.cli.output import table
-from silnode.errors import BadRequest, NostrError, SilnodeError
+from silnode.errors import BadRequest, JobRejected, NostrError, SilnodeError
 
 pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
 
@@ -172,8 +172,10 @@ async def _ask(
             if paying is not None:
                 await paying.give_up()
             raise SystemExit(130) from None
-        except SilnodeError:
+        except SilnodeError as exc:
             if paying is not None:
+                if not isinstance(exc, JobRejected):  # we refused to pay (over --bid): withdraw the job too
+                    await customer.cancel(request)
                 await paying.give_up()
             raise
         finally:

@@ -189,6 +189,7 @@ class PaymentGate:
 
     # ---- cashu prepayment
     async def _take_cashu(self, t: JobTerms, price: int) -> Charge:
+        self.ledger.require_ecash()  # refuse before the swap: swapped ecash the node cannot keep would be lost
         try:
             redeemed = await self.ecash.redeem(t.cashu or "", price)
         except SilnodeError as exc:

@@ -193,6 +193,7 @@ class HttpPayments:
         ledger = self.gate.ledger
         if new_key is None and await ledger.call(ledger.balance, digest) is None:
             raise Unauthorized("unknown balance key", hint="leave the bearer out to make a new key")
+        ledger.require_ecash()  # before the swap: ecash the node cannot store would be lost
         redeemed = await self.gate.ecash.redeem_all(token)
         held = await ledger.call(ledger.deposit, digest, redeemed.mint, redeemed.kept, new_id=secrets.token_hex(6))
         out: dict[str, Any] = {"balance_id": held["id"], "balance_msats": held["balance_msats"], "mint": held["mint"]}

@@ -159,6 +159,18 @@ class Ledger:
         self._db: sqlite3.Connection | None = None
         self._owner: int | None = None
 
+    @property
+    def holds_ecash(self) -> bool:
+        """Whether proofs can be stored (encrypted with the identity's key): check before swapping any token."""
+        return self._box is not None
+
+    def require_ecash(self) -> None:
+        if self._box is None:
+            raise PaymentsUnavailable(
+                "ecash needs the node's identity unlocked (the proofs are stored encrypted with its key)",
+                hint="start the daemon with SILNODE_PASSWORD set, after `silnode identity new`",
+            )
+
     # ---- lifecycle (the owner thread)
     def open(self) -> Ledger:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
