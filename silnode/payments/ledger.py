@@ -266,6 +266,12 @@ class Ledger:
             self._store_proofs(pid, row["mint"], proofs)
         return self._get(pid)
 
+    def note(self, pid: str, note: str) -> None:
+        """An event on a payment that does not change its state (e.g. a refund owed that only a person can make)."""
+        with self.db:
+            state = self._get(pid).state
+            self.db.execute("INSERT INTO events VALUES (?,?,?,?)", (pid, time.time(), state, note[:300]))
+
     def set_work(self, job_id: str, *, tokens: int | None, model: str | None) -> None:
         """What the paid job really produced (tokens, the model that ran it)."""
         with self.db:

@@ -57,6 +57,13 @@ async def test_lnbits_invoice_paid_runs_once_and_survives_a_restart(tmp_path, ln
         [p] = await gate.ledger.call(gate.ledger.by_job, "f" * 64)
         assert (p.state, p.backend, p.amount_msats) == ("paid", "lnbits", 5000)
         assert (await gate.charge(JobTerms("f" * 64, 50))).status == "paid"
+        # a Lightning payment is no ecash the node could hand back: the refund is refused, and recorded as owed
+        from silnode.errors import PaymentError
+
+        with pytest.raises(PaymentError, match="refund it by hand"):
+            await gate.refund("f" * 64)
+        events = await gate.ledger.call(gate.ledger.events, p.id)
+        assert events[-1] == ("paid", "refund owed: the job delivered nothing (Lightning)")
 
         # an invoice paid while the node is down
         second = await gate.charge(JobTerms("9" * 64, 50))
