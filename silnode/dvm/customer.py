@@ -164,7 +164,6 @@ class Customer:
             raise NostrError(f"no relay took the job: {'; '.join(f'{u}: {m}' for u, m in out.failed.items())}")
         statuses: list[str] = []
         ecash: list[str] = []
-        self.last_ecash = ecash
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
