@@ -123,6 +123,7 @@ async def test_a_balance_key_pays_for_requests_until_it_runs_out(clean_env, tiny
         )
         assert r.status == 401
 
+        api.close()
         earned = await node.payments.earnings()
         assert earned["totals"]["paid"] == {"count": 3, "msats": 6000}, earned
         assert earned["totals"]["refunded"] == {"count": 1, "msats": 2000}
