@@ -1,14 +1,15 @@
 """Money back on the NIP-90 side, end to end (a real relay, a real llama.cpp worker, a real nutshell mint with
 FakeWallet brr=false): a ``["cashu", token]`` prepayment worth more than the price gets its change; a paid job
-that fails, or that its customer cancels after paying, gets a refund; each goes to the customer as a cashu
-token in an ENCRYPTED kind-7000 feedback, which the customer decrypts and redeems at the mint. The same token
-twice is refused; an invoice nobody pays expires and its job never runs. And a node stopped between the
+that fails, that its customer cancels after paying, or that expires (NIP-40) before it is paid for, gets a
+refund; each goes to the customer as a cashu token in an ENCRYPTED kind-7000 feedback, which the customer
+decrypts and redeems at the mint. The same token twice is refused; an invoice nobody pays expires and its job never runs. And a node stopped between the
 payment-required feedback and the payment finds the payment when it starts again and runs the job once."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -62,7 +63,7 @@ async def feedback_events(buyer: NostrCustomer, job_id: str) -> list:
 
 async def test_change_refunds_reuse_and_expiry_over_nostr(clean_env, tiny_gguf, mint, customer):
     identity = Identity.from_mnemonic(PHRASE)
-    node = Node(config(clean_env, mint.url, expiry=8), identity=identity)
+    node = Node(config(clean_env, mint.url, expiry=20), identity=identity)
     await node.start()
     buyer = NostrCustomer(Keys.generate(), [node.dvm.pool.embedded.url])
     await buyer.start()
@@ -142,6 +143,22 @@ async def test_change_refunds_reuse_and_expiry_over_nostr(clean_env, tiny_gguf, 
         assert await ledger_states(node, job_ids[0]) == ["refunded"]
         assert (await node.dvm.job(job_ids[0]))["status"] == "cancelled"
 
+        # 4b. an invoice paid after the job's own NIP-40 expiration: no work, the payment comes back
+        got.clear()
+        expires = int(time.time()) + 8
+        late = build_request(buyer.keys, "hello", provider=provider, params=params, expiration=expires)
+
+        async def pay_late(msats: int, bolt11: str) -> None:
+            while time.time() < expires + 1.5:  # NIP-40 counts whole seconds
+                await asyncio.sleep(0.2)
+            await customer.pay(bolt11)
+
+        with pytest.raises(JobRejected, match="expired; paid, so refunded"):
+            await buyer.ask("", request=late, on_payment=pay_late, on_ecash=on_ecash)
+        assert [s for s, _ in got] == ["error"] and await customer.receive(got[0][1]) == 2
+        assert node.dvm.inferences == inferences
+        assert await ledger_states(node, late.id().to_hex()) == ["refunded"]
+
         # 5. an invoice nobody pays: it expires, the job never runs
         with pytest.raises(JobRejected, match="expired"):
             await buyer.ask("hello", provider=provider, params=params)
@@ -150,7 +167,7 @@ async def test_change_refunds_reuse_and_expiry_over_nostr(clean_env, tiny_gguf, 
 
         earned = await node.payments.earnings()
         assert earned["totals"]["paid"]["msats"] == PRICE  # job 1 only
-        assert earned["totals"]["refunded"] == {"count": 2, "msats": 2 * PRICE}
+        assert earned["totals"]["refunded"] == {"count": 3, "msats": 3 * PRICE}
     finally:
         await buyer.stop()
         await node.stop()
