@@ -423,6 +423,11 @@ class InsufficientPayment(PaymentRequired):
     hint = "send a token worth at least the price (details.price_msats, rounded up to whole sats)"
 
 
+class InsufficientBalance(PaymentRequired):
+    code = "insufficient_balance"
+    hint = "top the key up: POST /v1/balance with a cashu token in X-Cashu and the key as the bearer"
+
+
 class BidTooLow(BadRequest):
     """A NIP-90 ``bid`` below the node's price; ``details["price_msats"]`` names the price."""
 

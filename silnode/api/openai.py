@@ -23,7 +23,7 @@ from silnode.api.base import NODE, json_object
 from silnode.api.metrics import node_metrics
 from silnode.api.security import client_key
 from silnode.errors import BadRequest, InvalidGenerationRequest, SilnodeError
-from silnode.payments.http import token_from_headers
+from silnode.payments.http import carries_payment
 from silnode.serving.request import EmbeddingRequest, GenerationRequest
 from silnode.serving.service import Request, ServedModel
 
@@ -223,8 +223,10 @@ async def _complete(request: web.Request, kind: str) -> web.StreamResponse:
             resp = await _whole(run, gens, fmt, meta)
             resp.headers.update(headers)
     except SilnodeError as exc:
-        if paid is not None and paid.status == "paid":  # failed after it was paid: the money goes back
-            exc.details["x_cashu"] = await request.app[NODE].payments.http.refund(paid)
+        if paid is not None and paid.status != "free":  # failed after it was paid: the money goes back
+            back = await request.app[NODE].payments.http.refund(paid)  # a token, or credited to the balance
+            if back:
+                exc.details["x_cashu"] = back
         raise
     finally:
         run.close()
@@ -237,7 +239,7 @@ async def _charge(request: web.Request, node: Any, model: str, generation: Gener
     """Ecash for this request (payments/http.py): redeemed before any work when the caller sent some, or when
     payments.require_payment_http asks every caller to (402 with a NUT-18 payment request otherwise)."""
     http = getattr(getattr(node, "payments", None), "http", None)
-    if http is None or not (http.required or token_from_headers(request.headers)):
+    if http is None or not (http.required or carries_payment(request.headers)):
         return None
     max_tokens = (generation.max_tokens or node.config.serve.max_tokens) * n
     return await http.charge(request.headers, model, max_tokens)
@@ -445,6 +447,10 @@ async def completions(request: web.Request) -> web.StreamResponse:
 
 async def list_models(request: web.Request) -> web.Response:
     data = []
+    http = getattr(getattr(request.app[NODE], "payments", None), "http", None)
+    # what a request costs, per model, when /v1 is sold for ecash (payments/http.py); None when it is free
+    sold = http is not None and not http.gate.pricing.free and (http.required or bool(http.gate.ecash.allowed))
+    pricing = http.prices() if sold else None
     for m in request.app[NODE].serving.list():
         info = m.get("info") or {}
         data.append(
@@ -457,6 +463,7 @@ async def list_models(request: web.Request) -> web.Response:
                 "n_ctx": m["n_ctx"],
                 "chat_template": info.get("chat_template"),
                 "embedding": bool(m.get("embedding")),
+                **({"pricing": pricing} if pricing else {}),
             }
         )
     return web.json_response({"object": "list", "data": data})

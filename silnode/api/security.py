@@ -89,6 +89,7 @@ PRINCIPAL = web.RequestKey("principal", Principal)  # request[PRINCIPAL], set by
 PaymentVerifier = Callable[[web.Request], Awaitable[str | None]]
 PAYMENT_VERIFIER = web.AppKey("payment_verifier", object)
 CASHU_PREFIXES = ("cashuA", "cashuB")  # a cashu token (NUT-00); a real API token matched first still wins
+PAID_KEY_PREFIXES = (*CASHU_PREFIXES, "sbal_")  # ... or the key of a balance the node keeps (payments/http.py)
 
 
 def set_payment_verifier(app: web.Application, verifier: PaymentVerifier) -> None:
@@ -236,7 +237,7 @@ class Guard:
                 hint="use the admin token (SILNODE_HOME/api.token) or `silnode tokens create --scope admin`",
             )
         # ecash in X-Cashu, or as the API key (an OpenAI client has nowhere else to put it)
-        cashu_key = request.headers.get("Authorization", "").partition(" ")[2].strip().startswith(CASHU_PREFIXES)
+        cashu_key = request.headers.get("Authorization", "").partition(" ")[2].strip().startswith(PAID_KEY_PREFIXES)
         if cls == INFER and ((not gave_bearer and PAYMENT_HEADER in request.headers) or cashu_key):
             paid = await self._paid(request)
             if paid is not None:

@@ -16,7 +16,7 @@ import click
 from silnode.cli.context import Ctx, json_option
 from silnode.cli.identity import password_option, read_password
 from silnode.cli.output import table
-from silnode.errors import NostrError
+from silnode.errors import BadRequest, JobRejected, NostrError, SilnodeError
 
 pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
 
@@ -58,6 +58,15 @@ def _customer_keys(ctx: Ctx, password_file: str | None) -> tuple[Any, str]:
 @click.option("--temperature", type=click.FloatRange(0, 2))
 @click.option("--bid", type=click.IntRange(min=0), help="The most you will pay, in millisatoshis (recorded).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True, help="Seconds to wait.")
+@click.option("--pay", type=click.Choice(["cashu"]), help="Pay a priced job from the cashu wallet (`silnode wallet`).")
+@click.option("--mint", "mint_url", help="With --pay cashu: which mint's ecash to pay with.")
+@click.option(
+    "--prepay/--no-prepay",
+    default=True,
+    show_default=True,
+    help="With --pay: send a ['cashu', token] with the job when its announced price is known and the provider "
+    "takes the mint; else pay the payment-required invoice.",
+)
 @relay_option
 @password_option
 @json_option
@@ -73,35 +82,63 @@ def ask(
     temperature: float | None,
     bid: int | None,
     timeout: float,
+    pay: str | None,
+    mint_url: str | None,
+    prepay: bool,
     relays: tuple[str, ...],
     password_file: str | None,
 ) -> None:
     """Ask a Nostr seller for text (a NIP-90 kind-5050 job); streams its status and prints the reply.
 
-    Runs without a daemon. Ctrl-C cancels the job (a kind-5 deletion)."""
-    keys, which = _customer_keys(ctx, password_file)
+    Runs without a daemon. Ctrl-C cancels the job (a kind-5 deletion). With --pay cashu --mint URL a priced
+    job is paid from the wallet; change and refunds come back into it."""
+    wallet = None
+    if pay:
+        if not mint_url:
+            raise BadRequest(
+                "--pay cashu needs --mint URL (the mint whose ecash pays)", hint="`silnode wallet balance`"
+            )
+        from silnode.cli.payments import open_wallet
+        from silnode.dvm.customer import customer_keys
+
+        wallet, identity = open_wallet(ctx, password_file)
+        keys, which = customer_keys(identity), "identity (NIP-06 account 1)"
+    else:
+        keys, which = _customer_keys(ctx, password_file)
     ctx.out.info(f"asking as {keys.public_key().to_bech32()[:20]}… ({which})")
-    asyncio.run(_ask(ctx, prompt, model, provider, encrypt, nip04, max_tokens, temperature, bid, timeout, relays, keys))
+    payment = (wallet, mint_url, prepay) if wallet is not None else None
+    asyncio.run(
+        _ask(ctx, prompt, model, provider, encrypt, nip04, max_tokens, temperature, bid, timeout, relays, keys, payment)
+    )
 
 
-async def _ask(ctx: Ctx, prompt, model, provider, encrypt, nip04, max_tokens, temperature, bid, timeout, relays, keys):
+async def _ask(
+    ctx: Ctx, prompt, model, provider, encrypt, nip04, max_tokens, temperature, bid, timeout, relays, keys, payment=None
+):
     from silnode.dvm.customer import Customer, build_request, parse_pubkey
 
     customer = Customer(keys, _relays(ctx, relays))
     await customer.start()
+    paying = _Paying(ctx, *payment, bid) if payment is not None else None
     try:
         if provider:
-            pk = parse_pubkey(provider)
+            pk, announced = parse_pubkey(provider), None
         else:
-            pk = await _pick_provider(ctx, customer, model)
+            pk, announced = await _pick_provider(ctx, customer, model)
         params = {"max_tokens": str(max_tokens)}
         if model:
             params["model"] = model
         if temperature is not None:
             params["temperature"] = str(temperature)
         scheme = ("nip04" if nip04 else "nip44") if encrypt else None
+        cashu = None
+        if paying is not None:
+            if announced is None:
+                announced = next((p for p in await customer.providers() if p["pubkey"] == pk.to_hex()), None)
+            cashu = await paying.prepayment(announced, model, max_tokens)
+            scheme = scheme or ("nip44" if cashu else None)  # a token travels only encrypted
         request = build_request(
-            keys, prompt, provider=pk, params=params, bid=bid, relays=customer.relays, encryption=scheme
+            keys, prompt, provider=pk, params=params, bid=bid, relays=customer.relays, encryption=scheme, cashu=cashu
         )
         streamed = []
 
@@ -115,7 +152,16 @@ async def _ask(ctx: Ctx, prompt, model, provider, encrypt, nip04, max_tokens, te
 
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(
-            customer.ask(prompt, provider=pk, request=request, encryption=scheme, timeout=timeout, on_status=on_status)
+            customer.ask(
+                prompt,
+                provider=pk,
+                request=request,
+                encryption=scheme,
+                timeout=timeout,
+                on_status=on_status,
+                on_payment=paying.pay_invoice if paying else None,
+                on_ecash=paying.receive if paying else None,
+            )
         )
         loop.add_signal_handler(signal.SIGINT, task.cancel)
         try:
@@ -123,9 +169,19 @@ async def _ask(ctx: Ctx, prompt, model, provider, encrypt, nip04, max_tokens, te
         except asyncio.CancelledError:
             await customer.cancel(request)  # NIP-90: the provider stops working on it
             ctx.out.info("cancelled (deletion sent)")
+            if paying is not None:
+                await paying.give_up()
             raise SystemExit(130) from None
+        except SilnodeError as exc:
+            if paying is not None:
+                if not isinstance(exc, JobRejected):  # we refused to pay (over --bid): withdraw the job too
+                    await customer.cancel(request)
+                await paying.give_up()
+            raise
         finally:
             loop.remove_signal_handler(signal.SIGINT)
+        if paying is not None:
+            reply["payment"] = paying.summary()
         text = reply["text"]
         if ctx.out.json_mode:
             ctx.out.data(reply)
@@ -135,6 +191,75 @@ async def _ask(ctx: Ctx, prompt, model, provider, encrypt, nip04, max_tokens, te
             ctx.out.info(f"answered by {reply['provider'][:20]}… in {reply['seconds']:.2f} s (job {reply['job'][:16]})")
     finally:
         await customer.stop()
+        if paying is not None:
+            await paying.wallet.close()
+
+
+class _Paying:
+    """`ask --pay cashu`: a prepayment when the announced price is known, else the payment-required invoice
+    melted from the wallet (never above --bid); change and refunds go back into the wallet."""
+
+    def __init__(self, ctx: Ctx, wallet: Any, mint: str, prepay: bool, bid: int | None) -> None:
+        self.ctx, self.wallet, self.mint, self.prepay, self.bid = ctx, wallet, mint, prepay, bid
+        self.token: str | None = None  # a prepayment sent with the job
+        self.how: str | None = None
+        # money moving is always said on stderr, --json or not (stdout stays the one JSON reply)
+        self.say = lambda msg: click.echo(msg, err=True)
+        self.paid_sats = 0
+        self.back_sats = 0
+
+    async def prepayment(self, announced: dict[str, Any] | None, model: str | None, max_tokens: int) -> str | None:
+        from silnode.payments.cashu.token import normalize_mint_url
+        from silnode.payments.pricing import Pricing
+
+        models = [m for m in (announced or {}).get("models", []) if isinstance(m, dict)]
+        entry = next((m for m in models if m.get("name") == model), models[0] if models else None)
+        rule = entry.get("price") if entry else None
+        if not self.prepay or not isinstance(rule, dict):
+            return None  # no announced price: wait for payment-required
+        if normalize_mint_url(self.mint) not in [normalize_mint_url(m) for m in rule.get("mints") or []]:
+            self.say(f"the provider takes no ecash from {self.mint}; paying its invoice instead")
+            return None
+        price = Pricing(int(rule.get("per_job") or 0), int(rule.get("per_1k_tokens") or 0)).quote(max_tokens)
+        if self.bid is not None and price > self.bid:
+            raise BadRequest(f"the announced price is {price} msats, over --bid {self.bid}")
+        sats = price // 1000
+        self.token = await self.wallet.send(self.mint, sats)
+        self.how, self.paid_sats = "prepay", sats
+        self.say(f"prepaying {sats} sats in cashu from {self.mint} (encrypted with the job)")
+        return self.token
+
+    async def pay_invoice(self, msats: int, bolt11: str) -> None:
+        if self.how is not None:
+            return  # paid already (a re-sent payment-required after a provider restart names the same invoice)
+        if self.bid is not None and msats > self.bid:
+            raise BadRequest(f"the provider asks {msats} msats, over --bid {self.bid}")
+        cap = -(-(self.bid if self.bid is not None else msats) // 1000)
+        paid = await self.wallet.pay_invoice(self.mint, bolt11, max_sats=cap)
+        self.how, self.paid_sats = "invoice", paid["amount_sats"] + paid["fee_reserve_sats"]
+        self.say(f"paid the invoice: {paid['amount_sats']} sats from {self.mint}")
+
+    async def receive(self, token: str, status: str) -> None:
+        got = await self.wallet.receive(token)
+        self.back_sats += got
+        self.say(f"received {got} sats back ({'change' if status != 'error' else 'refund'})")
+
+    async def give_up(self) -> None:
+        """The job failed or was cancelled: a prepayment the provider never redeemed comes back."""
+        if self.token is not None and self.back_sats == 0:
+            got = await self.wallet.reclaim(self.token)
+            if got:
+                self.back_sats += got
+                self.say(f"took back the unspent prepayment ({got} sats)")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "how": self.how,
+            "paid_sats": self.paid_sats,
+            "back_sats": self.back_sats,
+            "mint": self.mint,
+            "wallet_sats": self.wallet.balance(self.mint),
+        }
 
 
 async def _pick_provider(ctx: Ctx, customer: Any, model: str | None) -> Any:
@@ -149,7 +274,7 @@ async def _pick_provider(ctx: Ctx, customer: Any, model: str | None) -> Any:
             hint="`silnode providers` lists who sells; --provider npub… asks one directly",
         )
     ctx.out.info(f"provider: {found[0]['name'] or found[0]['npub'][:20]} ({found[0]['npub'][:20]}…)")
-    return PublicKey.parse(found[0]["pubkey"])
+    return PublicKey.parse(found[0]["pubkey"]), found[0]
 
 
 @click.command()

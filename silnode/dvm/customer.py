@@ -54,9 +54,15 @@ def build_request(
     encryption: str | None = None,
     input_type: str = "text",
     expiration: int | None = None,
+    cashu: str | None = None,
 ) -> Event:
-    """A kind-5050 request. Encrypted: the i and param tags go, as JSON, into the content (NIP-90)."""
+    """A kind-5050 request. Encrypted: the i and param tags go, as JSON, into the content (NIP-90).
+    ``cashu``: a ``["cashu", token]`` prepayment, always encrypted (on a relay in clear, anyone could spend it)."""
     private = [["i", prompt, input_type]] + [["param", k, str(v)] for k, v in (params or {}).items()]
+    if cashu is not None:
+        if not encryption:
+            raise JobRejected("a cashu prepayment travels only in an encrypted request (NIP-44)")
+        private.append(["cashu", cashu])
     public: list[list[str]] = []
     if bid is not None:
         public.append(["bid", str(bid)])
@@ -130,11 +136,13 @@ class Customer:
         on_status: Callable[[str, str, str], None] | None = None,
         on_payment: Callable[[int, str], Awaitable[Any]] | None = None,
         request: Event | None = None,
+        on_ecash: Callable[[str, str], Awaitable[Any]] | None = None,
     ) -> dict[str, Any]:
         """Publish a job and wait for its result. ``on_status(status, extra, content)`` sees each feedback
         (partials decrypted); ``await on_payment(msats, bolt11)`` pays a ``payment-required`` invoice (without
-        one, a priced job waits until its invoice expires). Raises JobRejected on an ``error`` feedback,
-        NostrError on a timeout."""
+        one, a priced job waits until its invoice expires); ``await on_ecash(token, status)`` takes the cashu
+        token a feedback brings encrypted (a prepayment's change, a refund), before an ``error`` raises.
+        Raises JobRejected on an ``error`` feedback, NostrError on a timeout."""
         job = request or build_request(
             self.keys,
             prompt,
@@ -155,6 +163,7 @@ class Customer:
         if not out.success:
             raise NostrError(f"no relay took the job: {'; '.join(f'{u}: {m}' for u, m in out.failed.items())}")
         statuses: list[str] = []
+        ecash: list[str] = []
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -180,6 +189,11 @@ class Customer:
                 status, extra = st[1] if len(st) > 1 else "?", st[2] if len(st) > 2 else ""
                 statuses.append(status)
                 content = self._open(ev, encryption) if ev.content() else ""
+                if content.startswith(("cashuA", "cashuB")):  # money back: never shown as text
+                    ecash.append(content)
+                    if on_ecash is not None:
+                        await on_ecash(content, status)
+                    content = ""
                 if on_status:
                     on_status(status, extra, content)
                 if status == "payment-required" and on_payment is not None:
@@ -187,7 +201,9 @@ class Customer:
                     if amt is not None:
                         await on_payment(int(amt[1]), amt[2])
                 if status == "error":
-                    raise JobRejected(f"the provider refused the job: {extra}", job=job.id().to_hex())
+                    raise JobRejected(
+                        f"the provider refused the job: {extra}", job=job.id().to_hex(), refunded=bool(ecash)
+                    )
             elif kind == RESULT_KIND:
                 tags = tags_of(ev)
                 amount = next((int(t[1]) for t in tags if len(t) > 1 and t[0] == "amount" and t[1].isdigit()), None)
@@ -199,6 +215,7 @@ class Customer:
                     "encrypted": any(t and t[0] == "encrypted" for t in tags),
                     "amount_msats": amount,
                     "statuses": statuses,
+                    "ecash_tokens": len(ecash),  # change/refund tokens received (handed to on_ecash)
                     "seconds": round(time.perf_counter() - t0, 3),
                 }
 

@@ -320,11 +320,16 @@ class DvmService:
                 await self._feedback(job.event, job, relay, status, extra, amount=amt, bolt11=bolt11)
 
             await self.gate.settle(job, amount, notify)
-        if job.id in self._cancelled:
-            await self.store.transition(job.id, "cancelled", "deleted by its customer")
+        if job.id in self._cancelled or job.event.is_expired():  # paid for nothing: the money goes back
+            why = "cancelled" if job.id in self._cancelled else "expired"
+            await self.store.transition(job.id, why, "deleted by its customer" if why == "cancelled" else "expired")
+            await self._pay_back(job, relay, why)
             return
         await self.store.transition(job.id, "processing", model=model.name, amount=amount)
-        await self._feedback(job.event, job, relay, "processing", f"generating with {model.name}")
+        change = self.gate.take_change(job)  # what a cashu prepayment held beyond the price
+        await self._feedback(
+            job.event, job, relay, "processing", f"generating with {model.name}", ecash=change, why="change"
+        )
         req = model.submit(f"nostr:{job.customer}", gen)
         self._running[job.id] = req
         self.inferences += 1
@@ -348,9 +353,11 @@ class DvmService:
                 done = ev
         if req.cancelled or job.id in self._cancelled:
             await self.store.transition(job.id, "cancelled", "deleted by its customer")
+            await self._pay_back(job, relay, "cancelled")
             return
         if job.event.is_expired():  # NIP-40: no result for an expired job
             await self.store.transition(job.id, "expired", "expired while generating")
+            await self._pay_back(job, relay, "expired")
             return
         text = "".join(parts)
         result = self._result(job, relay, text, amount)
@@ -386,11 +393,29 @@ class DvmService:
         log.info("job %s: error: %s", job_id[:12], reason)
         try:
             await self.store.transition(job_id, "error", reason, error=reason)
-            await self._feedback(ev, job, relay, "error", reason)
+            token = await self._refund(job, reason)  # paid, then failed: the money rides on the error, encrypted
+            await self._feedback(ev, job, relay, "error", reason, ecash=token, why="refund")
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("job %s: could not report its error: %s", job_id[:12], exc)
+
+    async def _refund(self, job: Job | None, reason: str) -> str | None:
+        try:
+            return await self.gate.refund(job, reason)
+        except SilnodeError as exc:
+            log.warning("job %s: refund failed: %s", job.id[:12] if job else "?", exc)
+            return None
+
+    async def _pay_back(self, job: Job, relay: str | None, why: str) -> None:
+        """A paid job ends without a result (cancelled, expired): its refund in an encrypted 7000."""
+        token = await self._refund(job, why)
+        if token is not None:
+            try:
+                await self._feedback(job.event, job, relay, "error", f"{why}; paid, so refunded", ecash=token,
+                                     why="refund")  # fmt: skip
+            except NostrError as exc:
+                log.warning("job %s: refund not delivered: %s", job.id[:12], exc)
 
     # ------------------------------------------------------------------ events
     def _refs(self, ev: Event, relay: str | None) -> list[list[str]]:
@@ -407,15 +432,23 @@ class DvmService:
         content: str = "",
         amount: int | None = None,
         bolt11: str | None = None,
+        ecash: str | None = None,
+        why: str = "",
     ) -> None:
         assert self.pool is not None
+        encrypted = job is not None and bool(job.encryption)
+        if encrypted and content:
+            # the status reason stays readable (it says nothing of the input); a partial's text is encrypted
+            content = encrypt(self.keys, ev.author(), content, job.encryption)
+        if ecash and job is not None:  # bearer money (change, refund): only ever encrypted to the customer
+            from silnode.payments.cashu.token import decode
+
+            extra = f"{extra}; {why}: {decode(ecash).amount} sats in the encrypted content (a cashu token)"
+            content, encrypted = encrypt(self.keys, ev.author(), ecash, job.encryption or "nip44"), True
         tags = [["status", status, extra]] + self._refs(ev, relay)
         if amount is not None:
             tags.append(["amount", str(amount)] + ([bolt11] if bolt11 else []))
-        if job is not None and job.encryption:
-            # the status reason stays readable (it says nothing of the input); a partial's text is encrypted
-            if content:
-                content = encrypt(self.keys, ev.author(), content, job.encryption)
+        if encrypted:
             tags.append(["encrypted"])
         event = EventBuilder(Kind(FEEDBACK_KIND), content).tags([Tag.parse(t) for t in tags]).finalize(self.keys)
         await self.pool.publish(event, attempts=2 if status == "partial" else 40)
@@ -461,9 +494,18 @@ class DvmService:
     # ------------------------------------------------------------------ NIP-89
     def _served(self) -> list[dict[str, Any]]:
         out = []
+        price = self.gate.pricing()  # the rule and the mints a ["cashu", token] may come from; None: free
         for m in self.serving.models.values():
             if m.state == "ready":
-                out.append({"name": m.name, "context": m.n_ctx, "price_msats": None, **announce.demand_of(m)})
+                out.append(
+                    {
+                        "name": m.name,
+                        "context": m.n_ctx,
+                        "price_msats": None,
+                        **announce.demand_of(m),
+                        **({"price": price} if price else {}),
+                    }
+                )
         return sorted(out, key=lambda m: m["name"])
 
     async def announce_now(self) -> str | None:

@@ -6,8 +6,8 @@
 
 Three kinds: a Cashu mint (NUT-04: the mint quote's request *is* the bolt11; once paid the node mints the
 ecash and keeps it in the ledger), LNbits REST (invoice key), and NWC (NIP-47 through nostr-sdk's
-NostrWalletConnect; experimental: not tested end to end here, see README). Keys are held in memory only
-and appear in no repr, message or log."""
+NostrWalletConnect; tested end to end against @getalby/sdk's wallet service bridged to LNbits,
+tests/payments/test_nwc.py). Keys are held in memory only and appear in no repr, message or log."""
 
 from __future__ import annotations
 
@@ -137,8 +137,8 @@ class LNbitsBackend:
 
 
 class NWCBackend:
-    """NIP-47 ``make_invoice`` / ``lookup_invoice`` through nostr-sdk. Experimental: no NWC wallet service
-    can be installed here to test it end to end (payments-notes.md, section 3)."""
+    """NIP-47 ``make_invoice`` / ``lookup_invoice`` through nostr-sdk. No turnkey NWC wallet service installs
+    here; the tests run @getalby/sdk's NWCWalletService bridged to LNbits (tests/payments/nwc_bridge.mjs)."""
 
     name = "nwc"
 

@@ -73,6 +73,14 @@ class Ecash:
         kept, back = fresh[: len(kept_amounts)], fresh[len(kept_amounts) :]
         return Redeemed(mint.url, kept, Token(mint.url, tuple(back)).encode() if back else None)
 
+    async def redeem_all(self, token_text: str) -> Redeemed:
+        """Swap the whole token (less the mint's input fee) for the node's proofs: a deposit, no change."""
+        token = self.check(token_text, 0)
+        fee = await self.client(token.mint).input_fee(list(token.proofs))
+        if token.amount - fee <= 0:
+            raise InsufficientPayment(f"the token holds {token.amount} sats, not more than the mint's fee of {fee}")
+        return await self.redeem(token_text, (token.amount - fee) * 1000)
+
     async def make_token(self, mint: str, proofs: list[Proof], amount: int) -> tuple[str, list[Proof]]:
         """A token worth ``amount`` sats cut from ``proofs`` (all of one mint): ``(token, the rest back)``."""
         client = self.client(mint)

@@ -189,6 +189,7 @@ class PaymentGate:
 
     # ---- cashu prepayment
     async def _take_cashu(self, t: JobTerms, price: int) -> Charge:
+        self.ledger.require_ecash()  # refuse before the swap: swapped ecash the node cannot keep would be lost
         try:
             redeemed = await self.ecash.redeem(t.cashu or "", price)
         except SilnodeError as exc:
@@ -325,6 +326,8 @@ class PaymentGate:
                 raise NotFound(f"job {job_id[:16]} has no paid payment to refund")
             p = paid[-1]
             if not p.mint:
+                # Lightning (LNbits, NWC): the node holds no ecash to give back; the ledger says a refund is owed
+                await self.ledger.call(self.ledger.note, p.id, "refund owed: the job delivered nothing (Lightning)")
                 raise PaymentError(f"the payment of job {job_id[:16]} was not ecash ({p.backend}); refund it by hand")
             held = await self.ledger.call(self.ledger.held_proofs, p.mint)
             token, rest = await self.ecash.make_token(p.mint, [pr for _, pr in held], p.amount_msats // 1000)

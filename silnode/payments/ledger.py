@@ -60,6 +60,21 @@ CREATE TABLE IF NOT EXISTS events (
     state TEXT NOT NULL,
     note TEXT
 );
+CREATE TABLE IF NOT EXISTS balances (
+    id TEXT PRIMARY KEY,             -- shown to its owner and in logs; never the key
+    key_sha256 TEXT NOT NULL UNIQUE, -- the API key itself is never stored
+    mint TEXT NOT NULL,              -- where its ecash was deposited (and a withdrawal is cut)
+    balance_msats INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS balance_events (
+    balance_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    delta_msats INTEGER NOT NULL,    -- + deposit / credit back, - a request's price / withdrawal
+    payment_id TEXT,
+    note TEXT
+);
 CREATE TABLE IF NOT EXISTS proofs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     payment_id TEXT,
@@ -143,6 +158,18 @@ class Ledger:
         self._pool: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._owner: int | None = None
+
+    @property
+    def holds_ecash(self) -> bool:
+        """Whether proofs can be stored (encrypted with the identity's key): check before swapping any token."""
+        return self._box is not None
+
+    def require_ecash(self) -> None:
+        if self._box is None:
+            raise PaymentsUnavailable(
+                "ecash needs the node's identity unlocked (the proofs are stored encrypted with its key)",
+                hint="start the daemon with SILNODE_PASSWORD set, after `silnode identity new`",
+            )
 
     # ---- lifecycle (the owner thread)
     def open(self) -> Ledger:
@@ -239,6 +266,12 @@ class Ledger:
             self._store_proofs(pid, row["mint"], proofs)
         return self._get(pid)
 
+    def note(self, pid: str, note: str) -> None:
+        """An event on a payment that does not change its state (e.g. a refund owed that only a person can make)."""
+        with self.db:
+            state = self._get(pid).state
+            self.db.execute("INSERT INTO events VALUES (?,?,?,?)", (pid, time.time(), state, note[:300]))
+
     def set_work(self, job_id: str, *, tokens: int | None, model: str | None) -> None:
         """What the paid job really produced (tokens, the model that ran it)."""
         with self.db:
@@ -247,7 +280,7 @@ class Ledger:
                 (tokens, model, time.time(), job_id),
             )
 
-    def _store_proofs(self, pid: str, mint: str | None, proofs: list[Proof] | None) -> None:
+    def _store_proofs(self, pid: str | None, mint: str | None, proofs: list[Proof] | None) -> None:
         if not proofs:
             return
         if self._box is None:
@@ -272,6 +305,125 @@ class Ledger:
             self.db.execute("UPDATE payments SET state='refunded', updated_at=? WHERE id=?", (now, pid))
             self.db.execute("INSERT INTO events VALUES (?,?,?,?)", (pid, now, "refunded", "refund token made"))
         return self._get(pid)
+
+    # ---- balances (an API key's prepaid ecash; each change one transaction with its proofs and its event)
+    def deposit(self, key_sha256: str, mint: str, proofs: list[Proof], *, new_id: str | None = None) -> dict[str, Any]:
+        """Add ``proofs`` (swapped, now the node's) to the balance of ``key_sha256``, creating it as ``new_id``."""
+        msats, now = sum(p.amount for p in proofs) * 1000, time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT id FROM balances WHERE key_sha256=?", (key_sha256,)).fetchone()
+            if row is None:
+                if new_id is None:
+                    raise NotFound("no such balance")
+                self.db.execute("INSERT INTO balances VALUES (?,?,?,0,?,?)", (new_id, key_sha256, mint, now, now))
+                bid = new_id
+            else:
+                bid = row["id"]
+            self.db.execute(
+                "UPDATE balances SET balance_msats=balance_msats+?, mint=?, updated_at=? WHERE id=?",
+                (msats, mint, now, bid),
+            )
+            self.db.execute("INSERT INTO balance_events VALUES (?,?,?,NULL,?)", (bid, now, msats, "deposit"))
+            self._store_proofs(None, mint, proofs)
+        return self.balance(key_sha256) or {}
+
+    def balance(self, key_sha256: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT id, mint, balance_msats, created_at, updated_at FROM balances WHERE key_sha256=?", (key_sha256,)
+        ).fetchone()
+        return dict(row) if row is not None else None
+
+    def spend(self, key_sha256: str, msats: int, *, job_id: str, model: str | None, max_tokens: int) -> Payment:
+        """Charge a request's price to a balance: a ``paid`` payment, or InsufficientBalance (nothing changes)."""
+        from silnode.errors import InsufficientBalance
+
+        now, pid = time.time(), uuid.uuid4().hex
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute(
+                "SELECT id, mint, balance_msats FROM balances WHERE key_sha256=?", (key_sha256,)
+            ).fetchone()
+            if row is None:
+                raise NotFound("no such balance")
+            if row["balance_msats"] < msats:
+                raise InsufficientBalance(
+                    f"this request costs {msats} msats; the key's balance is {row['balance_msats']} msats",
+                    price_msats=msats,
+                    balance_msats=row["balance_msats"],
+                )
+            self.db.execute(
+                "UPDATE balances SET balance_msats=balance_msats-?, updated_at=? WHERE id=?", (msats, now, row["id"])
+            )
+            self.db.execute(
+                "INSERT INTO payments VALUES (?,?,?,?,?,?,?,?,NULL,NULL,NULL,?,?,NULL,?,?)",
+                (pid, job_id, "balance", "balance", msats, "paid", model, max_tokens, row["mint"], now, now, now),
+            )
+            self.db.execute("INSERT INTO events VALUES (?,?,?,?)", (pid, now, "paid", f"from balance {row['id']}"))
+            self.db.execute("INSERT INTO balance_events VALUES (?,?,?,?,?)", (row["id"], now, -msats, pid, "request"))
+        return self._get(pid)
+
+    def credit_back(self, key_sha256: str, pid: str) -> None:
+        """A request charged to a balance failed: its price goes back to the balance, the payment is refunded."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            p = self._get(pid)
+            if p.state != "paid" or p.kind != "balance":
+                return
+            bid = self.db.execute("SELECT id FROM balances WHERE key_sha256=?", (key_sha256,)).fetchone()["id"]
+            self.db.execute(
+                "UPDATE balances SET balance_msats=balance_msats+?, updated_at=? WHERE id=?", (p.amount_msats, now, bid)
+            )
+            self.db.execute("UPDATE payments SET state='refunded', updated_at=? WHERE id=?", (now, pid))
+            self.db.execute("INSERT INTO events VALUES (?,?,?,?)", (pid, now, "refunded", "credited back"))
+            self.db.execute("INSERT INTO balance_events VALUES (?,?,?,?,?)", (bid, now, p.amount_msats, pid, "failed"))
+
+    def take_whole_sats(self, key_sha256: str) -> int:
+        """Empty a balance (its whole sats) for a withdrawal, atomically: returns the msats taken."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT id, balance_msats FROM balances WHERE key_sha256=?", (key_sha256,)).fetchone()
+            if row is None:
+                raise NotFound("no such balance")
+            msats = row["balance_msats"] // 1000 * 1000
+            if msats:
+                self.db.execute(
+                    "UPDATE balances SET balance_msats=balance_msats-?, updated_at=? WHERE id=?",
+                    (msats, now, row["id"]),
+                )
+                self.db.execute(
+                    "INSERT INTO balance_events VALUES (?,?,?,NULL,?)", (row["id"], now, -msats, "withdrawn")
+                )
+        return msats
+
+    def put_back(self, key_sha256: str, msats: int, note: str) -> None:
+        """A withdrawal that could not be cut (the mint was down): the amount goes back to the balance."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            bid = self.db.execute("SELECT id FROM balances WHERE key_sha256=?", (key_sha256,)).fetchone()["id"]
+            self.db.execute(
+                "UPDATE balances SET balance_msats=balance_msats+?, updated_at=? WHERE id=?", (msats, now, bid)
+            )
+            self.db.execute("INSERT INTO balance_events VALUES (?,?,?,NULL,?)", (bid, now, msats, note))
+
+    def spend_proofs(self, mint: str, spent_ids: list[int], rest: list[Proof]) -> None:
+        """Proofs ``spent_ids`` went into a token handed out; ``rest`` (their change) stays held."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany("UPDATE proofs SET spent=1 WHERE id=?", [(i,) for i in spent_ids])
+            self._store_proofs(None, mint, rest)
+
+    def balance_events(self, balance_id: str) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for r in self.db.execute(
+                "SELECT at, delta_msats, payment_id, note FROM balance_events WHERE balance_id=? ORDER BY rowid",
+                (balance_id,),
+            )
+        ]
 
     # ---- reads
     def _get(self, pid: str) -> Payment:

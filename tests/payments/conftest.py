@@ -41,7 +41,7 @@ def mint(tmp_path_factory: pytest.TempPathFactory):
 
     async def fund() -> list[list]:
         purses = []
-        for _ in range(16):
+        for _ in range(32):  # one per test that needs money (a test run fails loudly when they run out)
             c = Customer(m.url)
             await c.fund(200)
             purses.append(c.proofs)
@@ -60,6 +60,8 @@ def mint(tmp_path_factory: pytest.TempPathFactory):
 async def customer(mint):
     from wallet import Customer
 
+    if not mint.purses:
+        pytest.fail("the session's funded purses ran out: raise their count in the mint fixture")
     c = Customer(mint.url, mint.purses.pop())
     yield c
     await c.close()

@@ -204,3 +204,88 @@ class LNbits:
 
     def pay(self, admin_key: str, bolt11: str) -> dict:
         return self._call("POST", "/api/v1/payments", {"out": True, "bolt11": bolt11}, key=admin_key)
+
+
+# ---- NWC (NIP-47): @getalby/sdk's wallet service bridged to LNbits (nwc_bridge.mjs), node + npm from the system
+NWC_PACKAGES = ["@getalby/sdk@8.0.3", "ws@8.18.3"]
+
+
+def ensure_nwc() -> Path:
+    """node_modules with the pinned SDK under the test-services cache (npm install once, ~10 s)."""
+    import fcntl
+    import hashlib
+    import shutil
+
+    tag = hashlib.sha256(json.dumps(NWC_PACKAGES).encode()).hexdigest()[:10]
+    root = test_services.cache_dir() / f"nwc-{tag}"
+    stamp = root / ".silnode-ready"
+    if stamp.is_file():
+        return root
+    test_services.cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(test_services.cache_dir() / "nwc.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        if stamp.is_file():
+            return root
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        (root / "package.json").write_text('{"name": "silnode-nwc-bridge", "private": true, "type": "module"}\n')
+        npm = shutil.which("npm")
+        if npm is None:
+            raise RuntimeError("the NWC test bridge needs node and npm (apt-get install nodejs npm)")
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--silent", *NWC_PACKAGES], cwd=root, check=True)
+        stamp.write_text(json.dumps({"packages": NWC_PACKAGES}))
+    return root
+
+
+@dataclass
+class NWCBridge:
+    """A NIP-47 wallet service on ``relay`` whose connections are LNbits wallets. ``connect(key)`` before
+    ``start()`` adds one and returns its ``nostr+walletconnect://`` URI (the client's secret is in it)."""
+
+    workdir: Path
+    relay: str
+    lnbits_url: str
+    connections: list = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+
+    def connect(self, lnbits_key: str) -> str:
+        from nostr_sdk import Keys
+
+        wallet, client = Keys.generate(), Keys.generate()
+        self.connections.append(
+            {
+                "wallet_secret": wallet.secret_key().to_hex(),
+                "client_pubkey": client.public_key().to_hex(),
+                "key": lnbits_key,
+            }
+        )
+        return (
+            f"nostr+walletconnect://{wallet.public_key().to_hex()}?relay={self.relay}"
+            f"&secret={client.secret_key().to_hex()}"
+        )
+
+    def start(self) -> NWCBridge:
+        root = ensure_nwc()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        script = root / "nwc_bridge.mjs"  # beside its node_modules, so the imports resolve
+        script.write_text((Path(__file__).parent / "nwc_bridge.mjs").read_text())
+        cfg = json.dumps({"relay": self.relay, "lnbits": self.lnbits_url, "connections": self.connections})
+        log = self.workdir / "nwc.log"
+        self._log = open(log, "ab")
+        self.proc = subprocess.Popen(
+            ["node", str(script), cfg], stdout=subprocess.PIPE, stderr=self._log, cwd=root, start_new_session=True
+        )
+        line = self.proc.stdout.readline().decode().strip()  # blocks until ready or exit
+        if line != "ready":
+            _kill(self.proc)
+            raise RuntimeError(f"the NWC bridge did not start ({line!r}): {log.read_text()[-3000:]}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _kill(self.proc)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            self.proc = None
+            self._log.close()

@@ -75,3 +75,22 @@ async def test_failed_request_gets_its_money_back(http, customer) -> None:
 async def test_free_when_http_payment_is_off(http) -> None:
     http.required = False
     assert (await http.charge({}, "org/m", 100)).status == "free"
+
+
+async def test_without_an_unlocked_identity_ecash_is_refused_before_it_is_spent(tmp_path, mint, customer) -> None:
+    """The node stores ecash encrypted with the identity's key: with none, a prepayment or a balance deposit is
+    refused (503) BEFORE the swap, so the customer's token stays good."""
+    from silnode.errors import PaymentsUnavailable
+
+    gate = PaymentGate(Ledger(tmp_path / "p.db").open(), Pricing(2000, 0), None, Ecash((mint.url,)))
+    http = HttpPayments(gate, required=True)
+    try:
+        token = await customer.token(3)
+        with pytest.raises(PaymentsUnavailable):
+            await http.charge({"X-Cashu": token}, "org/m", 0)
+        with pytest.raises(PaymentsUnavailable):
+            await http.deposit({"X-Cashu": token})
+        assert await customer.receive(token) == 3  # never swapped: still the customer's
+    finally:
+        await gate.close()
+        gate.ledger.close()

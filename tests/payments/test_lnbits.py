@@ -57,6 +57,13 @@ async def test_lnbits_invoice_paid_runs_once_and_survives_a_restart(tmp_path, ln
         [p] = await gate.ledger.call(gate.ledger.by_job, "f" * 64)
         assert (p.state, p.backend, p.amount_msats) == ("paid", "lnbits", 5000)
         assert (await gate.charge(JobTerms("f" * 64, 50))).status == "paid"
+        # a Lightning payment is no ecash the node could hand back: the refund is refused, and recorded as owed
+        from silnode.errors import PaymentError
+
+        with pytest.raises(PaymentError, match="refund it by hand"):
+            await gate.refund("f" * 64)
+        events = await gate.ledger.call(gate.ledger.events, p.id)
+        assert events[-1] == ("paid", "refund owed: the job delivered nothing (Lightning)")
 
         # an invoice paid while the node is down
         second = await gate.charge(JobTerms("9" * 64, 50))
@@ -95,3 +102,63 @@ async def test_lnbits_backend_needs_its_key_in_the_keystore(tmp_path, lnbits) ->
         await service(tmp_path, lnbits, Identity.generate()).start()
     with pytest.raises(PaymentsUnavailable, match="identity is locked"):
         await service(tmp_path, lnbits, None).start()
+
+
+@pytest.mark.timeout(240)
+async def test_a_nip90_job_paid_through_lnbits(clean_env, tiny_gguf, lnbits, wallets) -> None:
+    """The whole flow with the LNbits backend: the payment-required feedback carries LNbits' bolt11, the
+    customer's LNbits wallet pays it, the job runs once and its result carries the amount."""
+    import asyncio
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "dvm"))
+    from dvm_helpers import PHRASE, TINY, import_tiny
+    from nostr_sdk import Keys, PublicKey
+
+    from silnode.dvm.customer import Customer as NostrCustomer
+    from silnode.node import Node
+
+    node_wallet, customer = wallets
+    identity = Identity.from_mnemonic(PHRASE)
+    identity.set_secret("lnbits_invoice_key", node_wallet["inkey"])
+    config = load_config(
+        clean_env,
+        overrides={
+            "daemon.port": 0,
+            "nostr.relay_port": 0,
+            "serve.n_threads": 2,
+            "serve.n_ctx": 512,
+            "payments.require_payment": True,
+            "payments.backend": "lnbits",
+            "payments.lnbits_url": lnbits.url,
+            "payments.price_msats_per_job": 3000,
+            "payments.poll_interval": 0.3,
+        },
+    )
+    node = Node(config, identity=identity)
+    await node.start()
+    buyer = NostrCustomer(Keys.generate(), [node.dvm.pool.embedded.url])
+    await buyer.start()
+    try:
+        await import_tiny(node, tiny_gguf)
+        await node.serving.load(TINY)
+        invoices: list[str] = []
+
+        async def pay(msats: int, bolt11: str) -> None:
+            invoices.append(bolt11)
+            await asyncio.to_thread(lnbits.pay, customer["adminkey"], bolt11)
+
+        reply = await buyer.ask(
+            "hello",
+            provider=PublicKey.parse(identity.nostr.pubkey_hex),
+            params={"model": TINY, "max_tokens": "4", "temperature": "0"},
+            on_payment=pay,
+        )
+        assert len(invoices) == 1 and invoices[0].startswith("lnbc30n")
+        assert reply["text"] and reply["amount_msats"] == 3000 and node.dvm.inferences == 1
+        [p] = await node.payments.ledger.call(node.payments.ledger.by_job, reply["job"])
+        assert (p.backend, p.state, p.tokens) == ("lnbits", "paid", 4)
+    finally:
+        await buyer.stop()
+        await node.stop()
