@@ -140,6 +140,10 @@ class NostrConfig:
     lookback: int = 600  # seconds of past jobs asked for at start (jobs sent while the node was down)
     name: str = ""  # the provider's name in its announcement (default: silnode <npub prefix>)
     about: str = ""
+    reply_relays: int = 3  # the most relays of a job's `relays` tag its feedback and result also go to (0: none)
+    # a job's relays may be loopback/private addresses (one-machine setups, tests); off: public ones only, as
+    # for any URL a stranger names (silnode.netpolicy; network.lan_only lets private ones through)
+    reply_relays_local: bool = False
 
 
 @dataclass(frozen=True)
