@@ -46,6 +46,7 @@ from silnode.fsutil import atomic_write_json
 log = logging.getLogger(__name__)
 
 SUB_TARGETED, SUB_UNTARGETED, SUB_DELETIONS = "dvm-jobs", "dvm-jobs-any", "dvm-deletions"
+JOB_KINDS = (5000, 5999)  # NIP-90 job requests; only 5050 is sold, the others are answered with an error
 SUB_PROVIDERS = "dvm-providers"  # other providers' NIP-89 announcements: their catalog keys feed discovery
 SERVED_POLL = 2.0
 MODEL_WAIT = 600.0  # seconds a job waits for its model to finish loading  # seconds between looks at the served set (re-announce when it changed)
@@ -193,7 +194,8 @@ class DvmService:
         me = self.keys.public_key()
         client = self.pool.client
         self._notes = client.notifications()
-        await client.subscribe(ReqTarget.auto([Filter().kind(Kind(JOB_KIND)).pubkey(me).since(since)]), id=SUB_TARGETED)
+        # targeted: every kind, so a job of a kind this node does not sell (5000-5999) gets an error, not silence
+        await client.subscribe(ReqTarget.auto([Filter().pubkey(me).since(since)]), id=SUB_TARGETED)
         if self.ns.untargeted:
             await client.subscribe(ReqTarget.auto([Filter().kind(Kind(JOB_KIND)).since(since)]), id=SUB_UNTARGETED)
         k = SingleLetterTag.from_byte(ord("k"))
@@ -213,7 +215,8 @@ class DvmService:
             try:
                 ev, relay = n.event, str(n.relay_url)
                 kind = ev.kind().as_u16()
-                if kind == JOB_KIND and n.subscription_id in (SUB_TARGETED, SUB_UNTARGETED):
+                job = kind == JOB_KIND or (JOB_KINDS[0] <= kind <= JOB_KINDS[1] and n.subscription_id == SUB_TARGETED)
+                if job and n.subscription_id in (SUB_TARGETED, SUB_UNTARGETED):
                     self._spawn(self._handle(ev, relay), f"dvm:job:{ev.id().to_hex()[:12]}")
                 elif kind == DELETION_KIND:
                     await self._deletion(ev)
