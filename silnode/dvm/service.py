@@ -277,7 +277,7 @@ class DvmService:
         job: Job | None = None
         try:
             job = parse(ev, self.keys, max_input_bytes=self.ns.max_input_bytes)
-            await self.store.update(job_id, encryption=job.encryption, model=job.model)
+            # what parsing learnt (the scheme, an encrypted job's model) is stored with its next transition
             self._check_rate(job.customer)
             await self._generate(job, relay)
         except _Expired as exc:
@@ -356,20 +356,30 @@ class DvmService:
         if job.id in self._cancelled:
             await self.store.transition(job.id, "cancelled", "deleted by its customer")
             return
-        await self.store.transition(job.id, "processing", model=model.name, amount=amount)
-        await self._feedback(job.event, job, relay, "processing", f"generating with {model.name}")
+        await self.store.transition(job.id, "processing", model=model.name, amount=amount, encryption=job.encryption)
         req = model.submit(f"nostr:{job.customer}", gen)
         self._running[job.id] = req
         self.inferences += 1
+        # the feedback goes out while the model works (its relay round trip is off the job's critical path);
+        # it is awaited before anything else is published for the job, so the customer sees it first
+        processing = asyncio.ensure_future(
+            self._feedback(job.event, job, relay, "processing", f"generating with {model.name}")
+        )
         # NIP-40: a job that expires while it waits in the model's queue is dropped from it (and one that
         # expires while generating is stopped): no result will be sent for it either way
         at = expires_at(job.event)
         timer = asyncio.get_running_loop().call_later(max(0.0, at - time.time() + 0.05), req.cancel) if at else None
         try:
-            text, done = await self._stream(job, relay, req)
+            text, done = await self._stream(job, relay, req, processing)
+        except BaseException:
+            processing.cancel()
+            raise
         finally:
             if timer is not None:
                 timer.cancel()
+        await asyncio.wait([processing])
+        if processing.exception() is not None:  # a courtesy: the result (retried, stored) still goes out
+            log.info("job %s: processing feedback not sent: %s", job.id[:12], processing.exception())
         if expired(job.event):  # checked first: an expiry also cancels the request
             detail = "expired while generating" if done else "expired while queued; it never ran"
             raise _Expired(detail)
@@ -379,7 +389,7 @@ class DvmService:
         result = self._result(job, relay, text, amount)
         await self._finish(job, relay, result, model.name, done)
 
-    async def _stream(self, job: Job, relay: str | None, req: Any) -> tuple[str, dict[str, Any]]:
+    async def _stream(self, job: Job, relay: str | None, req: Any, processing: Any) -> tuple[str, dict[str, Any]]:
         """The generated text and the worker's ``done`` event ({} when it never ran); partials on the way."""
         parts: list[str] = []
         sent = 0
@@ -393,6 +403,8 @@ class DvmService:
                     chunk = "".join(parts[sent:])
                     sent, last = len(parts), now
                     if chunk:
+                        if not processing.done():
+                            await asyncio.wait([processing])
                         try:
                             await self._feedback(job.event, job, relay, "partial", "", content=chunk)
                         except NostrError as exc:  # a partial is a courtesy: the result still carries it all
@@ -441,8 +453,9 @@ class DvmService:
     async def _fail(self, ev: Event, job: Job | None, relay: str | None, reason: str) -> None:
         job_id = ev.id().to_hex()
         log.info("job %s: error: %s", job_id[:12], reason)
+        fields = {"encryption": job.encryption, "model": job.model} if job is not None else {}
         try:
-            await self.store.transition(job_id, "error", reason, error=reason)
+            await self.store.transition(job_id, "error", reason, error=reason, **fields)
             await self._feedback(ev, job, relay, "error", reason)
         except asyncio.CancelledError:
             raise
