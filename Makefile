@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(PY) bench/fuzz_api.py --json
 	$(PY) bench/discovery.py
 	$(PY) bench/payments.py
+	$(PY) bench/dvm.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
