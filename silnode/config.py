@@ -411,6 +411,8 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"nostr.{name} must be >= 1")
     if ns.partial_interval < 0 or ns.lookback < 0:
         raise ConfigError("nostr.partial_interval and nostr.lookback must be >= 0")
+    if not 0 <= ns.reply_relays <= 10:  # each is a connection a stranger makes the node open
+        raise ConfigError(f"nostr.reply_relays must be 0-10, got {ns.reply_relays}")
     _validate_payments(config.payments)
 
 
