@@ -21,6 +21,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 SCHEMES = ("ws", "wss")
 MAX_OPEN = 32  # reply relays held connected at once; the least recently used is dropped beyond that
 DEAD_FOR = 60.0  # seconds a reply relay that took nothing is skipped (a dead relay must not slow every job)
-ATTEMPTS, DELAY = 6, 0.5  # per event: a relay just added needs a moment to connect
+ATTEMPTS, DELAY = 6, 0.5  # per event, once connected (a relay restarting, a slow OK)
+CONNECT_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -119,14 +121,24 @@ class ReplyRelays:
         if url in self._open:
             self._open.move_to_end(url)
             return
-        await client.add_relay(RelayUrl.parse(url), and_connect=True, opts=relay_options())
+        await client.add_relay(RelayUrl.parse(url), opts=relay_options())
         self._open[url] = None
+        relay = await client.relay(RelayUrl.parse(url))
+        # the first connection is awaited (a busy machine may need seconds); a relay that cannot be reached is
+        # not left behind to be retried forever
+        await relay.try_connect(timedelta(seconds=CONNECT_TIMEOUT))
         while len(self._open) > MAX_OPEN:
-            old, _ = self._open.popitem(last=False)
-            try:
-                await client.remove_relay(RelayUrl.parse(old), force=True)
-            except Exception as exc:  # nostr-sdk: already gone
-                log.debug("removing reply relay %s: %s", old, exc)
+            await self._drop(next(iter(self._open)))
+
+    async def _drop(self, url: str) -> None:
+        """Disconnect (a relay left in the client would be reconnected to forever)."""
+        self._open.pop(url, None)
+        if self._client is None:
+            return
+        try:
+            await self._client.remove_relay(RelayUrl.parse(url), force=True)
+        except Exception as exc:  # nostr-sdk: already gone
+            log.debug("removing reply relay %s: %s", url, exc)
 
     async def publish(self, event: Any, urls: list[str]) -> list[str]:
         """Send ``event`` to ``urls`` (a few tries each); returns those that took it. Never raises."""
@@ -135,10 +147,18 @@ class ReplyRelays:
         took: list[str] = []
         if not pending:
             return took
-        try:
-            for url in pending:
+        for url in list(pending):
+            try:
                 await self._ensure(url)
-            for _ in range(ATTEMPTS):
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # nostr-sdk: cannot connect (refused, timeout, the resolver's refusal)
+                log.info("reply relay %s: %s", url, exc)
+                pending.remove(url)
+                self._dead[url] = time.monotonic() + DEAD_FOR
+                await self._drop(url)
+        try:
+            for _ in range(ATTEMPTS if pending else 0):
                 out = await self._client.send_event(
                     event, target=SendEventTarget.to([RelayUrl.parse(u) for u in pending])
                 )
@@ -155,6 +175,9 @@ class ReplyRelays:
         for url in pending:
             log.info("reply relay %s took nothing; skipping it for %.0f s", url, DEAD_FOR)
             self._dead[url] = time.monotonic() + DEAD_FOR
+            await self._drop(url)
+        while len(self._dead) > 256:
+            self._dead.pop(next(iter(self._dead)))
         return took
 
     async def stop(self) -> None:
