@@ -8,7 +8,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from dvm_helpers import GEMMA, TINY, NostrRelay, import_model, node_config, start_relay
+from dvm_helpers import GEMMA, TINY, NostrRelay, import_model, node_config, start_relay, until
 from nostr_sdk import EventId, Filter, Keys, Kind, PublicKey, ReqTarget
 
 from silnode.dvm.customer import Customer
@@ -51,8 +51,11 @@ async def test_full_flow_on_nostr_relay(tmp_path, clean_env, tiny_gguf, identity
             assert job["relay"].rstrip("/") == url
             assert await results_for(customer, reply["job"]) == {reply["result"]}
         assert node.dvm.inferences == 3
-        providers = await customer.providers()  # the NIP-89 announcement is on nostr-relay too
-        assert [p["pubkey"] for p in providers] == [identity.nostr.pubkey_hex]
+
+        async def announced() -> bool:  # the NIP-89 announcement is on nostr-relay too (sent within seconds)
+            return [p["pubkey"] for p in await customer.providers()] == [identity.nostr.pubkey_hex]
+
+        await until(announced, 60, "the node's announcement on nostr-relay")
     finally:
         await customer.stop()
         await node.stop()
