@@ -20,7 +20,7 @@ interleaved (echo, silnode, http, echo, ...) so drift hits all alike. Throughput
 customers (or HTTP clients), each with --per-customer jobs, one side after the other.
 
 The worker's own time per job comes from the daemon's counters (GET /api/v1/serving: prompt_seconds +
-gen_seconds over the requests of the sequential phase). Targets (the issue's):
+gen_seconds over the requests of the sequential phase, the DVM's and HTTP's alike: the same generation). Targets (the issue's):
 
     overhead  silnode p50 round trip - worker time  <=  1.25 x  echo p50 round trip
     jobs/s    silnode with N customers             >=  0.8  x  HTTP with N clients
