@@ -36,6 +36,7 @@ BENCHES: dict[str, list[str]] = {
     "fuzz_api": [PY, "bench/fuzz_api.py", "--json"],
     "discovery": [PY, "bench/discovery.py"],
     "payments": [PY, "bench/payments.py"],
+    "dvm": [PY, "bench/dvm.py"],
     "first_token": [PY, "bench/first_token.py"],
 }
 NEEDS_ROOT = {"netns": "network namespaces and tc"}

@@ -149,6 +149,10 @@ class NostrConfig:
     lookback: int = 600  # seconds of past jobs asked for at start (jobs sent while the node was down)
     name: str = ""  # the provider's name in its announcement (default: silnode <npub prefix>)
     about: str = ""
+    reply_relays: int = 3  # the most relays of a job's `relays` tag its feedback and result also go to (0: none)
+    # a job's relays may be loopback/private addresses (one-machine setups, tests); off: public ones only, as
+    # for any URL a stranger names (silnode.netpolicy; network.lan_only lets private ones through)
+    reply_relays_local: bool = False
 
 
 @dataclass(frozen=True)
@@ -416,6 +420,8 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"nostr.{name} must be >= 1")
     if ns.partial_interval < 0 or ns.lookback < 0:
         raise ConfigError("nostr.partial_interval and nostr.lookback must be >= 0")
+    if not 0 <= ns.reply_relays <= 10:  # each is a connection a stranger makes the node open
+        raise ConfigError(f"nostr.reply_relays must be 0-10, got {ns.reply_relays}")
     _validate_payments(config.payments)
     _validate_watchdogs(config)
 

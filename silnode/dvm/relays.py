@@ -34,8 +34,10 @@ from silnode.errors import NostrError
 log = logging.getLogger(__name__)
 
 # The embedded relay limits events per *connection*. The provider's one connection carries at least three
-# events per job (processing, result, success) plus partials; bench/dvm.py peaks near 120 jobs/s with 20
-# customers (~500 provider events/s, 30k/min). 200k/min leaves room for partials and a second node.
+# events per job (processing, result, success) plus partials. The fastest job rate measured through a
+# LocalRelay is 217 jobs/s (20 customers, idle machine: research/nostr-notes.md; bench/dvm.py measured 22 on
+# a busy 2-core one), ~650 provider events/s or 39k/min; 200k/min is 5x that, room for partials (2/s per
+# streaming job) on top.
 EMBEDDED_NOTES_PER_MINUTE = 200_000
 EMBEDDED_MAX_REQS = 20_000
 CONNECT_TIMEOUT = timedelta(seconds=3)

@@ -38,6 +38,7 @@ from silnode.dvm.jobs import (
 )
 from silnode.dvm.payment import FreeGate, PaymentGate
 from silnode.dvm.relays import EmbeddedRelay, RelayPool
+from silnode.dvm.reply_relays import RelayPolicy, ReplyRelays
 from silnode.dvm.store import JobStore
 from silnode.errors import JobNotFound, JobRejected, ModelNotLoaded, NostrError, QueueFull, SellingOff, SilnodeError
 from silnode.fsutil import atomic_write_json
@@ -45,9 +46,27 @@ from silnode.fsutil import atomic_write_json
 log = logging.getLogger(__name__)
 
 SUB_TARGETED, SUB_UNTARGETED, SUB_DELETIONS = "dvm-jobs", "dvm-jobs-any", "dvm-deletions"
+JOB_KINDS = (5000, 5999)  # NIP-90 job requests; only 5050 is sold, the others are answered with an error
 SUB_PROVIDERS = "dvm-providers"  # other providers' NIP-89 announcements: their catalog keys feed discovery
 SERVED_POLL = 2.0
 MODEL_WAIT = 600.0  # seconds a job waits for its model to finish loading  # seconds between looks at the served set (re-announce when it changed)
+
+
+class _Expired(Exception):
+    """The job's NIP-40 expiration passed: it gets no result (control flow inside the service only)."""
+
+
+def expires_at(ev: Event) -> int | None:
+    """The request's NIP-40 ``expiration`` (unix seconds), if it has one."""
+    for t in tags_of(ev):
+        if len(t) > 1 and t[0] == "expiration" and t[1].isdigit():
+            return int(t[1])
+    return None
+
+
+def expired(ev: Event) -> bool:
+    at = expires_at(ev)
+    return at is not None and time.time() >= at
 
 
 class DvmService:
@@ -67,6 +86,8 @@ class DvmService:
         self.reason: str | None = None
         self.keys: Any = None
         self.pool: RelayPool | None = None
+        self.replies: ReplyRelays | None = None  # the relays jobs name in their `relays` tag
+        self._reply_urls: dict[str, list[str]] = {}  # job id -> its checked reply relays (while it runs)
         self.store = JobStore(config.home / "nostr" / "jobs.sqlite3")
         self._store_open = False
         self._tasks: set[asyncio.Task] = set()
@@ -132,6 +153,8 @@ class DvmService:
             await self.pool.stop()
             self.pool = None
             return
+        policy = RelayPolicy(lan_only=self.config.network.lan_only, local=self.ns.reply_relays_local)
+        self.replies = ReplyRelays(policy, per_job=self.ns.reply_relays)
         self.state, self.reason = "selling", None
         log.info("selling on Nostr as %s via %s", self.identity.npub, ", ".join(self.pool.urls))
         self._loops = [
@@ -160,6 +183,9 @@ class DvmService:
             self._announced = []
             await self.pool.stop()
             self.pool = None
+        if self.replies is not None:
+            await self.replies.stop()
+            self.replies = None
         if self.state == "selling":
             self.state = "off"
 
@@ -169,7 +195,8 @@ class DvmService:
         me = self.keys.public_key()
         client = self.pool.client
         self._notes = client.notifications()
-        await client.subscribe(ReqTarget.auto([Filter().kind(Kind(JOB_KIND)).pubkey(me).since(since)]), id=SUB_TARGETED)
+        # targeted: every kind, so a job of a kind this node does not sell (5000-5999) gets an error, not silence
+        await client.subscribe(ReqTarget.auto([Filter().pubkey(me).since(since)]), id=SUB_TARGETED)
         if self.ns.untargeted:
             await client.subscribe(ReqTarget.auto([Filter().kind(Kind(JOB_KIND)).since(since)]), id=SUB_UNTARGETED)
         k = SingleLetterTag.from_byte(ord("k"))
@@ -189,7 +216,8 @@ class DvmService:
             try:
                 ev, relay = n.event, str(n.relay_url)
                 kind = ev.kind().as_u16()
-                if kind == JOB_KIND and n.subscription_id in (SUB_TARGETED, SUB_UNTARGETED):
+                job = kind == JOB_KIND or (JOB_KINDS[0] <= kind <= JOB_KINDS[1] and n.subscription_id == SUB_TARGETED)
+                if job and n.subscription_id in (SUB_TARGETED, SUB_UNTARGETED):
                     self._spawn(self._handle(ev, relay), f"dvm:job:{ev.id().to_hex()[:12]}")
                 elif kind == DELETION_KIND:
                     await self._deletion(ev)
@@ -250,9 +278,11 @@ class DvmService:
         job: Job | None = None
         try:
             job = parse(ev, self.keys, max_input_bytes=self.ns.max_input_bytes)
-            await self.store.update(job_id, encryption=job.encryption, model=job.model)
+            # what parsing learnt (the scheme, an encrypted job's model) is stored with its next transition
             self._check_rate(job.customer)
             await self._generate(job, relay)
+        except _Expired as exc:
+            await self._expire(ev, job, relay, str(exc))
         except JobRejected as exc:
             await self._fail(ev, job, relay, str(exc))
         except QueueFull as exc:
@@ -267,6 +297,7 @@ class DvmService:
         finally:
             self._running.pop(job_id, None)
             self._cancelled.discard(job_id)
+            self._reply_urls.pop(job_id, None)
 
     def _check_rate(self, customer: str) -> None:
         now, window = time.monotonic(), self._rate[customer]
@@ -287,6 +318,8 @@ class DvmService:
     async def _model(self, job: Job) -> Any:
         deadline = time.monotonic() + MODEL_WAIT
         while self._loading(job.model) and time.monotonic() < deadline:
+            if expired(job.event):
+                raise _Expired("expired while its model loaded")
             await asyncio.sleep(0.2)  # a job that arrives (or resumes) while its model loads waits for it
         ready = [m for m in self.serving.models.values() if m.state == "ready"]
         names = ", ".join(m.name for m in ready) or "none"
@@ -303,9 +336,8 @@ class DvmService:
         return model
 
     async def _generate(self, job: Job, relay: str | None) -> None:
-        if job.event.is_expired():
-            await self.store.transition(job.id, "expired", "expired before it started")
-            return
+        if expired(job.event):
+            raise _Expired("expired before it started")
         model = await self._model(job)
         prompt = await resolve(job, self.pool, self.ns.max_input_bytes)
         chat = bool((model.info or {}).get("chat_template"))
@@ -320,19 +352,51 @@ class DvmService:
                 await self._feedback(job.event, job, relay, status, extra, amount=amt, bolt11=bolt11)
 
             await self.gate.settle(job, amount, notify)
-        if job.id in self._cancelled or job.event.is_expired():  # paid for nothing: the money goes back
-            why = "cancelled" if job.id in self._cancelled else "expired"
-            await self.store.transition(job.id, why, "deleted by its customer" if why == "cancelled" else "expired")
-            await self._pay_back(job, relay, why)
+            if expired(job.event):
+                raise _Expired("expired while its payment was awaited")
+        if job.id in self._cancelled:  # paid for nothing: the money goes back
+            await self.store.transition(job.id, "cancelled", "deleted by its customer")
+            await self._pay_back(job, relay, "cancelled")
             return
-        await self.store.transition(job.id, "processing", model=model.name, amount=amount)
+        await self.store.transition(job.id, "processing", model=model.name, amount=amount, encryption=job.encryption)
         change = self.gate.take_change(job)  # what a cashu prepayment held beyond the price
-        await self._feedback(
-            job.event, job, relay, "processing", f"generating with {model.name}", ecash=change, why="change"
-        )
         req = model.submit(f"nostr:{job.customer}", gen)
         self._running[job.id] = req
         self.inferences += 1
+        # the feedback goes out while the model works (its relay round trip is off the job's critical path);
+        # it is awaited before anything else is published for the job, so the customer sees it first
+        processing = asyncio.ensure_future(
+            self._feedback(
+                job.event, job, relay, "processing", f"generating with {model.name}", ecash=change, why="change"
+            )
+        )
+        # NIP-40: a job that expires while it waits in the model's queue is dropped from it (and one that
+        # expires while generating is stopped): no result will be sent for it either way
+        at = expires_at(job.event)
+        timer = asyncio.get_running_loop().call_later(max(0.0, at - time.time() + 0.05), req.cancel) if at else None
+        try:
+            text, done = await self._stream(job, relay, req, processing)
+        except BaseException:
+            processing.cancel()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        await asyncio.wait([processing])
+        if processing.exception() is not None:  # a courtesy: the result (retried, stored) still goes out
+            log.info("job %s: processing feedback not sent: %s", job.id[:12], processing.exception())
+        if expired(job.event):  # checked first: an expiry also cancels the request
+            detail = "expired while generating" if done else "expired while queued; it never ran"
+            raise _Expired(detail)
+        if req.cancelled or job.id in self._cancelled:
+            await self.store.transition(job.id, "cancelled", "deleted by its customer")
+            await self._pay_back(job, relay, "cancelled")
+            return
+        result = self._result(job, relay, text, amount)
+        await self._finish(job, relay, result, model.name, done)
+
+    async def _stream(self, job: Job, relay: str | None, req: Any, processing: Any) -> tuple[str, dict[str, Any]]:
+        """The generated text and the worker's ``done`` event ({} when it never ran); partials on the way."""
         parts: list[str] = []
         sent = 0
         last = time.monotonic()
@@ -345,22 +409,17 @@ class DvmService:
                     chunk = "".join(parts[sent:])
                     sent, last = len(parts), now
                     if chunk:
+                        if not processing.done():
+                            await asyncio.wait([processing])
                         try:
                             await self._feedback(job.event, job, relay, "partial", "", content=chunk)
                         except NostrError as exc:  # a partial is a courtesy: the result still carries it all
                             log.info("job %s: partial not sent: %s", job.id[:12], exc)
             elif ev.get("type") == "done":
                 done = ev
-        if req.cancelled or job.id in self._cancelled:
-            await self.store.transition(job.id, "cancelled", "deleted by its customer")
-            await self._pay_back(job, relay, "cancelled")
-            return
-        if job.event.is_expired():  # NIP-40: no result for an expired job
-            await self.store.transition(job.id, "expired", "expired while generating")
-            await self._pay_back(job, relay, "expired")
-            return
-        text = "".join(parts)
-        result = self._result(job, relay, text, amount)
+        return "".join(parts), done
+
+    async def _finish(self, job: Job, relay: str | None, result: Event, model: str, done: dict[str, Any]) -> None:
         await self.store.transition(
             job.id,
             "success",
@@ -370,10 +429,10 @@ class DvmService:
             completion_tokens=int(done.get("completion_tokens") or 0),
         )
         try:  # the ledger learns what the job was paid for (never blocks the result)
-            await self.gate.finish(job, tokens=int(done.get("completion_tokens") or 0), model=model.name)
+            await self.gate.finish(job, tokens=int(done.get("completion_tokens") or 0), model=model)
         except SilnodeError as exc:
             log.warning("job %s: the ledger did not take its tokens: %s", job.id[:12], exc)
-        self._recent.append((time.time(), model.name))
+        self._recent.append((time.time(), model))
         try:
             await self._deliver(job.event, job, relay, result)
         except NostrError as exc:  # stored: keep trying in the background (and after a restart), never redo it
@@ -383,16 +442,35 @@ class DvmService:
             )
 
     async def _deliver(self, ev: Event, job: Job | None, relay: str | None, result: Event) -> None:
-        assert self.pool is not None
-        await self.pool.publish(result)
+        await self._publish(result, ev, job)
         await self.store.update(ev.id().to_hex(), delivered=1)
         await self._feedback(ev, job, relay, "success", "")
+
+    async def _expire(self, ev: Event, job: Job | None, relay: str | None, detail: str) -> None:
+        """NIP-40: no result. The customer still hears why nothing came (one try: it may be long gone)."""
+        job_id = ev.id().to_hex()
+        log.info("job %s: %s", job_id[:12], detail)
+        await self.store.transition(job_id, "expired", detail)
+        token = await self._refund(job, "expired")  # paid before it expired: the money rides on the error
+        try:
+            await self._feedback(
+                ev,
+                job,
+                relay,
+                "error",
+                f"the job expired (NIP-40) {detail.split(' ', 1)[1]}",
+                ecash=token,
+                why="refund",
+            )
+        except NostrError as exc:
+            log.info("job %s: expiry not reported: %s", job_id[:12], exc)
 
     async def _fail(self, ev: Event, job: Job | None, relay: str | None, reason: str) -> None:
         job_id = ev.id().to_hex()
         log.info("job %s: error: %s", job_id[:12], reason)
+        fields = {"encryption": job.encryption, "model": job.model} if job is not None else {}
         try:
-            await self.store.transition(job_id, "error", reason, error=reason)
+            await self.store.transition(job_id, "error", reason, error=reason, **fields)
             token = await self._refund(job, reason)  # paid, then failed: the money rides on the error, encrypted
             await self._feedback(ev, job, relay, "error", reason, ecash=token, why="refund")
         except asyncio.CancelledError:
@@ -408,7 +486,7 @@ class DvmService:
             return None
 
     async def _pay_back(self, job: Job, relay: str | None, why: str) -> None:
-        """A paid job ends without a result (cancelled, expired): its refund in an encrypted 7000."""
+        """A paid job ends without a result (cancelled by its customer): its refund in an encrypted 7000."""
         token = await self._refund(job, why)
         if token is not None:
             try:
@@ -451,7 +529,27 @@ class DvmService:
         if encrypted:
             tags.append(["encrypted"])
         event = EventBuilder(Kind(FEEDBACK_KIND), content).tags([Tag.parse(t) for t in tags]).finalize(self.keys)
-        await self.pool.publish(event, attempts=2 if status == "partial" else 40)
+        await self._publish(event, ev, job, attempts=2 if status == "partial" else 40)
+
+    async def _publish(self, event: Event, ev: Event, job: Job | None, *, attempts: int = 40) -> None:
+        """To the node's relays (retried until one takes it) and, as a courtesy, to the job's own relays."""
+        assert self.pool is not None
+        extra = await self._reply_targets(ev, job)
+        if not extra or self.replies is None:
+            await self.pool.publish(event, attempts=attempts)
+            return
+        await asyncio.gather(self.pool.publish(event, attempts=attempts), self.replies.publish(event, extra))
+
+    async def _reply_targets(self, ev: Event, job: Job | None) -> list[str]:
+        """The job's `relays` (NIP-90: where the customer wants the answers), checked and bounded, once a job."""
+        if self.replies is None or self.pool is None or self.ns.reply_relays <= 0:
+            return []
+        job_id = ev.id().to_hex()
+        if job_id not in self._reply_urls:
+            # a parsed job also knows the relays of an encrypted request; unparsed, the clear-text tag will do
+            urls = job.relays if job is not None else [r for t in tags_of(ev) if t and t[0] == "relays" for r in t[1:]]
+            self._reply_urls[job_id] = await self.replies.targets(urls, own=self.pool.urls)
+        return self._reply_urls[job_id]
 
     def _result(self, job: Job, relay: str | None, text: str, amount: int | None) -> Event:
         tags = [["request", job.event.as_json()]] + self._refs(job.event, relay)
@@ -484,6 +582,10 @@ class DvmService:
         """Publish a stored result until a relay takes it (the node stopping ends the attempts; the next
         start tries again)."""
         while True:
+            if expired(ev):  # NIP-40: past its expiration the customer gets no result, even a stored one
+                await self.store.transition(row["id"], "expired", "expired before its result was delivered")
+                log.info("job %s: expired before its stored result was delivered; not sent", row["id"][:12])
+                return
             try:
                 await self._deliver(ev, None, row["relay"], Event.from_json(row["result"]))
                 return

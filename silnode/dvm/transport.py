@@ -21,6 +21,8 @@ from nostr_sdk import (
     uniffi_set_event_loop,
 )
 
+from silnode.errors import SilnodeError
+
 MAX_MESSAGE = 1 << 20  # relays cap events at 64 KiB; a REQ answer is one event per message
 
 
@@ -69,14 +71,22 @@ class _Adapter(WebSocketAdapter):
 class NoDelayTransport(CustomWebSocketTransport):
     """aiohttp WebSockets (TCP_NODELAY on) for nostr-sdk's Client."""
 
+    def __init__(self, resolver: Any = None) -> None:
+        # a checking resolver (netpolicy) for connections to relays a stranger named (a job's relays tag)
+        self.resolver = resolver
+
     def support_ping(self) -> bool:
         return False  # aiohttp answers pings itself (autoping)
 
     async def connect(self, url: str, proxy: Any) -> Any:
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+        if self.resolver is not None:  # no DNS cache: every connection asks the checking resolver
+            connector = aiohttp.TCPConnector(force_close=True, resolver=self.resolver, use_dns_cache=False)
+        else:
+            connector = aiohttp.TCPConnector(force_close=True)
+        session = aiohttp.ClientSession(connector=connector)
         try:
             ws = await session.ws_connect(url, max_msg_size=MAX_MESSAGE, autoping=True, heartbeat=None)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, SilnodeError) as exc:
             await session.close()
             raise NostrSdkError.Generic(f"cannot connect to {url}: {exc}") from None
         return WebSocketAdapterWrapper(_Adapter(session, ws))

@@ -51,6 +51,10 @@ async def test_each_malformed_job_gets_an_error_feedback(seller, customer):
     with pytest.raises(JobRejected, match="cannot decrypt the request"):
         await customer.ask("", request=garbage, timeout=30)
 
+    other_kind = EventBuilder(Kind(5100), "").tags([Tag.parse(t) for t in [["i", "a cat", "text"], ["p", provider]]])
+    with pytest.raises(JobRejected, match="answers kind 5050 .text generation., not 5100"):
+        await customer.ask("", request=other_kind.finalize(customer.keys), timeout=30)
+
     assert seller.dvm.inferences == 0
     reply = await customer.ask(
         "still selling", provider=PublicKey.parse(provider), params={"model": TINY, "max_tokens": "3"}
