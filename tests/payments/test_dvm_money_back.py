@@ -153,7 +153,7 @@ async def test_change_refunds_reuse_and_expiry_over_nostr(clean_env, tiny_gguf, 
                 await asyncio.sleep(0.2)
             await customer.pay(bolt11)
 
-        with pytest.raises(JobRejected, match="expired; paid, so refunded"):
+        with pytest.raises(JobRejected, match=r"expired \(NIP-40\) while its payment was awaited; refund: 2 sats"):
             await buyer.ask("", request=late, on_payment=pay_late, on_ecash=on_ecash)
         assert [s for s, _ in got] == ["error"] and await customer.receive(got[0][1]) == 2
         assert node.dvm.inferences == inferences
