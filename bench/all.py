@@ -102,6 +102,7 @@ def main() -> int:
         emit(f"{status}; {time.monotonic() - t0:.0f} s; load before {before}, after {load()}")
         if proc.returncode != 0:
             failed.append(name)
+        args.out.write_text("\n".join(lines) + "\n")  # after each bench: a run cut short keeps what it measured
     args.out.write_text("\n".join(lines) + "\n")
     print(f"written to {args.out}", file=sys.stderr)
     if failed:
