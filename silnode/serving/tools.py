@@ -213,17 +213,18 @@ class CallParser:
         self.buf, self.in_call = "", False
         content = self._content(rest)
         if not self.calls:
-            content, self.blank = self.blank + content, ""
+            content, self.blank = content + self.blank, ""
         return content, []
 
     def _content(self, text: str) -> str:
-        if not text:
-            return ""
-        if not text.strip():
+        """Content to send now: trailing whitespace waits for what follows (dropped if only calls come), so
+        the answer is the same however the stream happens to be split."""
+        body = text.rstrip()
+        if not body:
             self.blank += text
             return ""
-        text, self.blank = self.blank + text, ""
-        return text
+        out, self.blank = self.blank + body, text[len(body) :]
+        return out
 
     def _call(self, body: str) -> dict[str, Any] | None:
         try:
