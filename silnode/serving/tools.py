@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from silnode.serving.request import GenerationRequest
@@ -129,9 +129,10 @@ def tools_prompt(req: GenerationRequest, tools: list[dict[str, Any]]) -> str:
 # ---- the grammar for a forced call -----------------------------------------------------------------------------
 
 
-def forced_gbnf(req: GenerationRequest) -> str | None:
-    """GBNF that admits only well-formed calls (None unless tool_choice forces one). Raises ValueError
-    naming the tool whose schema the converter cannot handle."""
+def forced_gbnf(req: GenerationRequest, strict: Callable[[Any], Any] = lambda s: s) -> str | None:
+    """GBNF that admits only well-formed calls (None unless tool_choice forces one). `strict` rewrites the
+    schema of a function marked strict (the worker's strict_schema). Raises ValueError naming the tool whose
+    schema the converter cannot handle."""
     if not req.calls_tools or (req.tool_choice != "required" and not req.forced_tool):
         return None
     from llama_cpp.llama_grammar import SchemaConverter
@@ -144,9 +145,7 @@ def forced_gbnf(req: GenerationRequest) -> str | None:
             continue
         schema = dict(fn["parameters"])
         if fn.get("strict"):
-            from silnode.serving.worker import strict_schema
-
-            schema = strict_schema(schema)
+            schema = strict(schema)
         try:
             schema = conv.resolve_refs(schema, f"tool-{i}")
             args = conv.visit(schema, f"tool-{i}-args")

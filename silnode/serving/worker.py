@@ -367,7 +367,7 @@ def grammar_for(req: GenerationRequest) -> Any:
 def tool_grammar(req: GenerationRequest) -> Any:
     """The grammar that forces a well-formed tool call (serving/tools.py), None when no call is forced."""
     try:
-        gbnf = tools.forced_gbnf(req)
+        gbnf = tools.forced_gbnf(req, strict_schema)
     except ValueError as exc:
         raise InvalidGenerationRequest(f"the grammar builder cannot handle {exc}", param="tools") from None
     if gbnf is None:
