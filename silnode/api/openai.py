@@ -1,6 +1,7 @@
 """The OpenAI-compatible surface on the daemon's port: /v1/models, /v1/chat/completions, /v1/completions
-(SSE streaming as OpenAI sends it), and Prometheus /metrics. Errors here use OpenAI's body
-({"error": {"message", "type", "param", "code"}}) so OpenAI clients show them; see api/__init__.py.
+(SSE streaming as OpenAI sends it; tool calls in OpenAI's shapes, read by serving/tools.py in the worker),
+and Prometheus /metrics. Errors here use OpenAI's body ({"error": {"message", "type", "param", "code"}}) so
+OpenAI clients show them; see api/__init__.py.
 
 A request is checked here, queued on its model (fair across clients: the `user` field names the client,
 else the bearer token, else the peer address), and its tokens are relayed as the worker produces them. A

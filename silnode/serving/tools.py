@@ -68,6 +68,11 @@ def _arguments(raw: str) -> Any:
 # ---- prompts -------------------------------------------------------------------------------------------------
 
 
+def involves_tools(req: GenerationRequest) -> bool:
+    """Tools are given, or the conversation holds tool calls or results."""
+    return bool(req.tools) or any(m["role"] == "tool" or m.get("tool_calls") for m in req.messages)
+
+
 def chat_inputs(req: GenerationRequest, path: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
     """(messages, tools) for the chat handler: tools is what the template renders (None: not shown)."""
     tools = [dict(t) for t in req.tools] if req.calls_tools else None

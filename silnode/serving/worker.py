@@ -407,8 +407,9 @@ def stream(llm: Any, req: GenerationRequest, scores: TokenScores | None = None) 
         llm.reset()
     if req.kind == "chat":
         messages, offered = tools.chat_inputs(req, llm.tool_path)
-        if offered is not None:
-            # the GGUF's own template renders the tools, even where llama-cpp-python guessed a built-in format
+        if llm.tool_path == tools.TEMPLATE and tools.involves_tools(req):
+            # the GGUF's own template renders the tools and tool turns, even where llama-cpp-python guessed a
+            # built-in format for it
             handler = llm._chat_handlers["chat_template.default"]
             chunks = handler(llama=llm, messages=messages, tools=offered, stream=True, **args)
         else:
