@@ -108,6 +108,7 @@ def main() -> int:
         llm.close()
     by = {s: [r for r in rows if r["side"] == s] for s in SIDES}
     med = {s: statistics.median(r["tokens_per_s"] for r in v) for s, v in by.items()}
+    ratio = per_repetition_ratios(rows)
     cpu = platform.processor() or platform.machine()
     result = {
         "model": a.model,
@@ -119,6 +120,7 @@ def main() -> int:
         "repeat": a.repeat,
         "gpu_offload": info.get("gpu_offload"),
         "median_tokens_per_s": med,
+        "median_ratio_vs_free": {s: statistics.median(v) for s, v in ratio.items()},
         "rows": rows,
     }
     if a.json:
@@ -128,12 +130,23 @@ def main() -> int:
         f"model {a.model}, {a.threads} threads on {os.cpu_count()} CPUs, max_tokens {a.max_tokens}, "
         f"median (min–max) of {a.repeat}, {result['date']}"
     )
-    print(f"{'side':12} {'tokens':>7} {'tokens/s':>22} {'vs free':>8}")
+    print(f"{'side':12} {'tokens':>7} {'tokens/s':>22} {'vs free (per repetition)':>30}")
     for s in SIDES:
         tps = [r["tokens_per_s"] for r in by[s]]
         toks = statistics.median(r["tokens"] for r in by[s])
-        print(f"{s:12} {toks:7.0f} {med[s]:8.1f} ({min(tps):.1f}–{max(tps):.1f}) {med[s] / med['free']:8.2f}")
+        rs = ratio[s]
+        print(
+            f"{s:12} {toks:7.0f} {med[s]:8.1f} ({min(tps):.1f}–{max(tps):.1f}) "
+            f"{statistics.median(rs):14.2f} ({min(rs):.2f}–{max(rs):.2f})"
+        )
     return 0
+
+
+def per_repetition_ratios(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Each side's tokens/s over the free side's in the same repetition (same seed): on a shared machine the
+    load drifts between repetitions more than within one, so these ratios are steadier than the medians'."""
+    free = {r["seed"]: r["tokens_per_s"] for r in rows if r["side"] == "free"}
+    return {s: [r["tokens_per_s"] / free[r["seed"]] for r in rows if r["side"] == s] for s in SIDES}
 
 
 if __name__ == "__main__":
