@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) bench/estimate.py
 	$(PY) bench/speed_estimate.py --runs 5
 	$(PY) bench/serve.py --models large,gemma --repeat 5
+	$(PY) bench/structured.py --model gemma --repeat 5 --max-tokens 64
 	$(PY) bench/fuzz_api.py --json
 	$(PY) bench/discovery.py
 	$(PY) bench/payments.py
