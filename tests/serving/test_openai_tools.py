@@ -193,6 +193,10 @@ async def test_forced_call_on_gemma_takes_the_grammar_path(gemma):
         assert finish == "tool_calls" and [c["name"] for c in calls] == ["get_weather"]
         weather = _valid(calls[0])
         assert weather.city in ("Paris", "Oslo", "Lima")
+    # this Gemma (the base model) carries no chat template: the worker's fallback format renders the tool turns
+    two_results = [*FOLLOW_UP, {"role": "tool", "tool_call_id": CALL_ID, "content": '{"wind": 3}'}]
+    r = await gemma.oai.chat.completions.create(model=GEMMA, messages=two_results, tools=TOOLS, max_tokens=2)
+    assert r.choices[0].finish_reason in ("length", "stop", "tool_calls") and r.usage.prompt_tokens > 200
 
 
 async def test_tool_choice_none_gives_a_plain_answer(both):
@@ -259,6 +263,28 @@ def test_tool_turns_render_into_the_prompt(path, template, expected):
     messages, offered = tools.chat_inputs(req, path)
     prompt = Jinja2ChatFormatter(template, "</s>", "<s>")(messages=messages, tools=offered).prompt
     assert prompt == expected()
+
+
+# Gemma 3's rule (its instruct template): roles must alternate after an optional first system turn
+STRICT_ALTERNATION = (
+    "{% for m in messages %}{% if m.role != 'system' and (m.role == 'user') != "
+    "((loop.index0 - (1 if messages[0].role == 'system' else 0)) % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}"
+)
+
+
+def test_fallback_turns_alternate_for_strict_templates():
+    """Two tool results in a row, and the node's tools message beside the caller's system message, merge, so a
+    template that demands alternating turns (Gemma 3's) still renders the conversation."""
+    two_results = [*FOLLOW_UP, {"role": "tool", "tool_call_id": CALL_ID, "content": '{"wind": 3}'}]
+    req = GenerationRequest.chat(two_results, tools=TOOLS)
+    messages, offered = tools.chat_inputs(req, "grammar")
+    assert offered is None and [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    prompt = Jinja2ChatFormatter(STRICT_ALTERNATION, "</s>", "<s>")(messages=messages).prompt
+    assert '<user><tool_response>\n{"temp": 21}\n</tool_response>\n\n<tool_response>\n{"wind": 3}' in prompt
+    with pytest.raises(ValueError, match="alternate"):  # the rule bites: unmerged turns would not render
+        Jinja2ChatFormatter(STRICT_ALTERNATION, "</s>", "<s>")(messages=[*messages, messages[-1]])
 
 
 @pytest.mark.parametrize(
