@@ -37,6 +37,7 @@ BENCHES: dict[str, list[str]] = {
     "discovery": [PY, "bench/discovery.py"],
     "payments": [PY, "bench/payments.py"],
     "dvm": [PY, "bench/dvm.py"],
+    "structured": [PY, "bench/structured.py"],
     "first_token": [PY, "bench/first_token.py"],
 }
 NEEDS_ROOT = {"netns": "network namespaces and tc"}

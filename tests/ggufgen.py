@@ -1,6 +1,7 @@
 """Deterministic generators of small, valid llama-architecture GGUF files for tests and benchmarks.
 
     make_gguf(path, preset="tiny", dtype="f32", seed=0, chat_template=True, vocab_size=None) -> Path
+        (chat_template: True = ChatML, False = none, or a template string, e.g. HERMES_TOOLS)
     make_split_gguf(dir, stem, n_splits, ...) -> [dir/stem-00001-of-0000N.gguf, ...]
     make_big_vocab_gguf(path, n_vocab=262144) -> Path       (big token list, tiny tensors: header benchmarks)
     raw_gguf(kvs, tensors, ...) -> bytes                      (hand-built GGUF bytes, for corrupt-input tests)
@@ -45,6 +46,38 @@ WORDS = (
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
     "+ '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+# Qwen 2.5's template (Hermes-style tools): it renders `tools` into the system turn, assistant tool_calls as
+# <tool_call> blocks and role "tool" turns as <tool_response> blocks; the worker's tool path "template"
+HERMES_TOOLS = "".join(
+    (
+        r"{%- if tools %}{{- '<|im_start|>system\n' }}{%- if messages[0]['role'] == 'system' %}",
+        r"{{- messages[0]['content'] }}{%- else %}{{- 'You are a helpful assistant.' }}{%- endif %}",
+        r'{{- "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n',
+        r'You are provided with function signatures within <tools></tools> XML tags:\n<tools>" }}',
+        r'{%- for tool in tools %}{{- "\n" }}{{- tool | tojson }}{%- endfor %}',
+        r'{{- "\n</tools>\n\nFor each function call, return a json object with function name and arguments ',
+        r"within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": ",
+        r'<args-json-object>}\n</tool_call><|im_end|>\n" }}',
+        r"{%- else %}{%- if messages[0]['role'] == 'system' %}",
+        r"{{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}{%- endif %}{%- endif %}",
+        r"{%- for message in messages %}",
+        r'{%- if (message.role == "user") or (message.role == "system" and not loop.first) or ',
+        r'(message.role == "assistant" and not message.tool_calls) %}',
+        r"{{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n' }}",
+        r"{%- elif message.role == 'assistant' %}{{- '<|im_start|>' + message.role }}",
+        r"{%- if message.content %}{{- '\n' + message.content }}{%- endif %}",
+        r"{%- for tool_call in message.tool_calls %}",
+        r"{%- if tool_call.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}",
+        r"""{{- '\n<tool_call>\n{"name": "' }}{{- tool_call.name }}{{- '", "arguments": ' }}""",
+        r"{{- tool_call.arguments | tojson }}{{- '}\n</tool_call>' }}{%- endfor %}{{- '<|im_end|>\n' }}",
+        r"{%- elif message.role == 'tool' %}",
+        r"{%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != 'tool') %}{{- '<|im_start|>user' }}",
+        r"{%- endif %}{{- '\n<tool_response>\n' }}{{- message.content }}{{- '\n</tool_response>' }}",
+        r"{%- if loop.last or (messages[loop.index0 + 1].role != 'tool') %}{{- '<|im_end|>\n' }}{%- endif %}",
+        r"{%- endif %}{%- endfor %}",
+        r"{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}",
+    )
 )
 TT = gguf.TokenType
 FILE_TYPES = {
@@ -93,7 +126,7 @@ def _add_model_kvs(w: gguf.GGUFWriter, p: dict, n_vocab: int, name: str, dtype: 
     w.add_layer_norm_rms_eps(1e-5)
 
 
-def _add_tokenizer_kvs(w: gguf.GGUFWriter, vocab: Sequence[tuple[str, float, int]], chat_template: bool) -> None:
+def _add_tokenizer_kvs(w: gguf.GGUFWriter, vocab: Sequence[tuple[str, float, int]], chat_template: bool | str) -> None:
     w.add_tokenizer_model("llama")  # SentencePiece-style
     w.add_token_list([t[0] for t in vocab])
     w.add_token_scores([t[1] for t in vocab])
@@ -104,7 +137,7 @@ def _add_tokenizer_kvs(w: gguf.GGUFWriter, vocab: Sequence[tuple[str, float, int
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
     if chat_template:
-        w.add_chat_template(CHATML)
+        w.add_chat_template(CHATML if chat_template is True else chat_template)
 
 
 def _model_tensors(
@@ -167,7 +200,7 @@ def make_gguf(
     preset: str = "tiny",
     dtype: str = "f32",
     seed: int = 0,
-    chat_template: bool = True,
+    chat_template: bool | str = True,
     vocab_size: int | None = None,
 ) -> Path:
     """Write a deterministic llama GGUF with random weights to `path`; return the path.

@@ -1,6 +1,7 @@
 """The OpenAI-compatible surface on the daemon's port: /v1/models, /v1/chat/completions, /v1/completions
-(SSE streaming as OpenAI sends it), and Prometheus /metrics. Errors here use OpenAI's body
-({"error": {"message", "type", "param", "code"}}) so OpenAI clients show them; see api/__init__.py.
+(SSE streaming as OpenAI sends it; tool calls in OpenAI's shapes, read by serving/tools.py in the worker),
+and Prometheus /metrics. Errors here use OpenAI's body ({"error": {"message", "type", "param", "code"}}) so
+OpenAI clients show them; see api/__init__.py.
 
 A request is checked here, queued on its model (fair across clients: the `user` field names the client,
 else the bearer token, else the peer address), and its tokens are relayed as the worker produces them. A
@@ -28,17 +29,7 @@ from silnode.serving.request import EmbeddingRequest, GenerationRequest
 from silnode.serving.service import Request, ServedModel
 
 # fields OpenAI clients send that only work at their default here: accepted at it, 400 otherwise
-AT_DEFAULT_ONLY = {
-    "echo": False,
-    "best_of": 1,
-    "suffix": None,
-    "tools": None,
-    "tool_choice": None,
-    "parallel_tool_calls": None,
-    "store": None,
-    "metadata": None,
-    "service_tier": None,
-}
+AT_DEFAULT_ONLY = {"echo": False, "best_of": 1, "suffix": None, "store": None, "metadata": None, "service_tier": None}
 COMMON = {
     "model",
     "max_tokens",
@@ -59,7 +50,7 @@ COMMON = {
     "user",
     "n",
 }
-CHAT_ONLY = {"messages", "response_format", "top_logprobs"}
+CHAT_ONLY = {"messages", "response_format", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls"}
 # passed to the generation request as they are (it checks types and ranges)
 SAMPLING = (
     "temperature",
@@ -99,8 +90,9 @@ async def _parse(request: web.Request, kind: str) -> dict[str, Any]:
 
 
 def _messages(body: dict) -> list[dict[str, Any]]:
-    """OpenAI's message forms, reduced to {role, content} strings: text parts joined, `developer` as
-    `system`. The generation request checks roles and types."""
+    """OpenAI's message forms, reduced to {role, content} strings (plus an assistant turn's `tool_calls`, a
+    tool turn's `tool_call_id` and `name`): text parts joined, `developer` as `system`. The generation
+    request checks roles and types."""
     msgs = body.get("messages")
     if not isinstance(msgs, list):
         return msgs  # type: ignore[return-value]  (the generation request names the problem)
@@ -116,7 +108,9 @@ def _messages(body: dict) -> list[dict[str, Any]]:
             ):
                 raise OpenAIBadRequest(f"messages[{i}].content: only text parts are supported", "messages")
             content = "".join(p["text"] for p in content)
-        out.append({"role": "system" if m.get("role") == "developer" else m.get("role"), "content": content})
+        msg = {"role": "system" if m.get("role") == "developer" else m.get("role"), "content": content}
+        msg.update({k: m[k] for k in ("tool_calls", "tool_call_id", "name") if m.get(k) is not None})
+        out.append(msg)
     return out
 
 
@@ -141,6 +135,10 @@ def _generation(body: dict, kind: str, model: ServedModel, default_max: int) -> 
     given["stream"] = body.get("stream") if body.get("stream") is not None else False
     given["max_tokens"] = max_tokens or default_max
     given["response_format"] = body.get("response_format")
+    if kind == "chat":
+        for key in ("tools", "tool_choice", "parallel_tool_calls"):
+            if body.get(key) is not None:
+                given[key] = body[key]
     given.update(_logprobs(body, kind))
     try:
         if kind == "chat":
@@ -312,20 +310,39 @@ class _Format:
             "text_offset": offsets,
         }
 
-    def choice(self, index: int, text: str, finish: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    def choice(
+        self, index: int, text: str, finish: str, entries: list[dict[str, Any]], calls: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         if self.kind == "chat":
-            message = {"role": "assistant", "content": text}
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if calls:
+                message["content"] = text or None  # OpenAI's shape for an answer that only calls tools
+                message["tool_calls"] = [tool_call(c) for c in calls]
             return {"index": index, "message": message, "finish_reason": finish, "logprobs": self.logprobs(entries)}
         return {"index": index, "text": text, "finish_reason": finish, "logprobs": self.logprobs(entries)}
 
     def chunk(
-        self, index: int, text: str | None, finish: str | None, entries: list[dict[str, Any]] | None, offset: int
+        self,
+        index: int,
+        text: str | None,
+        finish: str | None,
+        entries: list[dict[str, Any]] | None,
+        offset: int,
+        calls: list[dict[str, Any]] | None = None,
+        first_call: int = 0,
     ) -> dict[str, Any]:
         lp = self.logprobs(entries, offset) if entries else None
         if self.kind == "chat":
-            delta = {"content": text} if text is not None else {}
+            delta: dict[str, Any] = {"content": text} if text is not None and (text or not calls) else {}
+            if calls:  # each call whole, in one delta (the client's accumulator takes that as well as pieces)
+                delta["tool_calls"] = [{"index": first_call + i, **tool_call(c)} for i, c in enumerate(calls)]
             return {"index": index, "delta": delta, "finish_reason": finish, "logprobs": lp}
         return {"index": index, "text": text or "", "finish_reason": finish, "logprobs": lp}
+
+
+def tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A worker's call {id, name, arguments} in OpenAI's shape."""
+    return {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}
 
 
 def _add_usage(total: dict[str, int], done: dict[str, Any]) -> dict[str, int]:
@@ -345,14 +362,16 @@ async def _whole(run: _Run, gens: list[GenerationRequest], fmt: _Format, meta: d
     for index, gen in enumerate(gens):
         parts: list[str] = []
         entries: list[dict[str, Any]] = []
+        calls: list[dict[str, Any]] = []
         done: dict[str, Any] = {}
         async for ev in run.events(gen):
             entries += ev.get("logprobs") or []
             if ev["type"] == "delta":
                 parts.append(ev["text"])
+                calls += ev.get("tool_calls") or []
             elif ev["type"] == "done":
                 done = ev
-        choices.append(fmt.choice(index, "".join(parts), done.get("finish_reason", "stop"), entries))
+        choices.append(fmt.choice(index, "".join(parts), done.get("finish_reason", "stop"), entries, calls))
         usage = _add_usage(usage, done)
     obj = "chat.completion" if fmt.kind == "chat" else "text_completion"
     return web.json_response({**meta, "object": obj, "choices": choices, "usage": usage})
@@ -403,12 +422,14 @@ async def _stream(
                         "logprobs": None,
                     }
                 )
-            offset = 0
+            offset = n_calls = 0
             while ev is not None:
                 entries = ev.get("logprobs")
-                if ev["type"] == "delta" and (ev["text"] or entries):
-                    await send(fmt.chunk(index, ev["text"], None, entries, offset))
+                calls = ev.get("tool_calls")
+                if ev["type"] == "delta" and (ev["text"] or entries or calls):
+                    await send(fmt.chunk(index, ev["text"], None, entries, offset, calls, n_calls))
                     offset += len(ev["text"])
+                    n_calls += len(calls or [])
                 elif ev["type"] == "done":
                     await send(fmt.chunk(index, None, ev.get("finish_reason", "stop"), entries, offset))
                     usage = _add_usage(usage, ev)
@@ -462,6 +483,8 @@ async def list_models(request: web.Request) -> web.Response:
                 "state": m["state"],
                 "n_ctx": m["n_ctx"],
                 "chat_template": info.get("chat_template"),
+                # how tool calls work on this model (serving/tools.py): "template" or "grammar"
+                "tool_path": info.get("tool_path"),
                 "embedding": bool(m.get("embedding")),
                 **({"pricing": pricing} if pricing else {}),
             }

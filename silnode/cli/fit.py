@@ -76,6 +76,9 @@ def inspect(ctx: Ctx, model: str, n_ctx: int | None, flash_attn: bool) -> None:
     if data.get("offload"):
         lines.append(placement(data["offload"]))
     lines.append(speed_line(data.get("speed") or {}))
+    if data.get("tool_path"):
+        how = "its chat template (<tool_call> blocks)" if data["tool_path"] == "template" else "the grammar fallback"
+        lines.append(f"tool calls: {data['tool_path']} path, through {how}")
     lines += [f"note: {n}" for n in est.get("notes", [])]
     ctx.out.data(data, "\n".join(lines))
 

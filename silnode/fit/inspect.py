@@ -15,6 +15,7 @@ from silnode.fit.offload import OffloadPlan, plan_offload
 from silnode.fit.speed import cpu_bandwidth, describe
 from silnode.gguf import facts_from_header, read_header
 from silnode.names import is_valid_name
+from silnode.serving.tools import tool_path
 from silnode.store import Store
 
 
@@ -126,4 +127,6 @@ def inspect_model(
         "speed": describe(plan.tokens_per_s if plan else None, config.fit.min_tokens_per_s),
         "fits": ok,
         "reason": reason,
+        # how OpenAI tool calls work on it: its own template ("template") or the grammar fallback
+        "tool_path": tool_path(header.metadata.get("tokenizer.chat_template")),
     }

@@ -27,7 +27,9 @@ from typing import Any, Literal
 from silnode.errors import InvalidGenerationRequest
 
 Kind = Literal["chat", "completion"]
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
+TOOL_CHOICES = ("auto", "none", "required")
+MAX_TOOLS = 128  # OpenAI's limit per request
 MAX_STOP = 16  # stop strings per request (OpenAI allows 4; llama-server takes more)
 
 # llama-server's sampling defaults, used when a caller leaves a field out
@@ -88,7 +90,9 @@ def check_number(name: str, value: Any) -> Any:
 @dataclass(frozen=True)
 class GenerationRequest:
     kind: Kind
-    messages: tuple[Mapping[str, str], ...] = ()  # chat: {"role", "content"} each
+    # chat: {"role", "content"} each; an assistant turn may add "tool_calls" (OpenAI's shape, content then ""),
+    # a "tool" turn adds "tool_call_id" (and "name" when given)
+    messages: tuple[Mapping[str, Any], ...] = ()
     prompt: str | None = None  # completion
     max_tokens: int | None = None  # None: up to the end of the context
     temperature: float = DEFAULT_TEMPERATURE
@@ -107,6 +111,12 @@ class GenerationRequest:
     logit_bias: Mapping[int, float] | None = None  # token id -> added to its logit (-100..100)
     logprobs: bool = False  # per generated token: its logprob (and top_logprobs alternatives)
     top_logprobs: int | None = None  # 0..20 alternatives per token; implies logprobs
+    # OpenAI's function tools: {"type": "function", "function": {"name", "description", "parameters"}} each
+    tools: tuple[Mapping[str, Any], ...] = ()
+    tool_choice: str | Mapping[str, Any] | None = (
+        None  # auto, none, required, {"type": "function", "function": {"name"}}
+    )
+    parallel_tool_calls: bool = True  # False: at most one call per answer
 
     def __post_init__(self) -> None:
         if self.kind not in ("chat", "completion"):
@@ -137,6 +147,7 @@ class GenerationRequest:
             object.__setattr__(self, "logprobs", True)
         object.__setattr__(self, "response_format", check_response_format(self.response_format))
         object.__setattr__(self, "logit_bias", check_logit_bias(self.logit_bias))
+        self._check_tools()
 
     def _check_messages(self) -> None:
         msgs = self.messages
@@ -145,15 +156,72 @@ class GenerationRequest:
         out = []
         for i, m in enumerate(msgs):
             if not isinstance(m, Mapping) or m.get("role") not in ROLES:
-                raise _bad(f"messages[{i}] needs a role of system, user or assistant", "messages")
-            if not isinstance(m.get("content"), str):
+                raise _bad(f"messages[{i}] needs a role of system, user, assistant or tool", "messages")
+            content = m.get("content")
+            calls = m.get("tool_calls") if m["role"] == "assistant" else None
+            if calls and content is None:
+                content = ""  # an assistant turn that only called tools
+            if not isinstance(content, str):
                 raise _bad(f"messages[{i}].content must be a string", "messages")
-            out.append({"role": m["role"], "content": m["content"]})
+            msg: dict[str, Any] = {"role": m["role"], "content": content}
+            if calls:
+                msg["tool_calls"] = check_tool_calls(calls, i)
+            if m["role"] == "tool":
+                if not isinstance(m.get("tool_call_id"), str):
+                    raise _bad(f"messages[{i}] (role tool) needs the 'tool_call_id' it answers", "messages")
+                msg["tool_call_id"] = m["tool_call_id"]
+                if isinstance(m.get("name"), str):
+                    msg["name"] = m["name"]
+            out.append(msg)
         object.__setattr__(self, "messages", tuple(out))
+
+    def _check_tools(self) -> None:
+        tools = self.tools
+        if not isinstance(tools, (list, tuple)) or len(tools) > MAX_TOOLS:
+            raise _bad(f"'tools' must be a list of up to {MAX_TOOLS} function tools", "tools")
+        if tools and self.kind != "chat":
+            raise _bad("'tools' are for chat requests only", "tools")
+        out = tuple(check_tool(t, i) for i, t in enumerate(tools))
+        object.__setattr__(self, "tools", out)
+        names = [t["function"]["name"] for t in out]
+        if len(set(names)) != len(names):
+            raise _bad("'tools' must have distinct function names", "tools")
+        choice = self.tool_choice
+        if isinstance(choice, Mapping):
+            fn = choice.get("function")
+            name = fn.get("name") if isinstance(fn, Mapping) else None
+            if choice.get("type") != "function" or not isinstance(name, str):
+                raise _bad(
+                    "'tool_choice' must be auto, none, required or {type: function, function: {name}}", "tool_choice"
+                )
+            if name not in names:
+                raise _bad(f"'tool_choice' names {name!r}, which is not in 'tools'", "tool_choice")
+            object.__setattr__(self, "tool_choice", {"type": "function", "function": {"name": name}})
+        elif choice is not None and choice not in TOOL_CHOICES:
+            raise _bad(
+                "'tool_choice' must be auto, none, required or {type: function, function: {name}}", "tool_choice"
+            )
+        elif choice == "required" and not out:
+            raise _bad("'tool_choice' required needs 'tools'", "tool_choice")
+        if not isinstance(self.parallel_tool_calls, bool):
+            raise _bad("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
+        if self.calls_tools and self.response_format is not None:
+            raise _bad("'response_format' cannot be combined with tools (use tool_choice none)", "response_format")
+
+    @property
+    def calls_tools(self) -> bool:
+        """Tools are offered to the model: given, and tool_choice is not none."""
+        return bool(self.tools) and self.tool_choice != "none"
+
+    @property
+    def forced_tool(self) -> str | None:
+        """The function's name when tool_choice names one."""
+        choice = self.tool_choice
+        return str(choice["function"]["name"]) if isinstance(choice, Mapping) else None
 
     # ---- constructors
     @classmethod
-    def chat(cls, messages: Sequence[Mapping[str, str]], **kw: Any) -> GenerationRequest:
+    def chat(cls, messages: Sequence[Mapping[str, Any]], **kw: Any) -> GenerationRequest:
         # not a list (a caller's mistake): passed on as it is, for __post_init__ to name the problem
         msgs: Any = tuple(messages) if isinstance(messages, (list, tuple)) else messages
         return cls(kind="chat", messages=msgs, **kw)
@@ -166,6 +234,9 @@ class GenerationRequest:
     def to_wire(self) -> dict[str, Any]:
         d = asdict(self)
         d["messages"] = [dict(m) for m in self.messages]
+        d["tools"] = [dict(t) for t in self.tools]
+        if self.parallel_tool_calls:
+            del d["parallel_tool_calls"]  # the default
         d["stop"] = list(self.stop)
         d["response_format"] = dict(self.response_format) if self.response_format else None
         # JSON object keys are strings
@@ -180,7 +251,7 @@ class GenerationRequest:
         missing ones; a wrong type or range raises InvalidGenerationRequest."""
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in data.items() if k in names and v is not None}
-        for key in ("messages", "stop"):
+        for key in ("messages", "stop", "tools"):
             if isinstance(kw.get(key), list):
                 kw[key] = tuple(kw[key])
         if "kind" not in kw:
@@ -202,6 +273,51 @@ class GenerationRequest:
         args.setdefault("max_tokens", None)  # None: up to the end of the context
         args["stop"] = list(self.stop)
         return args
+
+
+def check_tool(tool: Any, i: int) -> Mapping[str, Any]:
+    """One OpenAI function tool, reduced to {"type": "function", "function": {"name", "description",
+    "parameters"}}; parameters default to an empty object schema."""
+    fn = tool.get("function") if isinstance(tool, Mapping) and tool.get("type") == "function" else None
+    name = fn.get("name") if isinstance(fn, Mapping) else None
+    if not isinstance(name, str) or not name or len(name) > 64 or not all(c.isalnum() or c in "_-" for c in name):
+        raise _bad(
+            f"tools[{i}] must be {{type: function, function: {{name, parameters}}}} with a name of "
+            "letters, digits, _ and - (at most 64)",
+            "tools",
+        )
+    assert isinstance(fn, Mapping)
+    params = fn.get("parameters", {"type": "object", "properties": {}})
+    if not isinstance(params, Mapping):
+        raise _bad(f"tools[{i}].function.parameters must be a JSON schema object", "tools")
+    desc = fn.get("description")
+    if desc is not None and not isinstance(desc, str):
+        raise _bad(f"tools[{i}].function.description must be a string", "tools")
+    out: dict[str, Any] = {"name": name}
+    if desc:
+        out["description"] = desc
+    out["parameters"] = dict(params)
+    if isinstance(fn.get("strict"), bool):
+        out["strict"] = fn["strict"]
+    return {"type": "function", "function": out}
+
+
+def check_tool_calls(calls: Any, i: int) -> list[dict[str, Any]]:
+    """An assistant turn's tool_calls as OpenAI sends them back: [{id, type, function: {name, arguments}}]."""
+    if not isinstance(calls, (list, tuple)):
+        raise _bad(f"messages[{i}].tool_calls must be a list", "messages")
+    out = []
+    for c in calls:
+        fn = c.get("function") if isinstance(c, Mapping) else None
+        if not (
+            isinstance(fn, Mapping)
+            and isinstance(fn.get("name"), str)
+            and isinstance(fn.get("arguments"), str)
+            and isinstance(c.get("id"), str)
+        ):
+            raise _bad(f"messages[{i}].tool_calls: each needs id and function {{name, arguments}} strings", "messages")
+        out.append({"id": c["id"], "type": "function", "function": {"name": fn["name"], "arguments": fn["arguments"]}})
+    return out
 
 
 def check_response_format(value: Any) -> Mapping[str, Any] | None:

@@ -15,10 +15,10 @@ Protocol, one JSON object per line:
             order. stream false: the text comes as one delta at the end instead of one per token
             {"op": "cancel", "id"}          stop that request (no id: every request not yet done)
             {"op": "shutdown"}, or EOF      cancel what is pending and exit 0 (EOF: the daemon is gone)
-    stdout  {"type": "ready", pid, n_ctx, n_ctx_train, n_vocab, chat_template, chat_format, gpu_offload,
+    stdout  {"type": "ready", pid, n_ctx, n_ctx_train, n_vocab, chat_template, chat_format, tool_path, gpu_offload,
              n_gpu_layers, flash_attn, n_threads, n_batch, load_seconds, warmup_seconds}
-            {"type": "delta", "id", "text"}
-            {"type": "done", "id", "finish_reason": "stop"|"length"|"cancelled", "prompt_tokens",
+            {"type": "delta", "id", "text"[, "tool_calls": [{"id", "name", "arguments"}]]}   (serving/tools.py)
+            {"type": "done", "id", "finish_reason": "stop"|"length"|"tool_calls"|"cancelled", "prompt_tokens",
              "completion_tokens", "prompt_seconds", "gen_seconds"}
             {"type": "error", "id", "code": "context_overflow"|"invalid_request"|"generation_failed", "message"}
             {"type": "error", "phase": "load", "message"}         then exit 1
@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from silnode.errors import InvalidGenerationRequest
-from silnode.serving import hang
+from silnode.serving import hang, tools
 from silnode.serving.request import EmbeddingRequest, GenerationRequest
 
 POOLING = {0: "none", 1: "mean", 2: "cls", 3: "last", 4: "rank"}  # llama.cpp's enum llama_pooling_type
@@ -195,6 +195,7 @@ def cancellable_llama_class() -> type:
         stopping: TokenCounter | None = None
         recorder: TokenScores | None = None
         heartbeat: Heartbeat | None = None
+        tool_path: str = tools.GRAMMAR  # how tool calls are prompted and read (serving/tools.py)
 
         def eval(self, tokens: Any) -> None:
             if self.heartbeat is None:
@@ -280,6 +281,7 @@ def load(config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
             f"give the context size explicitly (a multiple of {CTX_PAD})"
         )
     chat_template = "tokenizer.chat_template" in llm.metadata
+    llm.tool_path = tools.tool_path(llm.metadata.get("tokenizer.chat_template"))
     if not chat_template:
         llm.chat_format = config.get("chat_format_fallback") or "chatml"
         log(f"the GGUF has no tokenizer.chat_template; chat uses chat_format={llm.chat_format!r}")
@@ -297,6 +299,7 @@ def load(config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         "n_vocab": llm.n_vocab(),
         "chat_template": chat_template,
         "chat_format": llm.chat_format,
+        "tool_path": llm.tool_path,
         "gpu_offload": gpu,
         "n_gpu_layers": n_gpu_layers,
         "flash_attn": gpu,
@@ -395,6 +398,19 @@ def grammar_for(req: GenerationRequest) -> Any:
     return LlamaGrammar.from_string(gbnf, verbose=False)
 
 
+def tool_grammar(req: GenerationRequest) -> Any:
+    """The grammar that forces a well-formed tool call (serving/tools.py), None when no call is forced."""
+    try:
+        gbnf = tools.forced_gbnf(req, strict_schema)
+    except ValueError as exc:
+        raise InvalidGenerationRequest(f"the grammar builder cannot handle {exc}", param="tools") from None
+    if gbnf is None:
+        return None
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    return LlamaGrammar.from_string(gbnf, verbose=False)
+
+
 def strict_schema(schema: Any) -> Any:
     """OpenAI's strict mode: no properties beyond those listed (unless the schema says otherwise)."""
     if isinstance(schema, list):
@@ -410,7 +426,7 @@ def strict_schema(schema: Any) -> Any:
 def stream(llm: Any, req: GenerationRequest, scores: TokenScores | None = None) -> Iterator[tuple[str, str | None]]:
     """(text, finish_reason) per streamed chunk."""
     args = req.sampling()
-    grammar = grammar_for(req)
+    grammar = grammar_for(req) or tool_grammar(req)
     if grammar is not None:
         args["grammar"] = grammar
     if scores is not None:
@@ -424,7 +440,15 @@ def stream(llm: Any, req: GenerationRequest, scores: TokenScores | None = None) 
         # depend on the batch (notably on GPUs): evaluate from scratch so a seed reproduces exactly
         llm.reset()
     if req.kind == "chat":
-        for chunk in llm.create_chat_completion([dict(m) for m in req.messages], stream=True, **args):
+        messages, offered = tools.chat_inputs(req, llm.tool_path)
+        if llm.tool_path == tools.TEMPLATE and tools.involves_tools(req):
+            # the GGUF's own template renders the tools and tool turns, even where llama-cpp-python guessed a
+            # built-in format for it
+            handler = llm._chat_handlers["chat_template.default"]
+            chunks = handler(llama=llm, messages=messages, tools=offered, stream=True, **args)
+        else:
+            chunks = llm.create_chat_completion(messages, stream=True, **args)
+        for chunk in chunks:
             choice = chunk["choices"][0]
             yield choice["delta"].get("content") or "", choice["finish_reason"]
     else:
@@ -444,6 +468,7 @@ def run_request(
     rid = str(req.get("id", ""))
     counter = TokenCounter(cancel, hang.take("token"))
     finish = None
+    n_calls = 0  # tool calls sent
     scores: TokenScores | None = None
     try:
         greq = GenerationRequest.from_wire(req)
@@ -459,14 +484,25 @@ def run_request(
             # daemon a JSON parse and a queue hop per token, CPU time taken from the decode on a small machine
             per_token = greq.stream
             held: list[str] = []
+            held_calls: list[dict[str, Any]] = []
+            parser = tools.CallParser(greq) if greq.calls_tools else None
             for text, reason in stream(llm, greq, scores):
-                if text and per_token:
-                    send(delta(rid, text, scores))
-                elif text:
+                calls: list[dict[str, Any]] = []
+                if parser is not None and text:
+                    text, calls = parser.feed(text)
+                n_calls += len(calls)
+                if (text or calls) and per_token:
+                    send(delta(rid, text, scores, calls))
+                else:
                     held.append(text)
+                    held_calls += calls
                 finish = reason or finish
-            if held:
-                send(delta(rid, "".join(held), scores))
+            if parser is not None:
+                text, calls = parser.finish()
+                held.append(text)
+                held_calls += calls
+            if any(held) or held_calls:
+                send(delta(rid, "".join(held), scores, held_calls))
     except InvalidGenerationRequest as exc:
         return {"type": "error", "id": rid, "code": exc.code, "message": exc.message, **exc.details}
     except Exception as exc:  # noqa: BLE001 - any failure is this request's; the worker serves the next
@@ -478,6 +514,8 @@ def run_request(
     end = time.monotonic()
     first = counter.first_token_at or end
     extra = {"logprobs": scores.unsent()} if scores is not None and scores.logprobs else {}
+    if n_calls and finish in (None, "stop"):
+        finish = "tool_calls"
     return {
         **extra,
         "type": "done",
@@ -523,8 +561,10 @@ def run_embed(llm: Any, req: dict[str, Any], send: Callable[[dict[str, Any]], No
     }
 
 
-def delta(rid: str, text: str, scores: TokenScores | None) -> dict[str, Any]:
+def delta(rid: str, text: str, scores: TokenScores | None, calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     event: dict[str, Any] = {"type": "delta", "id": rid, "text": text}
+    if calls:
+        event["tool_calls"] = calls  # [{id, name, arguments (a JSON string)}]
     if scores is not None and scores.logprobs:
         event["logprobs"] = scores.unsent()
     return event

@@ -180,6 +180,7 @@ def test_inspect_file_and_refusal_under_a_cap(run, tiny_gguf, monkeypatch):
     assert data["speed"]["tokens_per_s"] > 0 and data["speed"]["speed"] == "usable"
     text = run("inspect", str(tiny_gguf)).stdout
     assert "placement: on the CPU" in text and "tokens/s generated" in text
+    assert data["tool_path"] == "grammar" and "tool calls: grammar path" in text  # ChatML renders no tools
     monkeypatch.setenv("SILNODE_HARDWARE__RAM_BYTES", str(40 << 20))  # a 40 MiB machine
     r = run("inspect", str(tiny_gguf))
     assert "does not fit: needs" in r.stdout and "free on CPU" in r.stdout
