@@ -1,7 +1,8 @@
 """NIP-90 kind-5050 job requests: what a request event says, checked, and the generation it asks for.
 
 A request carries ``i`` tags (the input: types text, prompt, url, event, job), ``param`` tags (model,
-max_tokens, temperature, top_k | top-k, top_p | top-p, frequency_penalty), ``bid`` (msats), ``relays`` and
+max_tokens, temperature, top_k | top-k, top_p | top-p, frequency_penalty, presence_penalty, repeat_penalty,
+min_p, seed, and JSON-valued response_format and stop, as /v1 takes them), ``bid`` (msats), ``relays`` and
 ``p`` (the providers it is meant for). An encrypted request (``["encrypted"]``) carries its ``i`` and
 ``param`` tags as a JSON array in the content, encrypted to the provider with NIP-44 v2 or NIP-04; the
 answer uses the same scheme. Anything wrong raises :class:`JobRejected` with the reason the customer reads.
@@ -33,7 +34,16 @@ PARAMS = {
     "top_p": "top_p",
     "top-p": "top_p",
     "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+    "repeat_penalty": "repeat_penalty",
+    "min_p": "min_p",
+    "seed": "seed",
+    # JSON-valued, as in the OpenAI API: the same structured output and stop strings a /v1 caller gets
+    "response_format": "response_format",
+    "stop": "stop",
 }
+JSON_PARAMS = {"response_format", "stop"}
+INTEGER_PARAMS = {"max_tokens", "top_k", "seed"}
 MAX_INPUTS = 8
 
 
@@ -148,6 +158,21 @@ def _number(name: str, text: str, integer: bool) -> Any:
         ) from None
 
 
+def _json_param(name: str, value: str) -> Any:
+    """``response_format`` is a JSON object (OpenAI's shape); ``stop`` a JSON array of strings or one plain string."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        if name == "stop":
+            return value  # a bare stop string
+        raise JobRejected(f'param {name} must be JSON, e.g. {{"type": "json_object"}}') from None
+    if name == "response_format" and not isinstance(parsed, dict):
+        raise JobRejected('param response_format must be a JSON object, e.g. {"type": "json_object"}')
+    if name == "stop" and isinstance(parsed, list):
+        return tuple(parsed)
+    return parsed
+
+
 def generation(job: Job, prompt: str, *, chat: bool, max_tokens_cap: int, default_max: int) -> GenerationRequest:
     """The neutral generation request for ``prompt`` with the job's params (range checks: the request's)."""
     kw: dict[str, Any] = {"stream": True}
@@ -155,7 +180,10 @@ def generation(job: Job, prompt: str, *, chat: bool, max_tokens_cap: int, defaul
         target = PARAMS[name]
         if target == "model":
             continue
-        kw[target] = _number(name, value, target in ("max_tokens", "top_k"))
+        if target in JSON_PARAMS:
+            kw[target] = _json_param(name, value)
+            continue
+        kw[target] = _number(name, value, target in INTEGER_PARAMS)
     max_tokens = kw.get("max_tokens", default_max)
     if isinstance(max_tokens, int) and max_tokens > max_tokens_cap:
         raise JobRejected(f"max_tokens {max_tokens} is over this provider's limit of {max_tokens_cap}")
