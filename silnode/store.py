@@ -32,6 +32,7 @@ from typing import Any
 
 from silnode.errors import (
     BadRequest,
+    ChecksumMismatch,
     InsufficientStorage,
     InvalidGGUF,
     ManifestError,
@@ -294,7 +295,7 @@ class Store:
                 digest = self._copy_hashing(src.path, dst, progress, done, total)
             done += size
             if want and digest != want.lower():
-                raise BadRequest(f"{src.path}: sha256 {digest} does not match the expected {want}")
+                raise ChecksumMismatch(f"{src.path}: sha256 {digest} does not match the expected {want}")
             records.append(ModelFile(src.name, size, digest, linked))
         return records
 
