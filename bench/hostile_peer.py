@@ -43,6 +43,9 @@ from silnode.torrent.session import TorrentSession  # noqa: E402
 
 RUN_TIMEOUT = float(os.environ.get("HOSTILE_RUN_TIMEOUT", "180"))
 
+# busy-loops until its parent is gone, so a killed run leaves no hog behind
+HOG = "import os\np = os.getppid()\nwhile os.getppid() == p:\n    pass"
+
 
 async def _node(base: Path, label: str, **overrides) -> Node:
     cfg = load_config(base / label, overrides={"daemon.port": 0, "storage.min_free_bytes": 0, **overrides})
@@ -88,8 +91,10 @@ async def one_run(base: Path, src: Path) -> tuple[bool, str, float]:
             return False, f"{t.state}: {t.error}", took
         got = sha256_file(leech.store.model_dir("bob/m") / src.name)
         ok = got == sha256_file(src)
-        recovered = f", recovered {t.recoveries}x" if getattr(t, "recoveries", 0) else ""
-        return ok, ("done" if ok else "done with WRONG bytes") + recovered, took
+        # both peers are on 127.0.0.1 here: the honest one's ban shows as its listen port among the bans
+        honest_banned = peers[1] in t.banned_peers
+        note = f" ({len(t.banned_peers)} ban(s){', honest peer banned too' if honest_banned else ''})"
+        return ok, ("done" if ok else "done with WRONG bytes") + note, took
     finally:
         if evil is not None:
             await evil.stop()
@@ -118,6 +123,7 @@ async def series(mode: str, runs: int, src: Path, verbose: bool) -> dict:
         "failure_rate": failed / runs,
         "median_s": sorted(times)[len(times) // 2],
         "failures": [o for o in outcomes if not o.startswith("done")],
+        "honest_banned": sum("honest peer banned" in o for o in outcomes),
     }
 
 
@@ -128,7 +134,7 @@ def main() -> None:
     ap.add_argument("--mode", choices=("both", "before", "after"), default="both")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hogs)]
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(args.hogs)]
     try:
         with tempfile.TemporaryDirectory(prefix="silnode-hostile-src-") as tmp:
             src = make_sized_gguf(Path(tmp) / "m.gguf", 16 << 20, seed=2)
@@ -144,7 +150,8 @@ def main() -> None:
     for r in results:
         print(
             f"{r['mode']:>6}: {r['completed']}/{r['runs']} completed, failure rate {r['failure_rate']:.0%}, "
-            f"median {r['median_s']:.1f} s; failures: {sorted(set(r['failures'])) or 'none'}"
+            f"median {r['median_s']:.1f} s, honest peer banned in {r['honest_banned']}; "
+            f"failures: {sorted(set(r['failures'])) or 'none'}"
         )
 
 
