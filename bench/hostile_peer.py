@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""How often does one hostile peer end a hybrid (v1+v2) download? Failure rate before and after the fix.
+"""How often does one hostile peer end a hybrid (v1+v2) download? Failure rate with both hash checks (what a
+node does) and with SHA-256 checks only (libtorrent's disable_v1_hashes, the candidate fix, off by default).
 
-    python bench/hostile_peer.py [--runs 30] [--hogs 1] [--mode both|before|after] [--json]
+    python bench/hostile_peer.py [--runs 30] [--hogs 1] [--mode both|default|v2-only] [--json]
 
 Each run is the swarm of tests/integration/test_swarm.py's bad-peer test, built fresh: an honest node shares a
 16 MiB model (upload capped at 4 MiB/s), an evil libtorrent session seeds the same torrent with every piece
@@ -9,9 +10,9 @@ altered on disk (after its own check, so it serves bad bytes), and a third node 
 infohash (metadata from the peers, so no piece layers up front) from both. ``--hogs`` busy-loop processes run
 for the whole bench: the failure depends on timing, and load is what exposes it.
 
-"before": the download verifies both SHA-1 and SHA-256 (libtorrent's default for a hybrid), the code path
-before the fix; it ends with "v1 and v2 hashes do not describe the same data" in some runs. "after": what a
-node does now (SHA-256 only for hybrids, see silnode/torrent/create.py). A run counts as a success when the
+"default": the download verifies both SHA-1 and SHA-256 (libtorrent's default for a hybrid, and silnode's);
+it ends with "v1 and v2 hashes do not describe the same data" in some runs. "v2-only": SHA-256 only
+(``silnode.torrent.create.HYBRID_V2_ONLY``; see the comment there for why it is off). A run counts as a success when the
 transfer is ``done`` and the stored file's SHA-256 is the model's.
 """
 
@@ -103,8 +104,7 @@ async def one_run(base: Path, src: Path) -> tuple[bool, str, float]:
 
 
 async def series(mode: str, runs: int, src: Path, verbose: bool) -> dict:
-    # "before": the hybrid's v1 check stays on, as it was before the fix
-    tcreate.HYBRID_V2_ONLY = mode == "after"
+    tcreate.HYBRID_V2_ONLY = mode == "v2-only"
     ok, outcomes, times = 0, [], []
     for i in range(runs):
         with tempfile.TemporaryDirectory(prefix="silnode-hostile-") as tmp:
@@ -131,14 +131,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--hogs", type=int, default=1, help="busy-loop processes for the whole bench (CPU load)")
-    ap.add_argument("--mode", choices=("both", "before", "after"), default="both")
+    ap.add_argument("--mode", choices=("both", "default", "v2-only"), default="both")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(args.hogs)]
     try:
         with tempfile.TemporaryDirectory(prefix="silnode-hostile-src-") as tmp:
             src = make_sized_gguf(Path(tmp) / "m.gguf", 16 << 20, seed=2)
-            modes = ["before", "after"] if args.mode == "both" else [args.mode]
+            modes = ["default", "v2-only"] if args.mode == "both" else [args.mode]
             results = [asyncio.run(series(m, args.runs, src, not args.json)) for m in modes]
     finally:
         for h in hogs:

@@ -72,15 +72,18 @@ _B32 = re.compile(r"^[A-Za-z2-7]{32}$")
 Progress = Callable[[int, int], None]
 
 # libtorrent's torrent_flags::disable_v1_hashes (2.1, not named in the Python binding): check a hybrid's pieces
-# against its SHA-256 merkle tree only. With both checks on, a hostile peer can end a hybrid download: while
-# the piece layer is not yet known (a download from a magnet or bare hash), the SHA-256 leaf hashes of a piece
-# that failed its SHA-1 check stay in the merkle tree; a good piece that later completes the same subtree
-# then "fails" SHA-256 while it passed SHA-1, and libtorrent stops the torrent for good with "v1 and v2 hashes
-# do not describe the same data" (torrent::handle_inconsistent_hashes drops every piece and pauses; a recheck
-# replays the same bad bytes from disk). With one check there is nothing to disagree, and the v2 check names
-# the bad blocks, so the peer that sent them is banned (bench/hostile_peer.py measures both paths).
+# against its SHA-256 merkle tree only. OFF, and why (README "A hostile peer", bench/hostile_peer.py):
+# with both checks on, a hostile peer can end a hybrid download: while the piece layer is not yet known (a
+# download from a magnet or bare hash), the SHA-256 leaf hashes of a piece that failed its SHA-1 check stay
+# in the merkle tree; a good piece that later completes the same subtree then "fails" SHA-256 while it passed
+# SHA-1, and libtorrent stops the torrent for good with "v1 and v2 hashes do not describe the same data"
+# (torrent::handle_inconsistent_hashes drops every piece and pauses; a recheck replays the bad bytes on disk).
+# SHA-256-only checks end that (0 of 30 runs failed, against 14 of 30), but here libtorrent verifies no piece
+# before the whole file's tree is in (the piece layer never arrived from the peers): resume data mid-download
+# holds no piece, a bad block fails every piece of the file and honest peers are banned beside the hostile
+# one. Kept as a switch for the bench until the recovery is built.
 DISABLE_V1_HASHES = 1 << 25
-HYBRID_V2_ONLY = True
+HYBRID_V2_ONLY = False
 
 
 # --------------------------------------------------------------------------------------------- piece length
