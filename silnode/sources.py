@@ -778,7 +778,13 @@ def fetch_hf(
         names = [f"{m.group('stem')}-{i:05d}-of-{n:05d}.gguf" for i in range(1, n + 1)]
     requested = revision
     try:
-        revision, hub_sha = _hub_pin(repo_id, names, revision, endpoint)
+        try:
+            revision, hub_sha = _hub_pin(repo_id, names, revision, endpoint)
+        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError, HfHubHTTPError):
+            raise  # answered below
+        except Exception as exc:  # offline (HF_HUB_OFFLINE) or the Hub unreachable: the cache decides
+            log.info("hf: cannot pin %s (%s); using the cached revision", ref, exc)
+            hub_sha = None
         before = 0
         got_paths = []
         for name in names:
@@ -786,6 +792,14 @@ def fetch_hf(
             got = hf_hub_download(repo_id, name, revision=revision, cache_dir=cache, endpoint=endpoint, **extra)
             got_paths.append(os.path.realpath(got))
             before += os.path.getsize(got)
+        ref_name = requested or "main"
+        safe_ref = ".." not in ref_name.split("/") and not ref_name.startswith("/")
+        if hub_sha is not None and ref_name != revision and safe_ref:
+            # what huggingface_hub records when it fetches by branch: the branch -> commit ref, so the cache
+            # (and HF_HUB_OFFLINE) finds this revision by the name the user gave
+            ref_file = cache / f"models--{repo_id.replace('/', '--')}" / "refs" / ref_name
+            ref_file.parent.mkdir(parents=True, exist_ok=True)
+            ref_file.write_text(revision)
         try:  # the license lives in the model card's front matter
             hf_hub_download(repo_id, "README.md", revision=revision, cache_dir=cache, endpoint=endpoint)
         except (EntryNotFoundError, HfHubHTTPError):
@@ -813,5 +827,5 @@ def fetch_hf(
             # the cache may hold several revisions; the one found must be these very files (same blobs)
             if [os.path.realpath(p) for p in found.files] != got_paths:
                 continue
-            return _pinned(found, revision, requested, hub_sha)
+            return _pinned(found, revision, requested, hub_sha) if hub_sha is not None else found
     raise NotFound(f"{wanted} was downloaded but is not usable in the cache (see the daemon log)")

@@ -103,3 +103,19 @@ async def test_a_branch_that_moves_mid_download_does_not_mix_revisions(make_node
     assert m["source"]["revision"] == C1 and m["files"][0]["sha256"] == sha256_bytes(one)
     assert m["license"] == "mit"  # the README of the same commit
     assert online_hub.branches[("model:acme/Moving-GGUF", "main")] == C2  # it did move
+
+
+async def test_offline_the_cached_copy_is_used_unpinned(online_hub, tiny_gguf, tmp_path, monkeypatch):
+    """HF_HUB_OFFLINE: no metadata request can pin anything; the cached file is found as before."""
+    import huggingface_hub.constants as hfc
+
+    from silnode.sources import fetch_hf
+
+    online_hub.publish("acme/Off-GGUF", C1, {"m.gguf": tiny_gguf.read_bytes()})
+    cache = tmp_path / "cache"
+    first = fetch_hf("hf://acme/Off-GGUF/m.gguf", cache_dir=cache)
+    assert first.origin["revision"] == C1 and first.origin["hub_sha256"] == [sha256(tiny_gguf)]
+    monkeypatch.setattr(hfc, "HF_HUB_OFFLINE", True)
+    again = fetch_hf("hf://acme/Off-GGUF/m.gguf", cache_dir=cache)
+    assert again.files == first.files and again.origin["revision"] == C1
+    assert again.origin["expected_sha256"] == sha256(tiny_gguf)  # the blob's name: the Hub's etag then
