@@ -486,6 +486,26 @@ class RecheckTimeout(SilnodeError):
     code = "recheck_timeout"
 
 
+class ChecksumMismatch(BadRequest):
+    """A file's SHA-256 is not the one it was expected to have; nothing was stored."""
+
+    code = "checksum_mismatch"
+
+
+class HubChecksumMismatch(SilnodeError):
+    """The bytes downloaded from the Hugging Face Hub are not what the Hub's own LFS sha256 says."""
+
+    status = 502
+    code = "hub_checksum_mismatch"
+
+
+class HubChecksumMissing(SilnodeError):
+    """The Hub gives no LFS sha256 for a file that must be verified (a seed-catalog entry without one)."""
+
+    status = 502
+    code = "hub_checksum_missing"
+
+
 def _all_subclasses(cls: type[SilnodeError]) -> list[type[SilnodeError]]:
     out: list[type[SilnodeError]] = []
     for sub in cls.__subclasses__():

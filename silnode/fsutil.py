@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import secrets
@@ -53,3 +55,33 @@ def dir_size(path: Path) -> int:
             except OSError:
                 pass
     return total
+
+
+# FICLONE = _IOW(0x94, 9, int): "make dst share src's extents" (btrfs, XFS with reflink=1, bcachefs, ZFS 2.2+)
+FICLONE = 0x40049409
+# what a filesystem (or the kernel) says when it cannot clone: not supported, across filesystems, not a
+# regular file / unsupported on this inode, or an ioctl the filesystem does not know
+_NO_CLONE = {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.ENOSYS, errno.EPERM}
+
+
+def reflink(src: Path, dst: Path) -> bool:
+    """Make ``dst`` a copy-on-write clone of ``src`` (no bytes copied, no space used until one side changes).
+
+    Returns False, leaving nothing at ``dst``, where the filesystem cannot clone (ext4, tmpfs, overlayfs,
+    two filesystems): the caller then copies. Unlike a hardlink, a clone is a file of its own: an edit through
+    ``src`` never reaches ``dst``. Other errors (ENOSPC, EACCES, ``dst`` exists) are raised."""
+    fd_src = os.open(src, os.O_RDONLY)
+    try:
+        fd_dst = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.ioctl(fd_dst, FICLONE, fd_src)
+        except OSError as exc:
+            os.close(fd_dst)
+            os.unlink(dst)
+            if exc.errno in _NO_CLONE:
+                return False
+            raise
+        os.close(fd_dst)
+        return True
+    finally:
+        os.close(fd_src)

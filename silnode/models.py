@@ -19,7 +19,17 @@ from typing import Any
 from silnode import sources
 from silnode.config import Config
 from silnode.distribution import DistributionService
-from silnode.errors import BadRequest, Conflict, DoesNotFit, NotFound, RecheckTimeout, SilnodeError
+from silnode.errors import (
+    BadRequest,
+    ChecksumMismatch,
+    Conflict,
+    DoesNotFit,
+    HubChecksumMismatch,
+    HubChecksumMissing,
+    NotFound,
+    RecheckTimeout,
+    SilnodeError,
+)
 from silnode.fit.inspect import inspect_model
 from silnode.fit.recommend import pick_auto, rank
 from silnode.fit.seed import load_seed_catalog
@@ -92,7 +102,11 @@ class ModelsService:
                 return {"model": pick["name"], "on_disk": True, "reason": pick["reason"]}
             entry = catalog[pick["name"]]
             task = self.share_hf(
-                f"hf://{entry.repo}/{entry.file}", entry.name, license=entry.license, expected_sha256=entry.sha256
+                f"hf://{entry.repo}/{entry.file}",
+                entry.name,
+                license=entry.license,
+                expected_sha256=entry.sha256,
+                require_hub_sha256=entry.sha256 is None,  # then the Hub's own LFS sha256 must vouch for it
             )
             return {"task": task.to_json(), "model": entry.name, "reason": pick["reason"]}
         if not target:
@@ -209,9 +223,13 @@ class ModelsService:
         license: str | None = None,
         v1_compat: bool = False,
         expected_sha256: str | None = None,
+        require_hub_sha256: bool = False,
     ) -> Task:
-        """`share hf://org/repo/file.gguf`: download through huggingface_hub (resumable, into the HF cache),
-        hardlink the blob into the store, and seed it with the Hub's resolve URL as a web seed."""
+        """`share hf://org/repo/file.gguf`: download through huggingface_hub (resumable, into the HF cache) at
+        a pinned commit, hardlink the blob into the store, and seed it with the Hub's resolve URL (at that
+        commit) as a web seed. The store's SHA-256 pass checks each file against ``expected_sha256`` (the
+        seed catalog's) or else the Hub's own LFS sha256; ``require_hub_sha256``: refuse a file that has
+        neither (a catalog entry without a sha256)."""
         sources.parse_hf_ref(ref)  # 400 now
         if name:
             validate_name(name)
@@ -223,16 +241,36 @@ class ModelsService:
             if not self.store.exists(target):
                 srcs = [ImportSource(p, n) for p, n in zip(found.files, found.display_names)]
                 expected = found.origin.get("expected_sha256s") or [found.origin.get("expected_sha256")] * len(srcs)
+                from_hub = True
                 if expected_sha256 and len(srcs) == 1:  # what the seed catalog says the file must be
-                    expected = [expected_sha256]
-                self.store.import_files(
-                    srcs,
-                    target,
-                    license=license or found.license,
-                    source=found.origin,
-                    expected_sha256=expected if len(expected) == len(srcs) else None,
-                    progress=progress,
-                )
+                    expected, from_hub = [expected_sha256], False
+                if require_hub_sha256 and not all(expected):
+                    raise HubChecksumMissing(
+                        f"{ref}: the Hub gives no LFS sha256 for it at {found.origin['revision'][:12]} and the "
+                        "seed catalog names none: it cannot be verified, so it is not imported",
+                        hint="import the file yourself (`silnode import`) if you trust it",
+                    )
+                source = dict(found.origin, verified_against="seed catalog" if not from_hub else "hub lfs sha256")
+                if not all(expected):
+                    source.pop("verified_against")
+                try:
+                    self.store.import_files(
+                        srcs,
+                        target,
+                        license=license or found.license,
+                        source=source,
+                        expected_sha256=expected if len(expected) == len(srcs) else None,
+                        progress=progress,
+                    )
+                except ChecksumMismatch as exc:
+                    if not from_hub:
+                        raise
+                    raise HubChecksumMismatch(
+                        f"{ref} at {found.origin['revision'][:12]}: {exc} (the Hub's LFS sha256); nothing was "
+                        "added to the store",
+                        hint="the copy in the Hugging Face cache is damaged or not the Hub's file: delete it "
+                        f"({found.files[0]}) and try again",
+                    ) from exc
             # a single file's resolve URL is a BEP 19 web seed (a split set would need one URL per file)
             seeds = (found.origin["url"],) if len(found.files) == 1 and found.origin.get("url") else ()
             fut = asyncio.run_coroutine_threadsafe(

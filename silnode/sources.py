@@ -31,7 +31,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -667,6 +667,27 @@ HF_REF_RE = re.compile(
 )
 
 
+def _pinned(found: FoundModel, commit: str, requested: str | None, hub_sha: list) -> FoundModel:
+    """``found`` with its origin naming the pinned commit and the Hub's sha256 of each file."""
+    origin = dict(found.origin)
+    first = origin["filename"]
+    hub = origin["url"].split(f"/{origin['repo_id']}/resolve/")[0]
+    origin.update(
+        revision=commit,
+        requested_revision=requested or "main",
+        url=f"{hub}/{origin['repo_id']}/resolve/{quote(commit, safe='')}/{quote(first)}",
+        hub_sha256=list(hub_sha),
+    )
+    origin.pop("expected_sha256", None)
+    origin.pop("expected_sha256s", None)
+    if all(hub_sha):
+        if len(hub_sha) == 1:
+            origin["expected_sha256"] = hub_sha[0]
+        else:
+            origin["expected_sha256s"] = list(hub_sha)
+    return replace(found, origin=origin)
+
+
 def parse_hf_ref(ref: str) -> tuple[str, str, str | None]:
     """``hf://org/repo/path/file.gguf[@revision]`` -> (repo_id, filename, revision)."""
     m = HF_REF_RE.fullmatch(ref.strip())
@@ -700,11 +721,39 @@ def _reporting_tqdm(progress: Callable[[int, int], None], before: int) -> type:
     return Reporting
 
 
+def _hub_pin(repo_id: str, names: list[str], revision: str | None, endpoint: str | None) -> tuple[str, list]:
+    """Resolve ``revision`` (a branch, tag or commit; ``main`` when None) to the commit it names now, and ask
+    the Hub for each file's metadata at that commit: (commit, [the Hub's LFS sha256 of each file, or None]).
+
+    The sha256 is the LFS object id the Hub sends as the file's ETag (``X-Linked-Etag`` when the resolve URL
+    redirects to storage); a file kept in git itself has its git blob SHA-1 there instead, which is no
+    content hash of ours: None. Every later request names the commit, so a branch that moves meanwhile
+    cannot mix two revisions into one model."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    def meta(name: str, rev: str) -> Any:
+        return get_hf_file_metadata(hf_hub_url(repo_id, name, revision=rev, endpoint=endpoint), endpoint=endpoint)
+
+    first = meta(names[0], revision or "main")
+    commit = first.commit_hash
+    if not commit:
+        raise BadRequest(f"the Hugging Face Hub named no commit for hf://{repo_id}/{names[0]}; cannot pin it")
+    metas = [first] + [meta(n, commit) for n in names[1:]]
+    hub_sha = [m.etag.lower() if m.etag and _SHA256_RE.fullmatch(m.etag.lower()) else None for m in metas]
+    return commit, hub_sha
+
+
 def fetch_hf(
     ref: str, *, cache_dir: Path | None = None, progress: Callable[[int, int], None] | None = None
 ) -> FoundModel:
     """Download an hf:// GGUF through huggingface_hub into its cache (an interrupted download resumes), and
     return it as found in the cache. Split GGUFs: give part 1; the other parts are fetched too.
+
+    The revision is pinned first: the branch (``main`` unless the ref names one) is resolved to its commit
+    once, and every part and the README are fetched at that commit. The returned origin records the commit
+    (``revision``), what was asked for (``requested_revision``) and the Hub's own LFS sha256 of every file
+    (``hub_sha256``, a list, None for a file without one); ``expected_sha256``/``expected_sha256s`` are those
+    values, so the store's one SHA-256 pass checks the bytes against them.
 
     ``progress(done_bytes, total_bytes)`` is called as bytes arrive; raising from it cancels the download (the
     task runner raises TaskCancelled when the daemon stops, so `daemon stop` never waits on a big download).
@@ -732,12 +781,30 @@ def fetch_hf(
     # huggingface_hub reports (and so lets a cancel land) once per chunk, 10 MiB by default: a minute apart on
     # a slow link; 1 MiB chunks cost nothing and keep the progress bar moving and a cancel prompt
     hf_constants.DOWNLOAD_CHUNK_SIZE = min(hf_constants.DOWNLOAD_CHUNK_SIZE, HF_CHUNK)
+    requested = revision
     try:
+        try:
+            revision, hub_sha = _hub_pin(repo_id, names, revision, endpoint)
+        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError, HfHubHTTPError):
+            raise  # answered below
+        except Exception as exc:  # offline (HF_HUB_OFFLINE) or the Hub unreachable: the cache decides
+            log.info("hf: cannot pin %s (%s); using the cached revision", ref, exc)
+            hub_sha = None
         before = 0
+        got_paths = []
         for name in names:
             extra: dict[str, Any] = {"tqdm_class": _reporting_tqdm(progress, before)} if progress else {}
             got = hf_hub_download(repo_id, name, revision=revision, cache_dir=cache, endpoint=endpoint, **extra)
+            got_paths.append(os.path.realpath(got))
             before += os.path.getsize(got)
+        ref_name = requested or "main"
+        safe_ref = ".." not in ref_name.split("/") and not ref_name.startswith("/")
+        if hub_sha is not None and ref_name != revision and safe_ref:
+            # what huggingface_hub records when it fetches by branch: the branch -> commit ref, so the cache
+            # (and HF_HUB_OFFLINE) finds this revision by the name the user gave
+            ref_file = cache / f"models--{repo_id.replace('/', '--')}" / "refs" / ref_name
+            ref_file.parent.mkdir(parents=True, exist_ok=True)
+            ref_file.write_text(revision)
         try:  # the license lives in the model card's front matter
             hf_hub_download(repo_id, "README.md", revision=revision, cache_dir=cache, endpoint=endpoint)
         except (EntryNotFoundError, HfHubHTTPError):
@@ -762,5 +829,8 @@ def fetch_hf(
             found.origin.get("repo_id", "").lower() == repo_id.lower()
             and found.origin.get("filename", "").lower() == names[0].lower()
         ):
-            return found
+            # the cache may hold several revisions; the one found must be these very files (same blobs)
+            if [os.path.realpath(p) for p in found.files] != got_paths:
+                continue
+            return _pinned(found, revision, requested, hub_sha) if hub_sha is not None else found
     raise NotFound(f"{wanted} was downloaded but is not usable in the cache (see the daemon log)")

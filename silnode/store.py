@@ -32,6 +32,7 @@ from typing import Any
 
 from silnode.errors import (
     BadRequest,
+    ChecksumMismatch,
     InsufficientStorage,
     InvalidGGUF,
     ManifestError,
@@ -41,7 +42,7 @@ from silnode.errors import (
     SilnodeError,
     UnsafePath,
 )
-from silnode.fsutil import atomic_write_bytes, atomic_write_json, dir_size, fsync_dir
+from silnode.fsutil import atomic_write_bytes, atomic_write_json, dir_size, fsync_dir, reflink
 from silnode.gguf import SPLIT_RE, merge_split_facts, read_facts
 from silnode.manifest import Manifest, ModelFile, now
 from silnode.names import safe_file_name, split_name, validate_file_name, validate_name
@@ -274,20 +275,27 @@ class Store:
         for src, want in zip(sources, expected):
             dst = work / src.name
             size = src.path.stat().st_size
-            linked = False
-            if link and same_fs:
+            linked = cloned = False
+            if same_fs:
+                # a copy-on-write clone first (btrfs, XFS, ...): as cheap as a hardlink, but a file of its own,
+                # so an edit through the user's path never reaches the store; False where the filesystem
+                # cannot clone (ext4, tmpfs, overlayfs), and then a hardlink or a copy as before
+                cloned = reflink(src.path, dst)
+                if cloned:
+                    log.debug("reflinked %s", src.path)
+            if link and same_fs and not cloned:
                 try:
                     os.link(src.path, dst)
                     linked = True
                 except OSError as exc:  # EPERM (protected_hardlinks), EMLINK, ...: fall back to copying
                     log.debug("hardlink of %s failed (%s); copying", src.path, exc)
-            if linked:
+            if linked or cloned:
                 digest = sha256_file(dst, progress, done, total)
             else:
                 digest = self._copy_hashing(src.path, dst, progress, done, total)
             done += size
             if want and digest != want.lower():
-                raise BadRequest(f"{src.path}: sha256 {digest} does not match the expected {want}")
+                raise ChecksumMismatch(f"{src.path}: sha256 {digest} does not match the expected {want}")
             records.append(ModelFile(src.name, size, digest, linked))
         return records
 

@@ -41,6 +41,12 @@ class FakeHub:
         self.served: dict[str, int] = {}  # path -> body bytes sent
         self.cut_after: dict[str, int] = {}  # path -> drop the connection after this many bytes, once
         self.slow: dict[str, float] = {}  # path -> seconds to wait before each 64 KiB piece of its body (a slow link)
+        # file name -> bytes served in its place while the ETag still names the published file's LFS sha256
+        # (a damaged CDN copy, a man in the middle)
+        self.tamper: dict[str, bytes] = {}
+        self.not_lfs: set[str] = set()  # file names stored in git itself: ETag is the git blob SHA-1, no LFS oid
+        # called with (method, path) after each request is answered: lets a test move a branch mid-download
+        self.after_request = None
 
     def publish(
         self, repo_id: str, commit: str, files: dict[str, bytes], *, branch: str = "main", repo_type: str = "model"
@@ -64,12 +70,15 @@ class FakeHub:
         if filename not in files:
             return web.Response(status=404, headers={"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit})
         data = files[filename]
-        lfs = filename.endswith(".gguf")
+        lfs = filename.endswith(".gguf") and filename not in self.not_lfs
         etag = sha256(data) if lfs else git_sha1(data)  # the Hub's etag: LFS oid (sha256) or git blob sha1
+        data = self.tamper.get(filename, data)
         headers = {"X-Repo-Commit": commit, "ETag": f'"{etag}"', "Content-Length": str(len(data))}
         if lfs:
             headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(data))})
         if request.method == "HEAD":
+            if self.after_request is not None:
+                self.after_request(request.method, request.path)
             return web.Response(status=200, headers=headers)
         # GET, with Range as the Hub's CDN answers it (web seeds and resumed downloads ask for ranges)
         self.ranges.append((request.path, request.headers.get("Range")))

@@ -70,7 +70,7 @@ async def test_an_interrupted_hub_download_resumes_where_it_stopped(make_node, o
     from the cut), not from byte 0, and the stored file has the right sha256."""
     data = gemma_gguf.read_bytes()
     online_hub.publish("acme/Gemma-GGUF", "d" * 40, {"g.gguf": data, "README.md": b"license: gemma\n"})
-    path = "/acme/Gemma-GGUF/resolve/main/g.gguf"  # share_hf asks for the branch, then pins the commit
+    path = f"/acme/Gemma-GGUF/resolve/{'d' * 40}/g.gguf"  # share_hf resolves the branch once, then asks by commit
     cut = 40 << 20
     online_hub.cut_after[path] = cut
     a = await make_node("a")
