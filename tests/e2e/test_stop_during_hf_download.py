@@ -16,7 +16,8 @@ from ggufgen import make_sized_gguf
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 SIZE = 64 << 20
-PATH = "/org/Big-GGUF/resolve/main/big-Q4_K_M.gguf"
+COMMIT = "f" * 40
+PATH = f"/org/Big-GGUF/resolve/{COMMIT}/big-Q4_K_M.gguf"  # pinned to the commit
 
 
 def call(d, method: str, path: str, body: dict | None = None) -> dict:
@@ -33,7 +34,7 @@ def call(d, method: str, path: str, body: dict | None = None) -> dict:
 def test_daemon_stop_cancels_a_running_hf_download(clean_env, tmp_path):
     data = make_sized_gguf(tmp_path / "big.gguf", SIZE).read_bytes()
     with serve_hub() as hub:
-        hub.publish("org/Big-GGUF", "f" * 40, {"big-Q4_K_M.gguf": data})
+        hub.publish("org/Big-GGUF", COMMIT, {"big-Q4_K_M.gguf": data})
         hub.slow[PATH] = 0.05  # 64 KiB per 50 ms: ~50 s for the whole file
         env = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "NO_PROXY": "127.0.0.1,localhost"}
         d = start_daemon(clean_env, env=env)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(240)
 SIZE = 16 << 20
 REF = "hf://org/Slow-GGUF/slow-Q4_K_M.gguf"
 COMMIT = "e" * 40
-PATH = "/org/Slow-GGUF/resolve/main/slow-Q4_K_M.gguf"  # what huggingface_hub GETs
+PATH = f"/org/Slow-GGUF/resolve/{COMMIT}/slow-Q4_K_M.gguf"  # what huggingface_hub GETs: pinned to the commit
 
 
 async def poll(client, tid: str, until, what: str, timeout: float = 180.0) -> dict:
