@@ -182,6 +182,8 @@ class GenerationRequest:
         if tools and self.kind != "chat":
             raise _bad("'tools' are for chat requests only", "tools")
         out = tuple(check_tool(t, i) for i, t in enumerate(tools))
+        for i, t in enumerate(out):  # a forced call is decoded under a grammar built from these schemas
+            _refuse_ignored_keywords(t["function"].get("parameters"), f"tools[{i}].function.parameters")
         object.__setattr__(self, "tools", out)
         names = [t["function"]["name"] for t in out]
         if len(set(names)) != len(names):
@@ -320,6 +322,60 @@ def check_tool_calls(calls: Any, i: int) -> list[dict[str, Any]]:
     return out
 
 
+# JSON-schema keywords that llama-cpp-python 0.3.36's grammar builder drops without a word (each checked: the
+# grammar comes out the same with and without it). A constrained answer could then break them, so a schema
+# that uses one is refused, naming where, instead of promising an answer that validates.
+IGNORED_BY_GRAMMAR = frozenset(
+    {
+        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+        "uniqueItems", "contains", "not", "if", "then", "else",
+        "minProperties", "maxProperties", "propertyNames", "dependentRequired", "dependentSchemas",
+    }
+)  # fmt: skip
+# where a schema holds further schemas: one schema, a list of them, or a map of name -> schema
+_SUBSCHEMA_ONE = ("items", "additionalProperties", "additionalItems")
+_SUBSCHEMA_LIST = ("anyOf", "oneOf", "allOf", "prefixItems", "items")
+_SUBSCHEMA_MAP = ("properties", "patternProperties", "$defs", "definitions")
+
+
+def unsupported_schema_keyword(schema: Any, path: str = "") -> str | None:
+    """The path of the first keyword the grammar builder would ignore (``properties.age.minimum``), or None."""
+    if not isinstance(schema, Mapping):
+        return None
+    for key in schema:
+        if key in IGNORED_BY_GRAMMAR:
+            return f"{path}{key}"
+    for key in _SUBSCHEMA_ONE:
+        if isinstance(schema.get(key), Mapping):
+            found = unsupported_schema_keyword(schema[key], f"{path}{key}.")
+            if found:
+                return found
+    for key in _SUBSCHEMA_LIST:
+        if isinstance(schema.get(key), list):
+            for i, sub in enumerate(schema[key]):
+                found = unsupported_schema_keyword(sub, f"{path}{key}[{i}].")
+                if found:
+                    return found
+    for key in _SUBSCHEMA_MAP:
+        if isinstance(schema.get(key), Mapping):
+            for name, sub in schema[key].items():
+                found = unsupported_schema_keyword(sub, f"{path}{key}.{name}.")
+                if found:
+                    return found
+    return None
+
+
+def _refuse_ignored_keywords(schema: Any, param: str) -> None:
+    found = unsupported_schema_keyword(schema)
+    if found:
+        keyword = found.rsplit(".", 1)[-1]
+        raise _bad(
+            f"'{param}' uses {keyword!r} (at {found}), which the grammar builder cannot enforce; "
+            "an answer could break it. Leave it out, or use enum/const for a fixed set of values",
+            param,
+        )
+
+
 def check_response_format(value: Any) -> Mapping[str, Any] | None:
     """OpenAI's response_format reduced to None, {"type": "json_object"} or {"type": "json_schema", "schema",
     "strict"}. Whether the grammar builder can handle the schema is the worker's check (it has llama.cpp)."""
@@ -342,6 +398,7 @@ def check_response_format(value: Any) -> Mapping[str, Any] | None:
     strict = spec.get("strict", False)
     if not isinstance(strict, bool):
         raise _bad(f"'{param}.json_schema.strict' must be a boolean", f"{param}.json_schema.strict")
+    _refuse_ignored_keywords(schema, f"{param}.json_schema.schema")
     return {"type": "json_schema", "schema": dict(schema), "strict": strict}
 
 

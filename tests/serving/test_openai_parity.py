@@ -183,6 +183,21 @@ async def test_a_schema_the_grammar_builder_cannot_handle_is_a_400_naming_the_pa
     with pytest.raises(openai.BadRequestError) as e:
         await tiny.oai.chat.completions.create(model=TINY, messages=HI, max_tokens=8, response_format={"type": "xml"})
     assert e.value.body["param"] == "response_format"
+    # a keyword the grammar builder would drop silently (an answer could then break it): refused, named
+    bounded = {"type": "object", "properties": {"age": {"type": "integer", "minimum": 0, "maximum": 150}}}
+    with pytest.raises(openai.BadRequestError) as e:
+        await tiny.oai.chat.completions.create(
+            model=TINY,
+            messages=HI,
+            max_tokens=8,
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": bounded}},
+        )
+    assert e.value.body["param"] == "response_format.json_schema.schema"
+    assert "'minimum' (at properties.age.minimum)" in e.value.body["message"]
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "array", "uniqueItems": True}}}
+    with pytest.raises(openai.BadRequestError) as e:
+        await tiny.oai.chat.completions.create(model=TINY, messages=HI, max_tokens=8, tools=[tool])
+    assert e.value.body["param"] == "tools[0].function.parameters" and "uniqueItems" in e.value.body["message"]
     # the model still serves
     r = await tiny.oai.chat.completions.create(model=TINY, messages=HI, max_tokens=3)
     assert r.usage.completion_tokens == 3

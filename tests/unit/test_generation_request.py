@@ -67,3 +67,30 @@ def test_the_wire_round_trip_is_exact():
     assert GenerationRequest.from_wire({**wire, "op": "generate", "id": "abc"}) == r
     with pytest.raises(InvalidGenerationRequest, match="'kind'"):
         GenerationRequest.from_wire({"prompt": "x"})
+
+
+def test_schema_keywords_the_grammar_builder_drops_are_found_where_they_are():
+    """Each keyword was checked against llama-cpp-python 0.3.36: the grammar is the same with and without it."""
+    import json
+
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    from silnode.serving.request import IGNORED_BY_GRAMMAR, unsupported_schema_keyword
+
+    base = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    for keyword, value in [("minimum", 1), ("maximum", 9), ("multipleOf", 2), ("minProperties", 1)]:
+        with_it = {**base, keyword: value} if keyword == "minProperties" else {
+            **base, "properties": {"n": {"type": "integer", keyword: value}}
+        }  # fmt: skip
+        assert json_schema_to_gbnf(json.dumps(with_it)) == json_schema_to_gbnf(json.dumps(base)), keyword
+        assert keyword in IGNORED_BY_GRAMMAR
+    nested = {
+        "type": "object",
+        "properties": {
+            "minimum": {"type": "string"},  # a property *named* like a keyword is fine
+            "list": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "number", "maximum": 3}]}},
+        },
+    }
+    assert unsupported_schema_keyword(nested) == "properties.list.items.anyOf[1].maximum"
+    assert unsupported_schema_keyword({"$defs": {"a": {"not": {}}}, "$ref": "#/$defs/a"}) == "$defs.a.not"
+    assert unsupported_schema_keyword({"type": "string", "pattern": "^a$", "minLength": 1}) is None
