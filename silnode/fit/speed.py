@@ -5,11 +5,11 @@ once, plus the KV cache so far. Decode is memory-bound, so
 
     seconds per token = bytes on the GPU / GPU bandwidth + bytes on the CPU / CPU bandwidth + a fixed cost
 
-Measured here (bench/speed_estimate.py prints the error table, README): on an idle 2-vCPU Xeon the estimate
-from numpy's one-core read rate (10.6 GB/s) is 13-38 % below llama.cpp's 2-thread generation for 0.2-0.4 GiB
-of weights: low, the safe side for the fit.min_tokens_per_s cut. On an H100 (research/gpu-notes.md) a 1.1 GiB
-q8_0 model ran at 639 tok/s, which 70 % of the card's 3.35 TB/s plus a 1 ms launch floor per token predicts
-within 5 %.
+Measured here (bench/speed_estimate.py prints the error table, README): on a 2-vCPU Xeon the estimate
+from numpy's one-core read rate (9.5-11.7 GB/s) is 12-45 % below llama.cpp's 2-thread generation for 0.2-0.4
+GiB of weights: low, the safe side for the fit.min_tokens_per_s cut (a 2-thread probe errs up to 66 % high,
+see measure_cpu_bandwidth). On an H100 (research/gpu-notes.md) a 1.1 GiB q8_0 model ran at 639 tok/s, which
+70 % of the card's 3.35 TB/s plus a 1 ms launch floor per token predicts within 5 %.
 
 * The CPU bandwidth is measured once (a numpy reduction over a buffer far larger than the caches, best of 3,
   ~0.1 s) and cached in SILNODE_HOME/cache/bandwidth.json, keyed by the CPU's name and count.
@@ -99,16 +99,20 @@ def probe_threads() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
-def measure_cpu_bandwidth(n_bytes: int = PROBE_BYTES, repeats: int = 3, threads: int | None = None) -> float:
-    """Bytes per second `threads` cores read from RAM together (default: as many as a worker decodes with):
-    the best of `repeats` rounds in which each thread sums its own slice of an `n_bytes` buffer.
+def measure_cpu_bandwidth(n_bytes: int = PROBE_BYTES, repeats: int = 3, threads: int = 1) -> float:
+    """Bytes per second `threads` cores read from RAM together: the best of `repeats` rounds in which each
+    thread sums its own slice of an `n_bytes` buffer (numpy releases the GIL inside the reduction, and a
+    barrier starts the threads together).
 
-    One core alone reads well below what llama.cpp's decode streams with every thread (on the 2-vCPU Xeon
-    measured, 10.6 GB/s against ~20), so the probe runs the worker's thread count. numpy releases the GIL
-    inside the reduction, so the threads really read in parallel; a barrier starts them together."""
+    The estimate uses ONE core on purpose. On the 2-vCPU Xeon measured (bench/speed_estimate.py, README), two
+    threads read 22.5 GB/s, yet llama.cpp's 2-thread decode of a 0.2-0.4 GiB model streams only 9-13 GB/s:
+    with few cores decode is bound by compute, not memory, and the 2-thread figure would promise 61-121 %
+    more tokens/s than llama.cpp makes. One core's rate (11.7 GB/s) errs a little low, the safe side for the
+    fit.min_tokens_per_s cut. (Many-core servers, where decode really is memory-bound, are the case where
+    this under-promises most; the GPU path has its own bandwidth.)"""
     import numpy as np  # llama-cpp-python's dependency; imported here so `silnode --version` stays light
 
-    n = max(threads or probe_threads(), 1)
+    n = max(threads, 1)
     buf = np.ones(n_bytes // 8, dtype=np.uint64)
     parts = np.array_split(buf, n)
     best = 0.0
@@ -134,8 +138,7 @@ def measure_cpu_bandwidth(n_bytes: int = PROBE_BYTES, repeats: int = 3, threads:
 def _machine_key() -> str:
     from silnode.fit.probes import _cpu_name
 
-    # the thread count is part of the key: a probe from a process pinned to fewer CPUs is not this one's
-    return f"{_cpu_name()} x{os.cpu_count()} t{probe_threads()}"
+    return f"{_cpu_name()} x{os.cpu_count()}"
 
 
 def cpu_bandwidth(home: Path | None = None) -> float:
