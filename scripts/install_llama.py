@@ -10,8 +10,9 @@ Why this exists: llama.cpp's default source build (`GGML_NATIVE=ON`) compiles fo
 machine's CPU flags advertise. A VM or sandbox may refuse some of them (AMX tiles need a permission from the
 kernel), and the wheel travels through pip caches, shared venvs and images to other CPUs: the worker then dies
 with SIGILL at its first decode. So the CPU build is portable (`GGML_NATIVE=OFF`: AVX2/FMA/F16C on x86-64,
-the baseline on arm64), which on the machines measured here is as fast as the native AVX-512 build for the
-models we serve (README, "llama.cpp build").
+the baseline on arm64). What that costs (bench/cpu_variants.py, README "llama.cpp build"): AVX-512 variants
+gain 3-5 %; where the VM allows AMX its variant generates 1.6-2.6x faster, which picking the best variant that
+survives a test decode (the next step) would win back.
 
 The backend: CUDA only when a GPU is seen (nvidia-smi lists one or /proc/driver/nvidia/gpus has one) *and* nvcc
 is present; ROCm likewise (/dev/kfd and hipcc); Metal on macOS; else the CPU. A toolkit alone is not a GPU:
