@@ -153,6 +153,9 @@ class NostrConfig:
     # a job's relays may be loopback/private addresses (one-machine setups, tests); off: public ones only, as
     # for any URL a stranger names (silnode.netpolicy; network.lan_only lets private ones through)
     reply_relays_local: bool = False
+    # demand that moved since the last announcement (a model's requests per minute changed by half, and by one
+    # request in the 5-minute window) is announced again after this many seconds, not at announce_interval (0: off)
+    demand_reannounce: int = 600
 
 
 @dataclass(frozen=True)
@@ -418,8 +421,8 @@ def _validate(config: Config) -> None:
     for name in ("max_input_bytes", "max_tokens", "rate_per_minute", "announce_interval"):
         if getattr(ns, name) < 1:
             raise ConfigError(f"nostr.{name} must be >= 1")
-    if ns.partial_interval < 0 or ns.lookback < 0:
-        raise ConfigError("nostr.partial_interval and nostr.lookback must be >= 0")
+    if ns.partial_interval < 0 or ns.lookback < 0 or ns.demand_reannounce < 0:
+        raise ConfigError("nostr.partial_interval, nostr.lookback and nostr.demand_reannounce must be >= 0")
     if not 0 <= ns.reply_relays <= 10:  # each is a connection a stranger makes the node open
         raise ConfigError(f"nostr.reply_relays must be 0-10, got {ns.reply_relays}")
     _validate_payments(config.payments)

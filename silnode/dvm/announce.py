@@ -181,6 +181,17 @@ def rank(rows: list[dict[str, Any]], model: str | None = None, now: float | None
     return sorted(rows, key=key)
 
 
+def demand_moved(announced: dict[str, float], now: dict[str, float]) -> bool:
+    """Whether demand moved enough since the last announcement to announce again early: some model's requests
+    per minute changed by at least half of what was announced, and by at least one request in the 5-minute
+    window (0.2/min). A rush or a lull is announced; the jitter of a steady rate is not."""
+    for name in set(announced) | set(now):
+        old, new = announced.get(name, 0.0), now.get(name, 0.0)
+        if abs(new - old) >= max(0.2, 0.5 * old) - 1e-9:
+            return True
+    return False
+
+
 def demand_of(model: Any) -> dict[str, Any]:
     """A served model's demand for its announcement entry: requests per minute (HTTP and NIP-90 together)."""
     rates = model.demand.per_minute() if getattr(model, "demand", None) is not None else {"total": 0.0}

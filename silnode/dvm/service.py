@@ -633,13 +633,20 @@ class DvmService:
 
     async def _announce_loop(self) -> None:
         last = 0.0
+        announced: dict[str, float] = {}
         while True:
-            served = tuple(m["name"] for m in self._served())
-            due = time.monotonic() - last >= self.ns.announce_interval
+            rows = self._served()
+            served = tuple(m["name"] for m in rows)
+            demand = {m["name"]: float(m.get("requests_per_minute") or 0.0) for m in rows}
+            since = time.monotonic() - last
+            # demand that moved is announced after nostr.demand_reannounce (10 min), not the hourly interval:
+            # buyers ranking providers see a rush within minutes, and relays see at most six replacements an hour
+            moved = bool(self.ns.demand_reannounce) and announce.demand_moved(announced, demand)
+            due = since >= self.ns.announce_interval or (moved and since >= self.ns.demand_reannounce)
             if served and (served != self._served_key or due):
                 try:
                     await self.announce_now()
-                    self._served_key, last = served, time.monotonic()
+                    self._served_key, last, announced = served, time.monotonic(), demand
                 except SilnodeError as exc:
                     log.warning("announcement failed (retrying): %s", exc)
             await asyncio.sleep(SERVED_POLL)

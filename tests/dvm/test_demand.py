@@ -50,6 +50,17 @@ def row(name, since, created, price=None, models=("org/a",), rpm=0.0):
     }
 
 
+def test_demand_moves_on_a_rush_or_a_lull_not_on_jitter():
+    from silnode.dvm.announce import demand_moved
+
+    assert demand_moved({}, {"m": 0.2})  # the first request of a quiet model
+    assert demand_moved({"m": 0.6}, {"m": 0.0})  # a lull
+    assert demand_moved({"m": 4.0}, {"m": 6.0})  # +50 %
+    assert not demand_moved({"m": 4.0}, {"m": 5.6})  # +40 %: jitter of a steady rate
+    assert not demand_moved({"m": 0.0}, {"m": 0.0}) and not demand_moved({}, {})
+    assert demand_moved({"a": 1.0}, {"a": 1.0, "b": 0.4})  # a model newly in demand
+
+
 def test_rank_by_model_then_uptime_steps_then_price():
     now = 100_000.0
     rows = [
@@ -81,8 +92,8 @@ async def test_demand_in_status_announcement_and_providers(clean_env, tiny_gguf,
     with socket.socket() as s:  # the CLI's `ask` and `providers` find the embedded relay at nostr.relay_port
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    # re-announce every second, so the announced demand is fresh
-    write_config(home, relay_port=port, announce_interval=1)
+    # the hourly re-announcement stays hourly: only demand that moved announces again (after a second here)
+    write_config(home, relay_port=port, announce_interval=3600, demand_reannounce=1)
     Keystore.for_home(home, kdf=FAST_TEST_KDF).save(identity, PW)
     prep = Node(node_config(home))
     await prep.start()
