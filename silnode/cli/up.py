@@ -114,7 +114,7 @@ def up(ctx: Ctx, auto: bool, detach: bool, port: int | None, password_file: str 
     else:
         names = _default_models(ctx, client, None)
     _load_all(ctx, client, names, None, False)
-    served = client.serving()
+    served = _settled(ctx, client, ctx.config().serve.load_timeout or 600)
     data: dict[str, Any] = {
         "home": str(config.home),
         "pid": pid,
@@ -155,6 +155,22 @@ def up(ctx: Ctx, auto: bool, detach: bool, port: int | None, password_file: str 
     while daemon_state(config)[0] == "running" and time.monotonic() < deadline:
         time.sleep(0.1)
     ctx.out.info("stopped")
+
+
+def _settled(ctx: Ctx, client: Any, limit: float) -> list[dict[str, Any]]:
+    """The served models once none is still loading: a restarted daemon loads its remembered models in the
+    background, and `up` should end with them ready (or failed, with the reason), not "loading"."""
+    deadline = time.monotonic() + limit
+    said: set[str] = set()
+    while True:
+        served = client.serving()
+        busy = [m["name"] for m in served if m["state"] in ("loading", "restarting")]
+        if not busy or time.monotonic() > deadline:
+            return served
+        for name in set(busy) - said:
+            ctx.out.info(f"waiting for {name} to load ...")
+        said |= set(busy)
+        time.sleep(0.25)
 
 
 def _dashboard_line(client: Any, url: str) -> str:
