@@ -2,7 +2,7 @@
 """Benchmark: a NIP-90 job's round trip through silnode against a minimal echo provider and against the same
 generation over HTTP, all in one run on the same relay.
 
-    python bench/dvm.py [--jobs 100] [--customers 20] [--per-customer 10] [--json]
+    python bench/dvm.py [--jobs 100] [--customers 20] [--per-customer 10] [--relay local|nostr-relay] [--json]
 
 Everything runs on loopback, each part in its own process:
 
@@ -244,19 +244,28 @@ async def run(a: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         del os.environ[key]  # the developer's own settings stay out of the bench's processes
     base = dict(os.environ, **PRIVATE_NETWORK)
     procs: list[subprocess.Popen] = []
+    stoppers: list[Any] = []
     daemon = None
     clients: list[Any] = []
     try:
-        relay_home = scratch / "relay-home"
-        relay_proc, line = start_process(
-            [sys.executable, "-m", "silnode", "relay", "--port", "0", "--json"],
-            dict(base, SILNODE_HOME=str(relay_home)),
-            scratch / "relay.log",
-            "url",
-        )
-        procs.append(relay_proc)
-        relay = line.split('"url": "', 1)[1].split('"', 1)[0]  # its --json output is indented
-        note(f"relay at {relay}")
+        if a.relay == "nostr-relay":  # the PyPI server (Python, SQLite; a [test] extra), as a second anchor
+            sys.path.insert(0, str(ROOT / "tests" / "dvm"))
+            from dvm_helpers import NostrRelay
+
+            other = NostrRelay(scratch / "nostr-relay")
+            relay = await other.start()
+            stoppers.append(other.stop)
+        else:
+            relay_home = scratch / "relay-home"
+            relay_proc, line = start_process(
+                [sys.executable, "-m", "silnode", "relay", "--port", "0", "--json"],
+                dict(base, SILNODE_HOME=str(relay_home)),
+                scratch / "relay.log",
+                "url",
+            )
+            procs.append(relay_proc)
+            relay = line.split('"url": "', 1)[1].split('"', 1)[0]  # its --json output is indented
+        note(f"relay ({a.relay}) at {relay}")
 
         home = scratch / "home"
         home.mkdir()
@@ -339,6 +348,8 @@ async def run(a: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         for p in procs:
             p.terminate()
             p.wait(15)
+        for stop in stoppers:
+            await stop()
 
 
 def report(r: dict[str, Any], a: argparse.Namespace) -> str:
@@ -347,7 +358,8 @@ def report(r: dict[str, Any], a: argparse.Namespace) -> str:
     o_ratio = overhead / seq["echo"]["p50_ms"]
     t_ratio = thr["silnode"]["jobs_per_s"] / thr["http"]["jobs_per_s"]
     lines = [
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end",
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end; "
+        f"relay: {a.relay}",
         f"sequential ({a.jobs} jobs per side, interleaved)   p50 ms   p95 ms",
     ]
     for side in ("echo", "silnode", "http"):
@@ -374,6 +386,12 @@ def main() -> None:
     p.add_argument("--customers", type=int, default=20)
     p.add_argument("--per-customer", type=int, default=10)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--relay",
+        choices=["local", "nostr-relay"],
+        default="local",
+        help="the relay every side goes through: `silnode relay` (nostr-sdk LocalRelay) or the PyPI nostr-relay",
+    )
     p.add_argument("--echo", nargs=2, metavar=("RELAY", "SECRET"), help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.echo:
