@@ -703,7 +703,8 @@ class DistributionService:
                 elif isinstance(e, ev.HashFailed):
                     t.hash_failures += 1
                 elif isinstance(e, ev.PeerBanned):
-                    t.banned_peers.append(e.peer)
+                    if e.peer not in t.banned_peers:  # libtorrent reports a ban once per connection
+                        t.banned_peers.append(e.peer)
                     log.warning("banned peer %s on %s (sent data that failed hash checks)", e.peer, t.id[:12])
                 elif isinstance(e, ev.ResumeDataSaved) and t.state in ("downloading", "paused", "metadata"):
                     await asyncio.to_thread(self._write_resume, t.id, e.data)
@@ -761,18 +762,21 @@ class DistributionService:
                 why,
                 t.recovered,
                 MAX_RECOVERIES,
-                ", ".join(t.banned_peers) or "none",
+                ", ".join(dict.fromkeys(t.banned_peers)) or "none",
             )
             await self.session.remove(t.id)  # the files stay where they are
             self._drop_resume(t.id)
             self._save_state()  # killed now: the restart adds it from the magnet and checks the files
             hints = [f"{h}:{p}" for h, p in parse_target(t.target)["peers"]] if t.target else []
-            await self.session.add_download(
-                data,
-                self.store.partial_dir / t.work_id,
-                peers=list(dict.fromkeys([*t.peers, *hints])),
-                banned=t.banned_peers,
-            )
+            explicit = list(dict.fromkeys([*t.peers, *hints]))
+            banned = list(dict.fromkeys(t.banned_peers))
+            if explicit and all(p in banned for p in explicit):
+                # before the piece layer is known libtorrent cannot tell which peer sent the bad block and
+                # bans honest peers beside the hostile one (measured: README "A hostile peer"); with every
+                # explicit peer banned the transfer could reach nobody: dial them all again (bounded above)
+                log.warning("transfer %s: every explicit peer was banned; dialling them again", t.id[:12])
+                banned = [b for b in banned if b not in explicit]
+            await self.session.add_download(data, self.store.partial_dir / t.work_id, peers=explicit, banned=banned)
             self._add_web_seeds(t)
             self.session.announce(t.id)
         finally:
