@@ -60,6 +60,9 @@ DIAL_BACKOFF_START = 1.0  # a transfer without peers redials its explicit peers 
 DIAL_BACKOFF_MAX = 30.0
 ANNOUNCE_BACKOFF_START = 5.0  # ... and asks the DHT after 5 s, 10 s, 20 s ... up to libtorrent's own interval
 ANNOUNCE_BACKOFF_MAX = 15 * 60.0  # libtorrent's dht_announce_interval
+# how often one download is added again after libtorrent stopped it with "v1 and v2 hashes do not describe the
+# same data" (README "A hostile peer"); past that it ends in error: something other than one bad peer is wrong
+MAX_RECOVERIES = 5
 
 
 @dataclass
@@ -100,6 +103,7 @@ class DistributionService:
         self._fresh: dict[str, tuple[float, float, float]] = {}
         self._rechecking: set[str] = set()  # seeds added with a full check because their files changed
         self._backoff: dict[str, _Backoff] = {}  # transfers with no peer: when to redial / re-announce next
+        self._recovering: set[str] = set()  # transfers being removed and added again (_recover)
 
     @property
     def session(self) -> TorrentSession:
@@ -687,6 +691,11 @@ class DistributionService:
                     self._spawn(self._on_finished(t))
                 elif isinstance(e, ev.StorageError):
                     await self._fail(t, e.message)
+                elif isinstance(e, ev.TorrentFailed) and t.id in self._recovering:
+                    continue  # about the torrent object being replaced
+                elif isinstance(e, ev.TorrentFailed) and e.hashes_disagree and t.state == "downloading":
+                    self._recovering.add(t.id)  # now, so a second alert of the same torrent starts nothing
+                    self._spawn(self._guarded(t, "recovering from a hostile peer", self._recover(t, e.error)))
                 elif isinstance(e, ev.TorrentFailed):
                     await self._fail(t, f"torrent error: {e.error}")
                 elif isinstance(e, ev.MetadataFailed):
@@ -694,7 +703,8 @@ class DistributionService:
                 elif isinstance(e, ev.HashFailed):
                     t.hash_failures += 1
                 elif isinstance(e, ev.PeerBanned):
-                    t.banned_peers.append(e.peer)
+                    if e.peer not in t.banned_peers:  # libtorrent reports a ban once per connection
+                        t.banned_peers.append(e.peer)
                     log.warning("banned peer %s on %s (sent data that failed hash checks)", e.peer, t.id[:12])
                 elif isinstance(e, ev.ResumeDataSaved) and t.state in ("downloading", "paused", "metadata"):
                     await asyncio.to_thread(self._write_resume, t.id, e.data)
@@ -721,6 +731,56 @@ class DistributionService:
         problem = f"libtorrent recheck: {missing}% of the pieces are bad or missing"
         log.error("%s: %s; stopped seeding it", name, problem)
         await asyncio.to_thread(self.store.update_manifest, name, state="damaged", problems=[problem])
+
+    async def _recover(self, t: Transfer, why: str) -> None:
+        """libtorrent stopped a hybrid download for good with "v1 and v2 hashes do not describe the same data":
+        while the v2 piece layer is unknown (a magnet or bare infohash), the SHA-256 block hashes of a piece a
+        hostile peer sent (it failed SHA-1) stayed in the file's merkle tree, a good piece completing the same
+        subtree then failed SHA-256, and libtorrent dropped every piece and paused. Clearing the error or a
+        recheck replays it (the tree is kept); a fresh torrent object has a fresh tree. So: remove the torrent
+        (its files stay), add it again from the info dict we now have, without the resume data (which records
+        that tree): libtorrent checks the files on disk and keeps every piece that passes SHA-1 (a failed one
+        adds nothing to the new tree), the peers it banned stay banned, the others are dialled again, and
+        the download goes on. At most MAX_RECOVERIES times per transfer; then it ends in error."""
+        try:
+            if t.id not in self.session.ids():
+                return
+            if t.recovered >= MAX_RECOVERIES:
+                return await self._fail(
+                    t,
+                    f"torrent error: {why}; the download was restarted {t.recovered} times after it and peers "
+                    f"keep sending data that fails the hash checks (banned: {', '.join(t.banned_peers) or 'none'})",
+                )
+            data = self.session.torrent_bytes(t.id)
+            if data is None:  # pragma: no cover - a download leaves "metadata" only once the info dict is in
+                return await self._fail(t, f"torrent error: {why}")
+            t.recovered += 1
+            log.warning(
+                "transfer %s (%s): %s; restarting it from the pieces on disk (%d of %d), banned: %s",
+                t.id[:12],
+                t.name or "?",
+                why,
+                t.recovered,
+                MAX_RECOVERIES,
+                ", ".join(dict.fromkeys(t.banned_peers)) or "none",
+            )
+            await self.session.remove(t.id)  # the files stay where they are
+            self._drop_resume(t.id)
+            self._save_state()  # killed now: the restart adds it from the magnet and checks the files
+            hints = [f"{h}:{p}" for h, p in parse_target(t.target)["peers"]] if t.target else []
+            explicit = list(dict.fromkeys([*t.peers, *hints]))
+            banned = list(dict.fromkeys(t.banned_peers))
+            if explicit and all(p in banned for p in explicit):
+                # before the piece layer is known libtorrent cannot tell which peer sent the bad block and
+                # bans honest peers beside the hostile one (measured: README "A hostile peer"); with every
+                # explicit peer banned the transfer could reach nobody: dial them all again (bounded above)
+                log.warning("transfer %s: every explicit peer was banned; dialling them again", t.id[:12])
+                banned = [b for b in banned if b not in explicit]
+            await self.session.add_download(data, self.store.partial_dir / t.work_id, peers=explicit, banned=banned)
+            self._add_web_seeds(t)
+            self.session.announce(t.id)
+        finally:
+            self._recovering.discard(t.id)
 
     async def _guarded(self, t: Transfer, step: str, coro: Any) -> None:
         """Run one pipeline step; whatever it raises ends this transfer in ``error`` naming the step, never the

@@ -35,6 +35,9 @@ class Transfer:
     banned_peers: list[str] = field(default_factory=list)
     paused_by_user: bool = False
     force: bool = False  # download even when the model won't fit this machine's memory
+    # times libtorrent stopped it with "v1 and v2 hashes do not describe the same data" (a hostile peer's
+    # bytes in the merkle tree) and it was added again to go on (DistributionService._recover)
+    recovered: int = 0
 
     def public(self, status: Any | None) -> dict[str, Any]:
         d = asdict(self)

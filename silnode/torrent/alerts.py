@@ -214,7 +214,8 @@ class AlertPump:
         if t is lt.torrent_error_alert:
             # the Python binding of torrent_error_alert has no filename() (libtorrent 2.0/2.1): message() names it
             filename = a.filename() if hasattr(a, "filename") else ""
-            return TorrentFailed(id_, f"{a.error.message()} ({a.message()})", filename or "")
+            disagree = a.error.category().name() == "libtorrent" and a.error.message() == INCONSISTENT_HASHES
+            return TorrentFailed(id_, f"{a.error.message()} ({a.message()})", filename or "", disagree)
         if t is lt.hash_failed_alert:
             return HashFailed(id_, int(a.piece_index), None)
         if t is lt.peer_ban_alert:
@@ -261,6 +262,10 @@ class AlertPump:
         except RuntimeError:  # pragma: no cover - torrent already gone
             pass
         return StorageError(id_, path, text, code, message, True)
+
+
+# libtorrent's text for errors::torrent_inconsistent_hashes (src/error_code.cpp; the binding names no enum value)
+INCONSISTENT_HASHES = "v1 and v2 hashes do not describe the same data"
 
 
 def _endpoint(ep: Any) -> str:

@@ -81,7 +81,8 @@ Progress = Callable[[int, int], None]
 # SHA-256-only checks end that (0 of 30 runs failed, against 14 of 30), but here libtorrent verifies no piece
 # before the whole file's tree is in (the piece layer never arrived from the peers): resume data mid-download
 # holds no piece, a bad block fails every piece of the file and honest peers are banned beside the hostile
-# one. Kept as a switch for the bench until the recovery is built.
+# one. Kept as a switch for the bench: the error is handled instead by adding the torrent again
+# (DistributionService._recover: a fresh merkle tree, the pieces on disk that pass kept).
 DISABLE_V1_HASHES = 1 << 25
 HYBRID_V2_ONLY = False
 

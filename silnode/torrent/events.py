@@ -145,6 +145,10 @@ class TorrentFailed(TorrentEvent):
 
     error: str
     file: str
+    # libtorrent's torrent_inconsistent_hashes ("v1 and v2 hashes do not describe the same data"): a hybrid's
+    # merkle tree took SHA-256 block hashes from a piece that failed SHA-1 (a hostile peer's); libtorrent
+    # dropped every piece and paused. A fresh torrent object gets past it (DistributionService._recover).
+    hashes_disagree: bool = False
 
 
 @dataclass(frozen=True)

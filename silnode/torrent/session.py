@@ -357,6 +357,7 @@ class TorrentSession:
         resume_data: bytes | None = None,
         hold: bool = False,
         preallocate: bool = True,
+        banned: Iterable[Any] = (),
     ) -> str:
         """Download into ``save_path`` (files land flat: ``<save_path>/<file>``); returns the id.
 
@@ -367,6 +368,8 @@ class TorrentSession:
         ``hold``: fetch the metadata but no data until :meth:`release`.
         ``preallocate``: allocate the files in full up front (a full disk fails at once, as one clear
         :class:`StorageError`, instead of midway).
+        ``banned``: ``(host, port)`` / ``"host:port"`` peers this torrent never connects to (libtorrent's
+        ``banned_peers``): those a torrent removed and added again had banned for sending bad data.
         """
         lt = libtorrent()
         self._need()
@@ -383,6 +386,10 @@ class TorrentSession:
             # no metadata yet and held: want nothing once it is in (every file priority 0)
             atp.flags |= lt.torrent_flags.default_dont_download
         atp.save_path = str(save_path)
+        bans = [parse_peer(p) for p in banned]
+        if bans:
+            atp.banned_peers = list(dict.fromkeys([*atp.banned_peers, *bans]))
+        peer_list = [p for p in peer_list if p not in bans]
         if preallocate:
             atp.storage_mode = lt.storage_mode_t.storage_mode_allocate
         id_ = self._claim(v1, v2)
