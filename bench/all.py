@@ -39,6 +39,7 @@ BENCHES: dict[str, list[str]] = {
     "dvm": [PY, "bench/dvm.py"],
     "structured": [PY, "bench/structured.py"],
     "first_token": [PY, "bench/first_token.py"],
+    "hostile_peer": [PY, "bench/hostile_peer.py", "--runs", "30", "--hogs", "1"],
 }
 NEEDS_ROOT = {"netns": "network namespaces and tc"}
 
