@@ -37,3 +37,25 @@ async def get(node: Node, target: str, *, peers: tuple[str, ...] = (), timeout: 
     t = await node.distribution.download(target, peers=peers, **kw)
     await asyncio.wait_for(node.distribution.wait(t.id), timeout)
     return t
+
+
+async def openai_node(clean_env: Path, aiohttp_client: Any, models: dict[str, Path], **overrides: Any) -> Any:
+    """An in-process node serving ``models`` (name -> GGUF), as an aiohttp test client with ``.node`` and
+    ``.oai`` (the official ``openai`` async client pointed at its /v1)."""
+    import openai
+
+    from silnode.api import make_app
+    from silnode.config import load_config
+
+    config = load_config(clean_env, overrides={"daemon.port": 0, "serve.n_threads": 2, **overrides})
+    node = Node(config)
+    await node.start()
+    for name, path in models.items():
+        task = node.models.import_file(str(path), name, license="mit")
+        await node.tasks.wait(task)
+        assert task.state == "done", task.error
+        await node.serving.load(name)
+    client = await aiohttp_client(make_app(node))
+    client.node = node
+    client.oai = openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="unused", max_retries=0)
+    return client

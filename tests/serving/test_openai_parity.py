@@ -15,11 +15,8 @@ from typing import Literal
 import llama_cpp
 import openai
 import pytest
+from nodes import openai_node
 from pydantic import BaseModel, ConfigDict
-
-from silnode.api import make_app
-from silnode.config import load_config
-from silnode.node import Node
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -28,18 +25,7 @@ HI = [{"role": "user", "content": "hello"}]
 
 
 async def _node(clean_env, aiohttp_client, models: dict[str, Path]):
-    config = load_config(clean_env, overrides={"daemon.port": 0, "serve.n_threads": 2, "serve.max_n": 3})
-    node = Node(config)
-    await node.start()
-    for name, path in models.items():
-        task = node.models.import_file(str(path), name, license="mit")
-        await node.tasks.wait(task)
-        assert task.state == "done", task.error
-        await node.serving.load(name)
-    client = await aiohttp_client(make_app(node))
-    client.node = node
-    client.oai = openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="unused", max_retries=0)
-    return client
+    return await openai_node(clean_env, aiohttp_client, models, **{"serve.max_n": 3})
 
 
 @pytest.fixture

@@ -20,12 +20,10 @@ import llama_cpp
 import openai
 import pytest
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from nodes import openai_node
 from pydantic import BaseModel, ConfigDict
 
-from silnode.api import make_app
-from silnode.config import load_config
 from silnode.errors import InvalidGenerationRequest
-from silnode.node import Node
 from silnode.serving import tools
 from silnode.serving.request import GenerationRequest
 from tests.ggufgen import CHATML, HERMES_TOOLS, make_gguf
@@ -67,24 +65,9 @@ def hermes_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_gguf(tmp_path_factory.mktemp("hermes") / "hermes.gguf", chat_template=HERMES_TOOLS)
 
 
-async def _node(clean_env, aiohttp_client, models: dict[str, Path]):
-    config = load_config(clean_env, overrides={"daemon.port": 0, "serve.n_threads": 2})
-    node = Node(config)
-    await node.start()
-    for name, path in models.items():
-        task = node.models.import_file(str(path), name, license="mit")
-        await node.tasks.wait(task)
-        assert task.state == "done", task.error
-        await node.serving.load(name)
-    client = await aiohttp_client(make_app(node))
-    client.node = node
-    client.oai = openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="unused", max_retries=0)
-    return client
-
-
 @pytest.fixture
 async def both(clean_env, tiny_gguf, hermes_gguf, aiohttp_client):
-    client = await _node(clean_env, aiohttp_client, {HERMES: hermes_gguf, TINY: tiny_gguf})
+    client = await openai_node(clean_env, aiohttp_client, {HERMES: hermes_gguf, TINY: tiny_gguf})
     yield client
     await client.oai.close()
     await client.node.stop()
@@ -92,7 +75,7 @@ async def both(clean_env, tiny_gguf, hermes_gguf, aiohttp_client):
 
 @pytest.fixture
 async def gemma(clean_env, gemma_gguf, aiohttp_client):
-    client = await _node(clean_env, aiohttp_client, {GEMMA: gemma_gguf})
+    client = await openai_node(clean_env, aiohttp_client, {GEMMA: gemma_gguf})
     yield client
     await client.oai.close()
     await client.node.stop()
