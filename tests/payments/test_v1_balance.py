@@ -16,9 +16,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "dvm"))
 
 from dvm_helpers import PHRASE, TINY, import_tiny  # noqa: E402
+from v1_node import priced_v1_config  # noqa: E402
 
 from silnode.api import make_app  # noqa: E402
-from silnode.config import load_config  # noqa: E402
 from silnode.home import token_digest  # noqa: E402
 from silnode.identity import Identity  # noqa: E402
 from silnode.node import Node  # noqa: E402
@@ -27,19 +27,7 @@ pytestmark = pytest.mark.timeout(240)
 
 
 async def test_a_balance_key_pays_for_requests_until_it_runs_out(clean_env, tiny_gguf, mint, customer, aiohttp_client):
-    config = load_config(
-        clean_env,
-        overrides={
-            "daemon.port": 0,
-            "daemon.bind_address": "0.0.0.0",
-            "nostr.sell": False,
-            "serve.n_threads": 2,
-            "serve.n_ctx": 512,
-            "payments.require_payment_http": True,
-            "payments.mints": [mint.url],
-            "payments.price_msats_per_job": 2000,  # 2 sats a request
-        },
-    )
+    config = priced_v1_config(clean_env, mint.url, "0.0.0.0")
     node = Node(config, identity=Identity.from_mnemonic(PHRASE))
     await node.start()
     try:

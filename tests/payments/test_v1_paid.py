@@ -15,9 +15,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "dvm"))
 
 from dvm_helpers import TINY, import_tiny  # noqa: E402
+from v1_node import priced_v1_config  # noqa: E402
 
 from silnode.api import make_app  # noqa: E402
-from silnode.config import load_config  # noqa: E402
 from silnode.identity import Identity  # noqa: E402
 from silnode.node import Node  # noqa: E402
 
@@ -27,19 +27,7 @@ PHRASE = "leader monkey parrot ring guide accident before fence cannon height na
 
 @pytest.mark.parametrize("bind", ["127.0.0.1", "0.0.0.0"])
 async def test_v1_paid_with_ecash(clean_env, tiny_gguf, mint, customer, aiohttp_client, bind):
-    config = load_config(
-        clean_env,
-        overrides={
-            "daemon.port": 0,
-            "daemon.bind_address": bind,
-            "nostr.sell": False,
-            "serve.n_threads": 2,
-            "serve.n_ctx": 512,
-            "payments.require_payment_http": True,
-            "payments.mints": [mint.url],
-            "payments.price_msats_per_job": 2000,  # 2 sats a request
-        },
-    )
+    config = priced_v1_config(clean_env, mint.url, bind)
     node = Node(config, identity=Identity.from_mnemonic(PHRASE))
     await node.start()
     try:
